@@ -1,0 +1,482 @@
+//! The few KMIP messages we speak: a request with DiscoverVersions and/or Query batch items, and
+//! the response to it. Tag and enumeration values are those of the KMIP 1.x specification.
+
+use std::fmt;
+
+use crate::ttlv::{Item, Value};
+
+/// Tags of the KMIP specification (section 9.1.3.1), only those we use.
+pub mod tag {
+    pub const AUTHENTICATION: u32 = 0x42000C;
+    pub const BATCH_COUNT: u32 = 0x42000D;
+    pub const BATCH_ITEM: u32 = 0x42000F;
+    pub const CREDENTIAL: u32 = 0x420023;
+    pub const CREDENTIAL_TYPE: u32 = 0x420024;
+    pub const CREDENTIAL_VALUE: u32 = 0x420025;
+    pub const OBJECT_TYPE: u32 = 0x420057;
+    pub const OPERATION: u32 = 0x42005C;
+    pub const PASSWORD: u32 = 0x4200A1;
+    pub const PROTOCOL_VERSION: u32 = 0x420069;
+    pub const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
+    pub const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
+    pub const QUERY_FUNCTION: u32 = 0x420074;
+    pub const REQUEST_HEADER: u32 = 0x420077;
+    pub const REQUEST_MESSAGE: u32 = 0x420078;
+    pub const REQUEST_PAYLOAD: u32 = 0x420079;
+    pub const RESPONSE_HEADER: u32 = 0x42007A;
+    pub const RESPONSE_MESSAGE: u32 = 0x42007B;
+    pub const RESPONSE_PAYLOAD: u32 = 0x42007C;
+    pub const RESULT_MESSAGE: u32 = 0x42007D;
+    pub const RESULT_REASON: u32 = 0x42007E;
+    pub const RESULT_STATUS: u32 = 0x42007F;
+    pub const USERNAME: u32 = 0x420099;
+    pub const VENDOR_IDENTIFICATION: u32 = 0x42009D;
+    pub const SERVER_INFORMATION: u32 = 0x420088;
+}
+
+const CREDENTIAL_TYPE_USERNAME_AND_PASSWORD: u32 = 0x01;
+
+/// A KMIP protocol version, such as 1.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProtocolVersion {
+    pub major: i32,
+    pub minor: i32,
+}
+
+impl ProtocolVersion {
+    /// The version our requests are written in: DiscoverVersions and Query exist since 1.1 and
+    /// 1.0, and every server we know answers 1.2.
+    pub const REQUEST: ProtocolVersion = ProtocolVersion { major: 1, minor: 2 };
+
+    fn to_item(self) -> Item {
+        Item::new(
+            tag::PROTOCOL_VERSION,
+            Value::Structure(vec![
+                Item::new(tag::PROTOCOL_VERSION_MAJOR, Value::Integer(self.major)),
+                Item::new(tag::PROTOCOL_VERSION_MINOR, Value::Integer(self.minor)),
+            ]),
+        )
+    }
+
+    fn from_item(item: &Item) -> Result<Self, ParseError> {
+        Ok(ProtocolVersion {
+            major: integer(item, tag::PROTOCOL_VERSION_MAJOR, "Protocol Version Major")?,
+            minor: integer(item, tag::PROTOCOL_VERSION_MINOR, "Protocol Version Minor")?,
+        })
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// A Username and Password credential. Its Debug output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credential {
+    fn to_item(&self) -> Item {
+        Item::new(
+            tag::CREDENTIAL,
+            Value::Structure(vec![
+                Item::new(
+                    tag::CREDENTIAL_TYPE,
+                    Value::Enumeration(CREDENTIAL_TYPE_USERNAME_AND_PASSWORD),
+                ),
+                Item::new(
+                    tag::CREDENTIAL_VALUE,
+                    Value::Structure(vec![
+                        Item::new(tag::USERNAME, Value::TextString(self.username.clone())),
+                        Item::new(tag::PASSWORD, Value::TextString(self.password.clone())),
+                    ]),
+                ),
+            ]),
+        )
+    }
+}
+
+/// The operations we send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Query = 0x18,
+    DiscoverVersions = 0x1E,
+}
+
+/// What a Query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFunction {
+    Operations = 0x01,
+    Objects = 0x02,
+    ServerInformation = 0x03,
+}
+
+/// One batch item of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Which of these versions does the server speak? Empty: all it speaks.
+    DiscoverVersions(Vec<ProtocolVersion>),
+    Query(Vec<QueryFunction>),
+}
+
+impl Request {
+    fn operation(&self) -> Operation {
+        match self {
+            Request::DiscoverVersions(_) => Operation::DiscoverVersions,
+            Request::Query(_) => Operation::Query,
+        }
+    }
+
+    fn payload(&self) -> Vec<Item> {
+        match self {
+            Request::DiscoverVersions(versions) => versions.iter().map(|v| v.to_item()).collect(),
+            Request::Query(functions) => functions
+                .iter()
+                .map(|f| Item::new(tag::QUERY_FUNCTION, Value::Enumeration(*f as u32)))
+                .collect(),
+        }
+    }
+
+    fn to_batch_item(&self) -> Item {
+        Item::new(
+            tag::BATCH_ITEM,
+            Value::Structure(vec![
+                Item::new(tag::OPERATION, Value::Enumeration(self.operation() as u32)),
+                Item::new(tag::REQUEST_PAYLOAD, Value::Structure(self.payload())),
+            ]),
+        )
+    }
+}
+
+/// Encodes a request message holding `batch`, authenticated by `credential` when given.
+pub fn encode_request(batch: &[Request], credential: Option<&Credential>) -> Vec<u8> {
+    let mut header = vec![ProtocolVersion::REQUEST.to_item()];
+    if let Some(credential) = credential {
+        header.push(Item::new(
+            tag::AUTHENTICATION,
+            Value::Structure(vec![credential.to_item()]),
+        ));
+    }
+    let count = i32::try_from(batch.len()).unwrap_or(i32::MAX);
+    header.push(Item::new(tag::BATCH_COUNT, Value::Integer(count)));
+    let mut message = vec![Item::new(tag::REQUEST_HEADER, Value::Structure(header))];
+    message.extend(batch.iter().map(Request::to_batch_item));
+    Item::new(tag::REQUEST_MESSAGE, Value::Structure(message)).to_bytes()
+}
+
+/// Result Status of a batch item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultStatus {
+    Success,
+    OperationFailed,
+    OperationPending,
+    OperationUndone,
+    Other(u32),
+}
+
+impl From<u32> for ResultStatus {
+    fn from(value: u32) -> Self {
+        match value {
+            0 => ResultStatus::Success,
+            1 => ResultStatus::OperationFailed,
+            2 => ResultStatus::OperationPending,
+            3 => ResultStatus::OperationUndone,
+            other => ResultStatus::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for ResultStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResultStatus::Success => f.write_str("Success"),
+            ResultStatus::OperationFailed => f.write_str("Operation Failed"),
+            ResultStatus::OperationPending => f.write_str("Operation Pending"),
+            ResultStatus::OperationUndone => f.write_str("Operation Undone"),
+            ResultStatus::Other(v) => write!(f, "status 0x{v:X}"),
+        }
+    }
+}
+
+/// The name of a Result Reason value (KMIP 1.4, section 9.1.3.2.29).
+pub fn result_reason_name(reason: u32) -> String {
+    let name = match reason {
+        0x01 => "Item Not Found",
+        0x02 => "Response Too Large",
+        0x03 => "Authentication Not Successful",
+        0x04 => "Invalid Message",
+        0x05 => "Operation Not Supported",
+        0x06 => "Missing Data",
+        0x07 => "Invalid Field",
+        0x08 => "Feature Not Supported",
+        0x09 => "Operation Canceled By Requester",
+        0x0A => "Cryptographic Failure",
+        0x0B => "Illegal Operation",
+        0x0C => "Permission Denied",
+        0x0D => "Object Archived",
+        0x0E => "Index Out of Bounds",
+        0x0F => "Application Namespace Not Supported",
+        0x10 => "Key Format Type Not Supported",
+        0x11 => "Key Compression Type Not Supported",
+        0x12 => "Encoding Option Error",
+        0x13 => "Key Value Not Present",
+        0x14 => "Attestation Required",
+        0x15 => "Attestation Failed",
+        0x16 => "Sensitive",
+        0x17 => "Not Extractable",
+        0x18 => "Object Already Exists",
+        0x100 => "General Failure",
+        other => return format!("reason 0x{other:X}"),
+    };
+    name.to_string()
+}
+
+/// The result of one batch item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    pub operation: Option<u32>,
+    pub status: ResultStatus,
+    pub reason: Option<u32>,
+    pub message: Option<String>,
+    pub payload: Option<Item>,
+}
+
+impl BatchResult {
+    fn from_item(item: &Item) -> Result<Self, ParseError> {
+        let status = item
+            .child(tag::RESULT_STATUS)
+            .and_then(enumeration)
+            .ok_or(ParseError::Missing("Result Status"))?;
+        Ok(BatchResult {
+            operation: item.child(tag::OPERATION).and_then(enumeration),
+            status: ResultStatus::from(status),
+            reason: item.child(tag::RESULT_REASON).and_then(enumeration),
+            message: item
+                .child(tag::RESULT_MESSAGE)
+                .and_then(|i| match &i.value {
+                    Value::TextString(s) => Some(s.clone()),
+                    _ => None,
+                }),
+            payload: item.child(tag::RESPONSE_PAYLOAD).cloned(),
+        })
+    }
+
+    /// The versions listed by a DiscoverVersions payload, in the server's order of preference.
+    pub fn discovered_versions(&self) -> Result<Vec<ProtocolVersion>, ParseError> {
+        let Some(payload) = &self.payload else {
+            return Ok(Vec::new());
+        };
+        payload
+            .children(tag::PROTOCOL_VERSION)
+            .map(ProtocolVersion::from_item)
+            .collect()
+    }
+
+    /// What a Query payload says.
+    pub fn query_answer(&self) -> QueryAnswer {
+        let Some(payload) = &self.payload else {
+            return QueryAnswer::default();
+        };
+        QueryAnswer {
+            operations: payload
+                .children(tag::OPERATION)
+                .filter_map(enumeration)
+                .collect(),
+            object_types: payload
+                .children(tag::OBJECT_TYPE)
+                .filter_map(enumeration)
+                .collect(),
+            vendor_identification: payload
+                .child(tag::VENDOR_IDENTIFICATION)
+                .and_then(|i| match &i.value {
+                    Value::TextString(s) => Some(s.clone()),
+                    _ => None,
+                }),
+            server_information: payload.child(tag::SERVER_INFORMATION).cloned(),
+        }
+    }
+}
+
+/// The answer to a Query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryAnswer {
+    pub operations: Vec<u32>,
+    pub object_types: Vec<u32>,
+    pub vendor_identification: Option<String>,
+    pub server_information: Option<Item>,
+}
+
+/// A decoded response message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub protocol_version: ProtocolVersion,
+    pub batch: Vec<BatchResult>,
+}
+
+/// Why a well-formed TTLV item is not the response we expect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("expected a Response Message, found tag {0:?}")]
+    NotAResponse(crate::ttlv::Tag),
+    #[error("the response has no {0}")]
+    Missing(&'static str),
+    #[error("{0} has the wrong type")]
+    WrongType(&'static str),
+}
+
+impl Response {
+    pub fn from_item(item: &Item) -> Result<Self, ParseError> {
+        if item.tag.0 != tag::RESPONSE_MESSAGE {
+            return Err(ParseError::NotAResponse(item.tag));
+        }
+        let header = item
+            .child(tag::RESPONSE_HEADER)
+            .ok_or(ParseError::Missing("Response Header"))?;
+        let version = header
+            .child(tag::PROTOCOL_VERSION)
+            .ok_or(ParseError::Missing("Protocol Version"))?;
+        Ok(Response {
+            protocol_version: ProtocolVersion::from_item(version)?,
+            batch: item
+                .children(tag::BATCH_ITEM)
+                .map(BatchResult::from_item)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn integer(parent: &Item, child: u32, name: &'static str) -> Result<i32, ParseError> {
+    match parent.child(child).map(|i| &i.value) {
+        Some(Value::Integer(v)) => Ok(*v),
+        Some(_) => Err(ParseError::WrongType(name)),
+        None => Err(ParseError::Missing(name)),
+    }
+}
+
+fn enumeration(item: &Item) -> Option<u32> {
+    match item.value {
+        Value::Enumeration(v) => Some(v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discover_versions_request_has_header_and_one_batch_item() {
+        let bytes = encode_request(&[Request::DiscoverVersions(vec![])], None);
+        let message = Item::from_bytes(&bytes).unwrap();
+        assert_eq!(message.tag.0, tag::REQUEST_MESSAGE);
+        let header = message.child(tag::REQUEST_HEADER).unwrap();
+        assert_eq!(
+            header.child(tag::BATCH_COUNT).unwrap().value,
+            Value::Integer(1)
+        );
+        assert!(header.child(tag::AUTHENTICATION).is_none());
+        let item = message.child(tag::BATCH_ITEM).unwrap();
+        assert_eq!(
+            item.child(tag::OPERATION).unwrap().value,
+            Value::Enumeration(0x1E)
+        );
+    }
+
+    #[test]
+    fn a_credential_travels_in_the_request_header() {
+        let credential = Credential {
+            username: "kmip-user".into(),
+            password: "s3cret".into(),
+        };
+        let bytes = encode_request(
+            &[Request::Query(vec![QueryFunction::Operations])],
+            Some(&credential),
+        );
+        let message = Item::from_bytes(&bytes).unwrap();
+        let value = message
+            .child(tag::REQUEST_HEADER)
+            .and_then(|h| h.child(tag::AUTHENTICATION))
+            .and_then(|a| a.child(tag::CREDENTIAL))
+            .and_then(|c| c.child(tag::CREDENTIAL_VALUE))
+            .unwrap();
+        assert_eq!(
+            value.child(tag::USERNAME).unwrap().value,
+            Value::TextString("kmip-user".into())
+        );
+        assert_eq!(
+            value.child(tag::PASSWORD).unwrap().value,
+            Value::TextString("s3cret".into())
+        );
+        assert!(!format!("{credential:?}").contains("s3cret"));
+    }
+
+    fn response(batch: Vec<Item>) -> Item {
+        let mut items = vec![Item::new(
+            tag::RESPONSE_HEADER,
+            Value::Structure(vec![ProtocolVersion { major: 1, minor: 2 }.to_item()]),
+        )];
+        items.extend(batch);
+        Item::new(tag::RESPONSE_MESSAGE, Value::Structure(items))
+    }
+
+    #[test]
+    fn parses_versions_and_failures() {
+        let ok = Item::new(
+            tag::BATCH_ITEM,
+            Value::Structure(vec![
+                Item::new(tag::OPERATION, Value::Enumeration(0x1E)),
+                Item::new(tag::RESULT_STATUS, Value::Enumeration(0)),
+                Item::new(
+                    tag::RESPONSE_PAYLOAD,
+                    Value::Structure(vec![
+                        ProtocolVersion { major: 2, minor: 0 }.to_item(),
+                        ProtocolVersion { major: 1, minor: 4 }.to_item(),
+                    ]),
+                ),
+            ]),
+        );
+        let failed = Item::new(
+            tag::BATCH_ITEM,
+            Value::Structure(vec![
+                Item::new(tag::RESULT_STATUS, Value::Enumeration(1)),
+                Item::new(tag::RESULT_REASON, Value::Enumeration(3)),
+                Item::new(tag::RESULT_MESSAGE, Value::TextString("nope".into())),
+            ]),
+        );
+        let parsed = Response::from_item(&response(vec![ok, failed])).unwrap();
+        assert_eq!(
+            parsed.batch[0].discovered_versions().unwrap(),
+            vec![
+                ProtocolVersion { major: 2, minor: 0 },
+                ProtocolVersion { major: 1, minor: 4 }
+            ]
+        );
+        assert_eq!(parsed.batch[1].status, ResultStatus::OperationFailed);
+        assert_eq!(parsed.batch[1].reason, Some(3));
+        assert_eq!(result_reason_name(3), "Authentication Not Successful");
+        assert_eq!(parsed.batch[1].message.as_deref(), Some("nope"));
+    }
+
+    #[test]
+    fn a_request_is_not_a_response() {
+        let bytes = encode_request(&[Request::DiscoverVersions(vec![])], None);
+        let item = Item::from_bytes(&bytes).unwrap();
+        assert!(matches!(
+            Response::from_item(&item),
+            Err(ParseError::NotAResponse(_))
+        ));
+    }
+}

@@ -1,0 +1,237 @@
+//! The client against real PyKMIP servers and against peers that misbehave on purpose.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kmip::{Credential, Endpoint, Failure, ProtocolVersion, QueryFunction, TlsIdentity};
+use test_support::fake::{FakeTlsServer, HandshakeFailureServer, SilentListener};
+use test_support::pki::{Issued, TestPki};
+use test_support::pykmip::{PyKmip, PyKmipConfig};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(TestPki::new)
+}
+
+/// The key manager's identity: our client certificate, trusting our CA only.
+fn identity_with(client: &Issued) -> TlsIdentity {
+    TlsIdentity::from_pem(&client.cert_pem, &client.key_pem, &[&pki().ca.cert_pem])
+        .expect("identity")
+}
+
+fn identity() -> TlsIdentity {
+    identity_with(&pki().client)
+}
+
+fn local(port: u16) -> Endpoint {
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+fn good_server() -> PyKmip {
+    PyKmip::start(PyKmipConfig {
+        server: &pki().server,
+        trusted_ca: &pki().ca,
+        credential: None,
+    })
+}
+
+async fn check(endpoint: &Endpoint) -> Result<Vec<ProtocolVersion>, kmip::Error> {
+    kmip::discover_versions(&identity(), endpoint, None, TIMEOUT).await
+}
+
+#[tokio::test]
+async fn discovers_the_versions_pykmip_speaks_and_queries_it() {
+    let server = good_server();
+    let versions = check(&local(server.port)).await.expect("check succeeds");
+    let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["2.0", "1.4", "1.3", "1.2", "1.1", "1.0"]);
+
+    let answer = kmip::query(
+        &identity(),
+        &local(server.port),
+        None,
+        vec![
+            QueryFunction::Operations,
+            QueryFunction::Objects,
+            QueryFunction::ServerInformation,
+        ],
+        TIMEOUT,
+    )
+    .await
+    .expect("query succeeds");
+    const DISCOVER_VERSIONS: u32 = 0x1E;
+    assert!(answer.operations.contains(&DISCOVER_VERSIONS), "{answer:?}");
+    // PyKMIP answers Query Objects with an empty list, and names itself.
+    assert!(answer.object_types.is_empty(), "{answer:?}");
+    let vendor = answer.vendor_identification.unwrap_or_default();
+    assert!(vendor.starts_with("PyKMIP"), "{vendor}");
+}
+
+#[tokio::test]
+async fn localhost_is_resolved_and_matched_against_the_certificate() {
+    let server = good_server();
+    let endpoint = Endpoint {
+        host: "localhost".into(),
+        port: server.port,
+    };
+    assert!(check(&endpoint).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_another_ca_is_not_trusted() {
+    let server = PyKmip::start(PyKmipConfig {
+        server: &pki().rogue_server,
+        trusted_ca: &pki().ca,
+        credential: None,
+    });
+    let error = check(&local(server.port)).await.unwrap_err();
+    assert_eq!(error.failure, Failure::ServerNotTrusted, "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "127.0.0.1:{}: server certificate is not signed by any of the key manager's server \
+             CA certificates (issuer: CN=rogue-ca)",
+            server.port
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_trusts_another_ca_rejects_our_client_certificate() {
+    let server = PyKmip::start(PyKmipConfig {
+        server: &pki().server,
+        trusted_ca: &pki().rogue_ca,
+        credential: None,
+    });
+    let error = check(&local(server.port)).await.unwrap_err();
+    assert_eq!(error.failure, Failure::ClientCertificateRejected, "{error}");
+    assert!(error.detail.contains("client certificate"), "{error}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_without_client_auth_usage_gets_a_kmip_error() {
+    let server = good_server();
+    let client = pki().ca.client_without_client_auth("no-eku");
+    let result =
+        kmip::discover_versions(&identity_with(&client), &local(server.port), None, TIMEOUT).await;
+    let error = result.unwrap_err();
+    assert_eq!(error.failure, Failure::OperationFailed, "{error}");
+    assert!(
+        error.detail.contains("Authentication Not Successful"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_sent_and_a_wrong_password_is_refused_in_kmip() {
+    let server = PyKmip::start(PyKmipConfig {
+        server: &pki().server,
+        trusted_ca: &pki().ca,
+        credential: Some(("kmip-user", "right-password")),
+    });
+    let endpoint = local(server.port);
+    let right = Credential {
+        username: "kmip-user".into(),
+        password: "right-password".into(),
+    };
+    let wrong = Credential {
+        password: "wrong-password".into(),
+        ..right.clone()
+    };
+    assert!(
+        kmip::discover_versions(&identity(), &endpoint, Some(&right), TIMEOUT)
+            .await
+            .is_ok()
+    );
+    for credential in [Some(&wrong), None] {
+        let error = kmip::discover_versions(&identity(), &endpoint, credential, TIMEOUT)
+            .await
+            .unwrap_err();
+        assert_eq!(error.failure, Failure::OperationFailed, "{error}");
+        assert_eq!(error.result.and_then(|(_, reason)| reason), Some(0x03));
+        assert!(!error.to_string().contains("password"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_port_is_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let error = check(&local(port)).await.unwrap_err();
+    assert_eq!(error.failure, Failure::Unreachable);
+    assert!(error.detail.contains("connection refused"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unknown_host_name_is_unreachable() {
+    let endpoint = Endpoint {
+        host: "no-such-host.invalid".into(),
+        port: 5696,
+    };
+    let error = check(&endpoint).await.unwrap_err();
+    assert_eq!(error.failure, Failure::Unreachable);
+    assert!(error.detail.contains("cannot resolve"), "{error}");
+}
+
+#[tokio::test]
+async fn a_silent_server_is_cut_off_by_the_timeout() {
+    let silent = SilentListener::start().await;
+    let endpoint = local(silent.address.port());
+    let timeout = Duration::from_millis(300);
+    // The outer bound only keeps a broken build from hanging the suite.
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        kmip::discover_versions(&identity(), &endpoint, None, timeout),
+    )
+    .await
+    .expect("the client's own timeout fires");
+    let error = result.unwrap_err();
+    assert_eq!(error.failure, Failure::Unreachable);
+    assert!(
+        error.detail.contains("timeout, during the TLS handshake"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_not_trusted() {
+    let elsewhere = pki().ca.server("elsewhere", &["kmip.example.com"]);
+    let fake = FakeTlsServer::start(&elsewhere, Vec::new()).await;
+    let error = check(&local(fake.address.port())).await.unwrap_err();
+    assert_eq!(error.failure, Failure::ServerNotTrusted);
+    assert!(error.detail.contains("kmip.example.com"), "{error}");
+}
+
+#[tokio::test]
+async fn garbage_answers_are_errors_not_panics() {
+    let huge_length = vec![0x42, 0x00, 0x7B, 0x01, 0x7F, 0xFF, 0xFF, 0xF8];
+    let not_kmip = b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec();
+    let truncated = vec![0x42, 0x00, 0x7B, 0x01, 0x00, 0x00, 0x00, 0x10, 0x42];
+    let not_a_response = kmip::message::encode_request(&[], None);
+    let cases = [
+        (huge_length, "exceeds the 1048576-byte limit"),
+        (not_kmip, "did not answer with a KMIP message"),
+        (truncated, "ended in the middle"),
+        (not_a_response, "unexpected KMIP response"),
+    ];
+    for (reply, expected) in cases {
+        let fake = FakeTlsServer::start(&pki().server, reply).await;
+        let error = check(&local(fake.address.port())).await.unwrap_err();
+        assert_eq!(error.failure, Failure::Unreachable, "{error}");
+        assert!(error.detail.contains(expected), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_handshake_failure_alert_is_a_tls_failure() {
+    let peer = HandshakeFailureServer::start().await;
+    let error = check(&local(peer.address.port())).await.unwrap_err();
+    assert_eq!(error.failure, Failure::Tls, "{error}");
+    assert!(error.detail.contains("handshake"), "{error}");
+}
