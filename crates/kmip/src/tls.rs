@@ -2,6 +2,7 @@
 //! trust, and a verifier that remembers which certificate the server presented so that a failure
 //! can name it.
 
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::WebPkiServerVerifier;
@@ -14,11 +15,21 @@ use crate::error::IdentityError;
 
 /// A key manager's TLS identity: the client certificate chain and key it presents, and the
 /// server CA certificates it trusts (and nothing else: no system roots).
-#[derive(Debug)]
 pub struct TlsIdentity {
     client_chain: Vec<CertificateDer<'static>>,
     client_key: PrivateKeyDer<'static>,
     roots: Arc<RootCertStore>,
+}
+
+/// Written by hand so that the private key can never reach a log line.
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("client_chain_len", &self.client_chain.len())
+            .field("client_key", &"<redacted>")
+            .field("server_cas", &self.roots.len())
+            .finish()
+    }
 }
 
 impl Clone for TlsIdentity {

@@ -1,6 +1,7 @@
 //! The command line: every subcommand, parsed by clap and dispatched here.
 
 mod kmip_check;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the REST service.
+    Serve(serve::ServeArgs),
     /// Talk to a KMIP key server directly, without the service.
     Kmip {
         #[command(subcommand)]
@@ -31,6 +34,7 @@ enum KmipCommand {
 
 pub async fn run(args: Args) -> ExitCode {
     match args.command {
+        Command::Serve(serve) => serve::run(serve).await,
         Command::Kmip {
             command: KmipCommand::Check(check),
         } => kmip_check::run(check).await,

@@ -1,0 +1,75 @@
+//! ONTAP's response shapes: HAL JSON bodies, the collection envelope, `_links`, and the empty
+//! object that PATCH and DELETE answer.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// ONTAP's content type.
+pub const HAL_JSON: &str = "application/hal+json";
+
+/// A JSON body with ONTAP's content type. The body starts with `{`: NetApp's Python client
+/// sends anything else to its multipart decoder.
+pub fn hal_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));
+    response
+}
+
+pub fn ok(body: &Value) -> Response {
+    hal_json(StatusCode::OK, body)
+}
+
+/// PATCH and DELETE: `200 OK` with `{}`.
+pub fn empty_ok() -> Response {
+    ok(&json!({}))
+}
+
+/// `{"self": {"href": ...}}`.
+pub fn self_link(href: &str) -> Value {
+    json!({ "self": { "href": href } })
+}
+
+/// The collection envelope; `next` is the href of the following page when records were cut.
+pub fn collection(
+    records: Vec<Value>,
+    self_href: &str,
+    next: Option<String>,
+    return_records: bool,
+) -> Response {
+    let mut links = self_link(self_href);
+    if let Some(next) = next {
+        links["next"] = json!({ "href": next });
+    }
+    let mut body = json!({ "num_records": records.len() });
+    if return_records {
+        body["records"] = Value::Array(records);
+    }
+    body["_links"] = links;
+    ok(&body)
+}
+
+/// `201 Created` with `Location: <path>`; the body carries the new records only when asked to.
+pub fn created(location: &str, records: Option<Vec<Value>>) -> Response {
+    let body = match records {
+        Some(records) => json!({ "num_records": records.len(), "records": records }),
+        None => json!({}),
+    };
+    let mut response = hal_json(StatusCode::CREATED, &body);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// A path segment, percent-encoded as ONTAP writes keys in links (`ks1:5696` → `ks1%3A5696`).
+pub fn encode_segment(segment: &str) -> String {
+    const KEY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(segment, KEY).to_string()
+}

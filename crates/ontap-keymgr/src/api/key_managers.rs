@@ -1,0 +1,285 @@
+//! `/api/security/key-managers`: external and onboard key managers. The expensive `status` is
+//! measured only when asked for.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::domain::Error;
+use crate::domain::certificate_service::CertificateRef;
+use crate::domain::key_managers::{KeyManagerChanges, NewExternal, NewKeyManager, NewOnboard};
+use crate::domain::key_servers::NewKeyServer;
+use crate::domain::model::{KeyManager, KeyManagerKind, KeyServer};
+
+use super::AppState;
+use super::body::Body;
+use super::certificates::{certificate_href, svm_selector};
+use super::envelope::{created, empty_ok, self_link};
+use super::error::ApiResult;
+use super::key_servers::key_server_href;
+use super::listing::{Pairs, parse, respond_collection, respond_instance};
+use super::query::{Query, Schema};
+use super::svms::svm_ref;
+
+pub const KEY_MANAGER_SCHEMA: Schema = Schema {
+    fields: &[
+        "uuid",
+        "scope",
+        "svm.name",
+        "svm.uuid",
+        "external.client_certificate.uuid",
+        "external.client_certificate.name",
+        "external.server_ca_certificates.uuid",
+        "external.servers.server",
+        "external.servers.timeout",
+        "external.servers.username",
+        "external.servers.secondary_key_servers",
+        "onboard.enabled",
+    ],
+    expensive: &["status.code", "status.message"],
+    keys: &["uuid"],
+    path_params: &[],
+};
+
+pub fn key_manager_href(uuid: &str) -> String {
+    format!("/api/security/key-managers/{uuid}")
+}
+
+/// A key manager as ONTAP shows it. The shape of `server_ca_certificates` items is exactly
+/// `{uuid, _links}`: Ansible compares them to `{"uuid": ...}` after dropping `_links`.
+fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&str) -> String) -> Value {
+    let mut record = json!({
+        "uuid": key_manager.uuid,
+        "scope": if key_manager.svm.is_some() { "svm" } else { "cluster" },
+        "_links": self_link(&key_manager_href(&key_manager.uuid)),
+    });
+    if let Some(svm) = &key_manager.svm {
+        record["svm"] = svm_ref(svm);
+    }
+    match &key_manager.kind {
+        KeyManagerKind::External {
+            client_certificate,
+            server_ca_certificates,
+            servers,
+        } => {
+            record["external"] = json!({
+                "client_certificate": {
+                    "uuid": client_certificate,
+                    "name": names(client_certificate),
+                    "_links": self_link(&certificate_href(client_certificate)),
+                },
+                "server_ca_certificates": server_ca_certificates.iter().map(|uuid| json!({
+                    "uuid": uuid,
+                    "_links": self_link(&certificate_href(uuid)),
+                })).collect::<Vec<_>>(),
+                "servers": servers.iter().map(|s| embedded_server(&key_manager.uuid, s)).collect::<Vec<_>>(),
+            });
+        }
+        KeyManagerKind::Onboard { .. } => {
+            record["onboard"] = json!({ "enabled": true });
+        }
+    }
+    record
+}
+
+/// A key server inside a key manager: `secondary_key_servers` is a comma-delimited string here
+/// (an array in `/key-servers`), as in ONTAP and NetApp's client schemas.
+fn embedded_server(key_manager: &str, server: &KeyServer) -> Value {
+    let mut record = json!({
+        "server": server.server.as_str(),
+        "timeout": server.timeout,
+        "_links": self_link(&key_server_href(key_manager, server.server.as_str())),
+    });
+    if let Some(username) = &server.username {
+        record["username"] = username.clone().into();
+    }
+    if !server.secondary_key_servers.is_empty() {
+        record["secondary_key_servers"] = server.secondary_key_servers.join(", ").into();
+    }
+    record
+}
+
+async fn records(
+    state: &AppState,
+    key_managers: &[KeyManager],
+    query: &Query,
+) -> ApiResult<Vec<Value>> {
+    let certificates = state.service.certificates().await?;
+    let names = |uuid: &str| {
+        certificates
+            .iter()
+            .find(|c| c.uuid == uuid)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let with_status = query.needs("status");
+    let mut records = Vec::with_capacity(key_managers.len());
+    for key_manager in key_managers {
+        let mut record = key_manager_json(key_manager, &names);
+        if with_status {
+            let status = state.service.key_manager_status(key_manager).await?;
+            record["status"] = json!({ "code": status.code, "message": status.message });
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(pairs): QueryParams<Pairs>,
+) -> ApiResult<Response> {
+    let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
+    let key_managers = state.service.key_managers().await?;
+    let records = records(&state, &key_managers, &query).await?;
+    Ok(respond_collection(
+        &query,
+        records,
+        "/api/security/key-managers",
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
+) -> ApiResult<Response> {
+    let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
+    let key_manager = state.service.key_manager(&uuid).await?;
+    let records = records(&state, std::slice::from_ref(&key_manager), &query).await?;
+    let record = records.into_iter().next().unwrap_or_default();
+    Ok(respond_instance(&query, &record))
+}
+
+fn certificate_ref(mut body: Body) -> ApiResult<CertificateRef> {
+    body.allow(&["name", "uuid", "_links"])?;
+    let reference = CertificateRef {
+        name: body.string("name")?,
+        uuid: body.string("uuid")?,
+    };
+    if reference.name.is_none() && reference.uuid.is_none() {
+        return Err(Error::MissingValue("uuid".into()).into());
+    }
+    Ok(reference)
+}
+
+fn certificate_refs(bodies: Vec<Body>) -> ApiResult<Vec<CertificateRef>> {
+    bodies.into_iter().map(certificate_ref).collect()
+}
+
+fn embedded_new_server(mut body: Body) -> ApiResult<NewKeyServer> {
+    body.allow(&[
+        "server",
+        "timeout",
+        "username",
+        "password",
+        "secondary_key_servers",
+    ])?;
+    let secondaries = body.string("secondary_key_servers")?.map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
+    Ok(NewKeyServer {
+        server: body
+            .string("server")?
+            .ok_or_else(|| Error::MissingValue("external.servers.server".into()))?,
+        timeout: body.integer("timeout")?,
+        username: body.string("username")?,
+        password: body.secret("password")?,
+        secondary_key_servers: secondaries,
+    })
+}
+
+fn new_external(mut body: Body) -> ApiResult<NewExternal> {
+    body.allow(&["client_certificate", "server_ca_certificates", "servers"])?;
+    Ok(NewExternal {
+        client_certificate: body
+            .object("client_certificate")?
+            .map(certificate_ref)
+            .transpose()?,
+        server_ca_certificates: certificate_refs(
+            body.object_list("server_ca_certificates")?
+                .unwrap_or_default(),
+        )?,
+        servers: body
+            .object_list("servers")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(embedded_new_server)
+            .collect::<ApiResult<Vec<_>>>()?,
+    })
+}
+
+fn new_onboard(mut body: Body) -> ApiResult<NewOnboard> {
+    body.allow(&["passphrase", "enabled"])?;
+    let _ = body.boolean("enabled")?;
+    Ok(NewOnboard {
+        passphrase: body.secret("passphrase")?,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    QueryParams(pairs): QueryParams<Pairs>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let return_records = super::return_records(&pairs)?;
+    let mut body = Body::parse(&bytes)?;
+    body.allow(&["svm", "external", "onboard"])?;
+    let new = NewKeyManager {
+        svm: body.object("svm")?.map(svm_selector).transpose()?,
+        external: body.object("external")?.map(new_external).transpose()?,
+        onboard: body.object("onboard")?.map(new_onboard).transpose()?,
+    };
+    let key_manager = state.service.create_key_manager(new).await?;
+    let records = match return_records {
+        true => {
+            let everything = parse(&[], &KEY_MANAGER_SCHEMA)?;
+            Some(records(&state, std::slice::from_ref(&key_manager), &everything).await?)
+        }
+        false => None,
+    };
+    Ok(created(&key_manager_href(&key_manager.uuid), records))
+}
+
+pub async fn modify(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let mut body = Body::parse(&bytes)?;
+    body.refuse(&["svm", "uuid", "scope"])?;
+    body.allow(&["external", "onboard"])?;
+    let mut changes = KeyManagerChanges::default();
+    if let Some(mut external) = body.object("external")? {
+        external.refuse(&["servers"])?;
+        external.allow(&["client_certificate", "server_ca_certificates"])?;
+        changes.client_certificate = external
+            .object("client_certificate")?
+            .map(certificate_ref)
+            .transpose()?;
+        changes.server_ca_certificates = external
+            .object_list("server_ca_certificates")?
+            .map(certificate_refs)
+            .transpose()?;
+    }
+    if let Some(mut onboard) = body.object("onboard")? {
+        onboard.allow(&["passphrase", "existing_passphrase"])?;
+        changes.passphrase = onboard.secret("passphrase")?;
+        changes.existing_passphrase = onboard.secret("existing_passphrase")?;
+    }
+    state.service.modify_key_manager(&uuid, changes).await?;
+    Ok(empty_ok())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> ApiResult<Response> {
+    state.service.delete_key_manager(&uuid).await?;
+    Ok(empty_ok())
+}

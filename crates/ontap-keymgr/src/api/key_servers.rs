@@ -1,0 +1,220 @@
+//! `/api/security/key-managers/{uuid}/key-servers`: the seeds. POST adds primary key servers
+//! (one, or many through `records`), PATCH changes one, GET lists them with their connectivity
+//! when asked, DELETE removes one.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::domain::Error;
+use crate::domain::connectivity::Connectivity;
+use crate::domain::key_servers::{KeyServerChanges, NewKeyServer};
+use crate::domain::model::KeyServer;
+
+use super::AppState;
+use super::body::Body;
+use super::cluster::node_ref;
+use super::envelope::{created, empty_ok, encode_segment, self_link};
+use super::error::ApiResult;
+use super::listing::{Pairs, parse, respond_collection, respond_instance};
+use super::query::{Query, Schema};
+
+pub const KEY_SERVER_SCHEMA: Schema = Schema {
+    fields: &["server", "timeout", "username", "secondary_key_servers"],
+    expensive: &[
+        "connectivity.cluster_availability",
+        "connectivity.node_states.node.name",
+        "connectivity.node_states.node.uuid",
+        "connectivity.node_states.state",
+    ],
+    keys: &["server"],
+    path_params: &[],
+};
+
+/// The fields a key server takes, alone or in `records`.
+const SERVER_FIELDS: [&str; 5] = [
+    "server",
+    "timeout",
+    "username",
+    "password",
+    "secondary_key_servers",
+];
+
+pub fn key_servers_href(key_manager: &str) -> String {
+    format!("/api/security/key-managers/{key_manager}/key-servers")
+}
+
+pub fn key_server_href(key_manager: &str, server: &str) -> String {
+    format!(
+        "{}/{}",
+        key_servers_href(key_manager),
+        encode_segment(server)
+    )
+}
+
+fn key_server_json(key_manager: &str, server: &KeyServer) -> Value {
+    let mut record = json!({
+        "server": server.server.as_str(),
+        "timeout": server.timeout,
+        "_links": self_link(&key_server_href(key_manager, server.server.as_str())),
+    });
+    if let Some(username) = &server.username {
+        record["username"] = username.clone().into();
+    }
+    if !server.secondary_key_servers.is_empty() {
+        record["secondary_key_servers"] = server.secondary_key_servers.clone().into();
+    }
+    record
+}
+
+fn connectivity_json(connectivity: &Connectivity) -> Value {
+    json!({
+        "cluster_availability": connectivity.cluster_availability,
+        "node_states": connectivity.node_states.iter().map(|(node, state)| json!({
+            "node": node_ref(node),
+            "state": state.as_str(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The records of `servers`, with `connectivity` measured only when the query needs it.
+async fn records(
+    state: &AppState,
+    key_manager: &str,
+    servers: &[KeyServer],
+    query: &Query,
+) -> ApiResult<Vec<Value>> {
+    let mut records: Vec<Value> = servers
+        .iter()
+        .map(|s| key_server_json(key_manager, s))
+        .collect();
+    if query.needs("connectivity") {
+        let connectivity = state.service.connectivity(key_manager, servers).await?;
+        for (record, connectivity) in records.iter_mut().zip(&connectivity) {
+            record["connectivity"] = connectivity_json(connectivity);
+        }
+    }
+    Ok(records)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(key_manager): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
+) -> ApiResult<Response> {
+    let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
+    let servers = state.service.key_servers(&key_manager).await?;
+    let records = records(&state, &key_manager, &servers, &query).await?;
+    Ok(respond_collection(
+        &query,
+        records,
+        &key_servers_href(&key_manager),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((key_manager, server)): Path<(String, String)>,
+    QueryParams(pairs): QueryParams<Pairs>,
+) -> ApiResult<Response> {
+    let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
+    let server = state.service.key_server(&key_manager, &server).await?;
+    let records = records(&state, &key_manager, std::slice::from_ref(&server), &query).await?;
+    let record = records.into_iter().next().unwrap_or_default();
+    Ok(respond_instance(&query, &record))
+}
+
+fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {
+    body.allow(&SERVER_FIELDS)?;
+    Ok(NewKeyServer {
+        server: body
+            .string("server")?
+            .ok_or_else(|| Error::MissingValue("server".into()))?,
+        timeout: body.integer("timeout")?,
+        username: body.string("username")?,
+        password: body.secret("password")?,
+        secondary_key_servers: body.string_list("secondary_key_servers")?,
+    })
+}
+
+/// One server (`server` and its settings) or several (`records`), never both.
+fn requested_servers(mut body: Body) -> ApiResult<Vec<NewKeyServer>> {
+    let mut allowed = SERVER_FIELDS.to_vec();
+    allowed.push("records");
+    body.allow(&allowed)?;
+    let Some(records) = body.object_list("records")? else {
+        if !body.has("server") {
+            return Err(Error::MissingValue("server".into()).into());
+        }
+        return Ok(vec![new_server(body)?]);
+    };
+    if let Some(other) = SERVER_FIELDS.iter().find(|f| body.has(f)) {
+        return Err(Error::ConflictingFields {
+            first: "records".into(),
+            second: (*other).into(),
+        }
+        .into());
+    }
+    if records.is_empty() {
+        return Err(Error::MissingValue("records".into()).into());
+    }
+    records.into_iter().map(new_server).collect()
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(key_manager): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let return_records = super::return_records(&pairs)?;
+    let requested = requested_servers(Body::parse(&bytes)?)?;
+    let added = state
+        .service
+        .add_key_servers(&key_manager, requested)
+        .await?;
+    let location = added
+        .first()
+        .map(|s| key_server_href(&key_manager, s.server.as_str()))
+        .unwrap_or_else(|| key_servers_href(&key_manager));
+    let records = return_records.then(|| {
+        added
+            .iter()
+            .map(|s| key_server_json(&key_manager, s))
+            .collect()
+    });
+    Ok(created(&location, records))
+}
+
+pub async fn modify(
+    State(state): State<AppState>,
+    Path((key_manager, server)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let mut body = Body::parse(&bytes)?;
+    body.refuse(&["server", "records"])?;
+    body.allow(&["timeout", "username", "password", "secondary_key_servers"])?;
+    let changes = KeyServerChanges {
+        timeout: body.integer("timeout")?,
+        username: body.string("username")?,
+        password: body.secret("password")?,
+        secondary_key_servers: body.string_list("secondary_key_servers")?,
+    };
+    state
+        .service
+        .modify_key_server(&key_manager, &server, changes)
+        .await?;
+    Ok(empty_ok())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((key_manager, server)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    state
+        .service
+        .remove_key_server(&key_manager, &server)
+        .await?;
+    Ok(empty_ok())
+}

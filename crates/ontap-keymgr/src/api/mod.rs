@@ -1,0 +1,120 @@
+//! HTTP and ONTAP's conventions only: routes, authentication, bodies, query parameters, the
+//! response and error envelopes. Every rule lives in `domain`.
+
+pub mod audit;
+pub mod auth;
+pub mod body;
+pub mod certificates;
+pub mod cluster;
+pub mod envelope;
+pub mod error;
+pub mod key_managers;
+pub mod key_servers;
+pub mod listing;
+pub mod query;
+pub mod svms;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::domain::{Error, Service};
+
+use error::{ApiError, ApiResult};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+/// Every route of the API, behind Basic authentication.
+pub fn router(service: Arc<Service>) -> Router {
+    let state = AppState { service };
+    let api = Router::new()
+        .route("/api/cluster", get(cluster::get_cluster))
+        .route("/api/cluster/nodes", get(cluster::list_nodes))
+        .route("/api/svm/svms", get(svms::list).post(svms::create))
+        .route("/api/svm/svms/{uuid}", get(svms::get).delete(svms::delete))
+        .route(
+            "/api/security/certificates",
+            get(certificates::list).post(certificates::create),
+        )
+        .route(
+            "/api/security/certificates/{uuid}",
+            get(certificates::get).delete(certificates::delete),
+        )
+        .route(
+            "/api/security/key-managers",
+            get(key_managers::list).post(key_managers::create),
+        )
+        .route(
+            "/api/security/key-managers/{uuid}",
+            get(key_managers::get)
+                .patch(key_managers::modify)
+                .delete(key_managers::delete),
+        )
+        .route(
+            "/api/security/key-managers/{uuid}/key-servers",
+            get(key_servers::list).post(key_servers::create),
+        )
+        .route(
+            "/api/security/key-managers/{uuid}/key-servers/{server}",
+            get(key_servers::get)
+                .patch(key_servers::modify)
+                .delete(key_servers::delete),
+        )
+        .route("/api/security/audit/messages", get(audit::list))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unknown_path)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    api.with_state(state)
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    ApiError(Error::MethodNotAllowed {
+        method: request.method().to_string(),
+    })
+    .into_response()
+}
+
+/// ONTAP answers an unknown path segment with 404 and 262179.
+async fn unknown_path(request: Request) -> Response {
+    let path = request.uri().path();
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let mut response = ApiError(Error::UnexpectedArgument(last.to_string())).into_response();
+    *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    response
+}
+
+/// The query parameters a write accepts: `return_records` (default false) and
+/// `return_timeout` (accepted, the service always answers synchronously).
+pub fn return_records(pairs: &[(String, String)]) -> ApiResult<bool> {
+    let mut return_records = false;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "return_records" => {
+                return_records = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(Error::InvalidFieldsValue {
+                            field: name.clone(),
+                            value: value.clone(),
+                        }
+                        .into());
+                    }
+                }
+            }
+            "return_timeout" | "force" => {}
+            _ => return Err(Error::UnexpectedArgument(name.clone()).into()),
+        }
+    }
+    Ok(return_records)
+}

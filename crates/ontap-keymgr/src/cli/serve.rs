@@ -1,0 +1,58 @@
+//! `ontap-keymgr serve`: the REST service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ontap_keymgr::config::{Config, Overrides};
+use ontap_keymgr::server;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8443; env KEYMGR_LISTEN].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// Where the database, the secret key and the HTTPS certificate live [default: ./data;
+    /// env KEYMGR_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE", env = "KEYMGR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Serve plain HTTP, for use behind a TLS-terminating proxy.
+    #[arg(long)]
+    http: bool,
+}
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    init_logging();
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        http: args.http,
+    };
+    let config = match Config::load(args.config.as_deref(), overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let admin_password = std::env::var("KEYMGR_ADMIN_PASSWORD").ok();
+    match server::serve(config, admin_password).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error; `KEYMGR_LOG` sets the level (e.g. `debug`, `ontap_keymgr=trace`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYMGR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

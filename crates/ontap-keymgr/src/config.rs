@@ -1,0 +1,301 @@
+//! One configuration, from a TOML file, overridden by `KEYMGR_*` environment variables, overridden
+//! by command-line flags (the caller applies those last).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default address: local only, ONTAP's HTTPS port is 443 but that needs privileges.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    pub http: bool,
+    /// PEM certificate chain and key for HTTPS; generated into the data dir when absent.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub cluster: ClusterConfig,
+}
+
+/// The cluster the service presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub version: OntapVersion,
+    pub metrocluster: bool,
+    pub nodes: Vec<String>,
+}
+
+/// An ONTAP release number such as 9.14.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OntapVersion {
+    pub generation: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl OntapVersion {
+    pub fn parse(text: &str) -> Result<OntapVersion, ConfigError> {
+        let bad = || ConfigError::Invalid(format!("cluster version \"{text}\" is not like 9.14.1"));
+        let parts: Vec<u32> = text
+            .trim()
+            .split('.')
+            .map(|part| part.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        match parts[..] {
+            [generation, major] => Ok(OntapVersion {
+                generation,
+                major,
+                minor: 0,
+            }),
+            [generation, major, minor] => Ok(OntapVersion {
+                generation,
+                major,
+                minor,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for OntapVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.generation, self.major, self.minor)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    cluster: FileCluster,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    http: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCluster {
+    name: Option<String>,
+    version: Option<String>,
+    metrocluster: Option<bool>,
+    nodes: Option<Vec<String>>,
+}
+
+/// Where each setting may come from, as plain optional values.
+#[derive(Debug, Default)]
+struct Layer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    http: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    cluster_name: Option<String>,
+    cluster_version: Option<String>,
+    metrocluster: Option<bool>,
+    nodes: Option<Vec<String>>,
+}
+
+impl Layer {
+    fn over(self, base: Layer) -> Layer {
+        Layer {
+            listen: self.listen.or(base.listen),
+            data_dir: self.data_dir.or(base.data_dir),
+            http: self.http.or(base.http),
+            tls_cert: self.tls_cert.or(base.tls_cert),
+            tls_key: self.tls_key.or(base.tls_key),
+            cluster_name: self.cluster_name.or(base.cluster_name),
+            cluster_version: self.cluster_version.or(base.cluster_version),
+            metrocluster: self.metrocluster.or(base.metrocluster),
+            nodes: self.nodes.or(base.nodes),
+        }
+    }
+}
+
+/// Command-line values, which win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub http: bool,
+}
+
+impl Config {
+    /// Reads the file (if given), then the environment, then the flags.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(path) => file_layer(path)?,
+            None => Layer::default(),
+        };
+        let from_env = env_layer(|name| std::env::var(name).ok())?;
+        let from_flags = Layer {
+            listen: overrides.listen,
+            data_dir: overrides.data_dir,
+            http: overrides.http.then_some(true),
+            ..Layer::default()
+        };
+        build(from_flags.over(from_env.over(from_file)))
+    }
+}
+
+fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(Layer {
+        listen: file.server.listen,
+        data_dir: file.server.data_dir,
+        http: file.server.http,
+        tls_cert: file.server.tls_cert,
+        tls_key: file.server.tls_key,
+        cluster_name: file.cluster.name,
+        cluster_version: file.cluster.version,
+        metrocluster: file.cluster.metrocluster,
+        nodes: file.cluster.nodes,
+    })
+}
+
+fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+    let boolean = |name: &str| -> Result<Option<bool>, ConfigError> {
+        match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("1" | "true" | "yes") => Ok(Some(true)),
+            Some("0" | "false" | "no") => Ok(Some(false)),
+            Some(other) => Err(ConfigError::Invalid(format!(
+                "{name}={other} is not a boolean"
+            ))),
+        }
+    };
+    Ok(Layer {
+        listen: var("KEYMGR_LISTEN"),
+        data_dir: var("KEYMGR_DATA_DIR").map(PathBuf::from),
+        http: boolean("KEYMGR_HTTP")?,
+        tls_cert: var("KEYMGR_TLS_CERT").map(PathBuf::from),
+        tls_key: var("KEYMGR_TLS_KEY").map(PathBuf::from),
+        cluster_name: var("KEYMGR_CLUSTER_NAME"),
+        cluster_version: var("KEYMGR_CLUSTER_VERSION"),
+        metrocluster: boolean("KEYMGR_CLUSTER_METROCLUSTER")?,
+        nodes: var("KEYMGR_CLUSTER_NODES")
+            .map(|list| list.split(',').map(|n| n.trim().to_string()).collect()),
+    })
+}
+
+fn build(layer: Layer) -> Result<Config, ConfigError> {
+    let listen_text = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen = listen_text.parse().map_err(|_| {
+        ConfigError::Invalid(format!("listen address \"{listen_text}\" is not IP:PORT"))
+    })?;
+    let nodes = layer
+        .nodes
+        .unwrap_or_else(|| vec!["node-01".to_string(), "node-02".to_string()]);
+    if nodes.is_empty() || nodes.iter().any(|n| n.is_empty()) {
+        return Err(ConfigError::Invalid(
+            "cluster nodes must be non-empty names".into(),
+        ));
+    }
+    if layer.tls_cert.is_some() != layer.tls_key.is_some() {
+        return Err(ConfigError::Invalid(
+            "tls_cert and tls_key go together".into(),
+        ));
+    }
+    Ok(Config {
+        listen,
+        data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+        http: layer.http.unwrap_or(false),
+        tls_cert: layer.tls_cert,
+        tls_key: layer.tls_key,
+        cluster: ClusterConfig {
+            name: layer
+                .cluster_name
+                .unwrap_or_else(|| "keymgr-cluster".to_string()),
+            version: OntapVersion::parse(layer.cluster_version.as_deref().unwrap_or("9.14.1"))?,
+            metrocluster: layer.metrocluster.unwrap_or(false),
+            nodes,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_compare() {
+        let v = OntapVersion::parse("9.14.1").expect("valid");
+        assert_eq!((v.generation, v.major, v.minor), (9, 14, 1));
+        assert!(
+            OntapVersion::parse("9.5").expect("valid")
+                < OntapVersion::parse("9.6.0").expect("valid")
+        );
+        assert!(OntapVersion::parse("nine").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_environment_which_wins_over_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("keymgr.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:1000\"\n[cluster]\nname = \"from-file\"\nversion = \"9.5.0\"\nmetrocluster = true\n",
+        )
+        .expect("write");
+        let from_file = file_layer(&file).expect("file");
+        let env = env_layer(|name| match name {
+            "KEYMGR_CLUSTER_NAME" => Some("from-env".into()),
+            "KEYMGR_CLUSTER_NODES" => Some("a, b, c".into()),
+            _ => None,
+        })
+        .expect("env");
+        let flags = Layer {
+            listen: Some("127.0.0.1:2000".into()),
+            ..Layer::default()
+        };
+        let config = build(flags.over(env.over(from_file))).expect("config");
+        assert_eq!(config.listen.port(), 2000);
+        assert_eq!(config.cluster.name, "from-env");
+        assert_eq!(config.cluster.version.to_string(), "9.5.0");
+        assert!(config.cluster.metrocluster);
+        assert_eq!(config.cluster.nodes, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("keymgr.toml");
+        std::fs::write(&file, "[cluster]\nnmae = \"typo\"\n").expect("write");
+        assert!(matches!(file_layer(&file), Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,74 @@
+//! The cluster the service presents: its name, uuid, ONTAP version, nodes and whether it is a
+//! MetroCluster configuration. Key manager rules depend on the last two.
+
+use uuid::Uuid;
+
+use crate::config::{ClusterConfig, OntapVersion};
+
+use super::error::{Error, Result};
+use super::model::SvmRef;
+
+/// SVM-scoped ("multitenant") key managers need this ONTAP version or later.
+const MULTITENANT_SINCE: OntapVersion = OntapVersion {
+    generation: 9,
+    major: 6,
+    minor: 0,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    pub uuid: String,
+    pub version: OntapVersion,
+    pub metrocluster: bool,
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Node uuids are derived from the cluster uuid and the node name, so they are stable
+    /// across restarts without being stored.
+    pub fn new(config: &ClusterConfig, uuid: Uuid) -> Cluster {
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|name| Node {
+                name: name.clone(),
+                uuid: Uuid::new_v5(&uuid, name.as_bytes()).to_string(),
+            })
+            .collect();
+        Cluster {
+            name: config.name.clone(),
+            uuid: uuid.to_string(),
+            version: config.version,
+            metrocluster: config.metrocluster,
+            nodes,
+        }
+    }
+
+    /// ONTAP's `version.full` string.
+    pub fn full_version(&self) -> String {
+        format!("NetApp Release {} (ontap-keymgr)", self.version)
+    }
+
+    /// The rules every operation on an SVM-scoped key manager checks first.
+    pub fn check_multitenant(&self, svm: Option<&SvmRef>) -> Result<()> {
+        if svm.is_none() {
+            return Ok(());
+        }
+        if self.version < MULTITENANT_SINCE {
+            return Err(Error::MultitenantUnsupportedVersion(
+                self.version.to_string(),
+            ));
+        }
+        if self.metrocluster {
+            return Err(Error::MultitenantMetroCluster);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! Key server connectivity, ONTAP's expensive `connectivity` field: measured by a real KMIP
+//! round trip to the primary, falling back to its secondary key servers in order, and cached
+//! briefly so that listing many servers, or polling, does not hammer them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::cluster::Node;
+use super::error::{Error, Result};
+use super::kmip_check;
+use super::model::KeyServer;
+use super::service::Service;
+
+/// How long a measured state is reused.
+const CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// ONTAP's key server states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Available,
+    NotResponding,
+    Unknown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Available => "available",
+            State::NotResponding => "not_responding",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connectivity {
+    /// True when the server is available from every node.
+    pub cluster_availability: bool,
+    pub node_states: Vec<(Node, State)>,
+    /// Why the server is not available, for the key manager's status.
+    pub problem: Option<Error>,
+}
+
+type Measure = (Instant, State, Option<Error>);
+
+#[derive(Default)]
+pub struct ConnectivityCache {
+    entries: Mutex<HashMap<(String, String), Measure>>,
+}
+
+impl ConnectivityCache {
+    fn get(&self, key: &(String, String)) -> Option<(State, Option<Error>)> {
+        let entries = self.entries.lock().ok()?;
+        let (measured, state, problem) = entries.get(key)?;
+        (measured.elapsed() < CACHE_FOR).then(|| (*state, problem.clone()))
+    }
+
+    fn put(&self, key: (String, String), state: State, problem: Option<Error>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (measured, _, _)| measured.elapsed() < CACHE_FOR);
+            entries.insert(key, (Instant::now(), state, problem));
+        }
+    }
+
+    /// Drops what is known of a key manager's servers after they changed.
+    pub fn forget(&self, key_manager: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(km, _), _| km != key_manager);
+        }
+    }
+}
+
+impl Service {
+    /// The connectivity of each server, in order; servers are measured concurrently.
+    pub async fn connectivity(
+        &self,
+        key_manager: &str,
+        servers: &[KeyServer],
+    ) -> Result<Vec<Connectivity>> {
+        let external = self.external_key_manager(key_manager).await?;
+        let identity = self
+            .installed_certificates(
+                &external.client_certificate,
+                &external.server_ca_certificates,
+            )
+            .await
+            .and_then(|(client, cas)| kmip_check::identity(&client, &cas));
+        let mut measured: Vec<Option<(State, Option<Error>)>> = servers
+            .iter()
+            .map(|s| {
+                self.connectivity
+                    .get(&(key_manager.to_string(), s.server.to_string()))
+            })
+            .collect();
+        let mut probes = JoinSet::new();
+        for (index, server) in servers.iter().enumerate() {
+            if measured[index].is_some() {
+                continue;
+            }
+            let identity = match &identity {
+                Ok(identity) => identity.clone(),
+                Err(error) => {
+                    measured[index] = Some((State::Unknown, Some(error.clone())));
+                    continue;
+                }
+            };
+            let server = server.clone();
+            probes.spawn(async move { (index, probe(&identity, &server).await) });
+        }
+        while let Some(Ok((index, (state, problem)))) = probes.join_next().await {
+            let key = (key_manager.to_string(), servers[index].server.to_string());
+            self.connectivity.put(key, state, problem.clone());
+            measured[index] = Some((state, problem));
+        }
+        Ok(measured
+            .into_iter()
+            .map(|m| {
+                let (state, problem) = m.unwrap_or((State::Unknown, None));
+                self.per_node(state, problem)
+            })
+            .collect())
+    }
+
+    /// The service is one host: every node sees the same state.
+    fn per_node(&self, state: State, problem: Option<Error>) -> Connectivity {
+        Connectivity {
+            cluster_availability: state == State::Available,
+            node_states: self
+                .cluster
+                .nodes
+                .iter()
+                .map(|node| (node.clone(), state))
+                .collect(),
+            problem,
+        }
+    }
+}
+
+/// The primary first, then each secondary on the primary's port, until one answers.
+async fn probe(identity: &kmip::TlsIdentity, server: &KeyServer) -> (State, Option<Error>) {
+    let credential = kmip_check::credential_of(server);
+    let mut candidates = vec![server.server.clone()];
+    candidates.extend(
+        server
+            .secondary_key_servers
+            .iter()
+            .filter_map(|host| server.server.with_host(host).ok()),
+    );
+    let mut first_problem = None;
+    for address in candidates {
+        match kmip_check::check_one(identity, &address, credential.as_ref(), server.timeout).await {
+            Ok(_) => return (State::Available, None),
+            Err(error) => {
+                first_problem.get_or_insert(error);
+            }
+        }
+    }
+    (State::NotResponding, first_problem)
+}

@@ -1,0 +1,316 @@
+//! The one error type of the service. Each variant is one ONTAP error: it knows its ONTAP code,
+//! its HTTP status, the request field it is about (the `target`) and its message. `api` renders
+//! it as ONTAP's error envelope; nothing else builds error responses.
+
+use kmip::Failure;
+
+/// The HTTP status class of an error, without tying the domain to an HTTP library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Internal,
+}
+
+impl Status {
+    pub fn as_u16(self) -> u16 {
+        match self {
+            Status::BadRequest => 400,
+            Status::Unauthorized => 401,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
+            Status::MethodNotAllowed => 405,
+            Status::Conflict => 409,
+            Status::Internal => 500,
+        }
+    }
+}
+
+/// Which of the key manager's certificates is missing (65536821).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateRole {
+    Client,
+    ServerCa,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // ---- generic ONTAP errors -------------------------------------------------------------
+    #[error("entry doesn't exist")]
+    NotFound { target: &'static str },
+    #[error("Unexpected argument \"{0}\".")]
+    UnexpectedArgument(String),
+    #[error("The value \"{value}\" is invalid for field \"{field}\"")]
+    InvalidFieldsValue { field: String, value: String },
+    #[error("{message}")]
+    InvalidValue { field: String, message: String },
+    #[error("Field \"{0}\" is required.")]
+    MissingValue(String),
+    #[error("Field \"{first}\" cannot be used with field \"{second}\".")]
+    ConflictingFields { first: String, second: String },
+    #[error("Invalid JSON input: {0}")]
+    InvalidJson(String),
+    #[error("Invalid JSON input, an array was expected for field \"{0}\".")]
+    ArrayExpected(String),
+    #[error("Invalid JSON input, an array was not expected for field \"{0}\".")]
+    ArrayNotExpected(String),
+    #[error("Field \"{0}\" cannot be set in this operation.")]
+    ReadOnlyField(String),
+    #[error("User is not authenticated.")]
+    Unauthenticated,
+    #[error("Permission denied: the \"{role}\" role cannot {method} this resource.")]
+    PermissionDenied { role: String, method: String },
+    #[error("The {method} method is not supported on this resource.")]
+    MethodNotAllowed { method: String },
+    #[error("{what} \"{name}\" already exists.")]
+    AlreadyExists {
+        what: &'static str,
+        name: String,
+        target: &'static str,
+    },
+    #[error("{0}")]
+    InUse(String),
+    #[error("The specified SVM \"{0}\" does not exist or cannot be accessed by this user.")]
+    SvmNotFound(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+
+    // ---- certificates ---------------------------------------------------------------------
+    #[error("Failed to read the certificate due to incorrect formatting: {0}")]
+    BadCertificate(String),
+    #[error("Failed to read the key due to incorrect formatting: {0}")]
+    BadPrivateKey(String),
+    #[error("The certificate and private key do not match.")]
+    KeyMismatch,
+    #[error("The certificate has expired (it was valid until {0}).")]
+    CertificateExpired(String),
+    #[error("The certificate installation failed as private key was empty.")]
+    PrivateKeyMissing,
+    #[error("Cannot accept private key for server_ca or client_ca.")]
+    PrivateKeyNotAccepted,
+    #[error("The certificate type \"{0}\" is not supported.")]
+    CertificateTypeNotSupported(String),
+
+    // ---- key managers ---------------------------------------------------------------------
+    #[error("The SVM has key manager already configured.")]
+    KeyManagerExists,
+    #[error("The Admin SVM has a key manager already configured.")]
+    AdminKeyManagerExists,
+    #[error(
+        "External key management requires client and server CA certificates installed and with \
+         one or more key servers provided."
+    )]
+    ExternalConfigIncomplete { target: &'static str },
+    #[error("The Onboard Key Manager is only supported for an admin SVM.")]
+    OnboardOnlyForAdmin,
+    #[error(
+        "The Onboard Key Manager passphrase length is incorrect: it must be 32 to 256 ASCII characters."
+    )]
+    PassphraseLengthOnCreate,
+    #[error(
+        "The passphrase does not match the accepted length: it must be 32 to 256 ASCII characters."
+    )]
+    PassphraseLengthOnUpdate,
+    #[error("The existing passphrase value provided does not match the configured passphrase.")]
+    PassphraseMismatch,
+    #[error("The new passphrase is same as old passphrase.")]
+    PassphraseUnchanged,
+    #[error("Updating an onboard passphrase requires both new and existing cluster passphrase.")]
+    PassphrasePairRequired,
+
+    // ---- key servers (the seeds) ----------------------------------------------------------
+    #[error(
+        "Multitenant key management is not supported in the current cluster version ({0}); it needs ONTAP 9.6 or later."
+    )]
+    MultitenantUnsupportedVersion(String),
+    #[error("Multitenant key management is not supported in MetroCluster configurations.")]
+    MultitenantMetroCluster,
+    #[error(
+        "External key management is not enabled for the SVM: key manager {0} is an onboard key manager."
+    )]
+    NotExternal(String),
+    #[error(
+        "A maximum of 4 active primary key servers are allowed: the key manager has {existing} and the request adds {added}."
+    )]
+    TooManyKeyServers { existing: usize, added: usize },
+    #[error("Duplicate key management servers exist: \"{0}\" is given more than once.")]
+    DuplicateKeyServers(String),
+    #[error(
+        "Key management servers are already configured: \"{0}\" is already a key server of this key manager."
+    )]
+    KeyServerAlreadyConfigured(String),
+    #[error("Cannot add key server \"{0}\" because it is already a secondary key server.")]
+    AlreadySecondary(String),
+    #[error("The certificate is not installed: the key manager's {} certificate {uuid} no longer exists.", match role { CertificateRole::Client => "client", CertificateRole::ServerCa => "server CA" })]
+    CertificateNotInstalled { role: CertificateRole, uuid: String },
+    #[error("Failed to get existing key-server details for the SVM: {0}")]
+    KeyServersUnreadable(String),
+    #[error("{}", kmip_message(.0))]
+    Kmip(kmip::Error),
+    #[error("Missing username: a password is given but no username is configured.")]
+    MissingUsername,
+    #[error("Missing password: a username is given without its password.")]
+    MissingPassword,
+    #[error("The key management server \"{0}\" is not configured for the SVM.")]
+    KeyServerNotConfigured(String),
+    #[error(
+        "One or more of the following values must be provided \"timeout\", \"username\", \
+         \"password\", \"secondary_key_servers\", \"create_remove_timeout\"."
+    )]
+    NothingToModify,
+    #[error("Exceeded maximum number of secondary key servers: at most 3 are allowed.")]
+    TooManySecondaries,
+    #[error("A secondary key server is a duplicate of the associated primary key server: \"{0}\".")]
+    SecondaryIsItsPrimary(String),
+    #[error("The list of secondary key servers contains duplicates: \"{0}\".")]
+    DuplicateSecondaries(String),
+    #[error("A secondary key server address is not formatted correctly: \"{address}\": {reason}.")]
+    BadSecondaryAddress { address: String, reason: String },
+    #[error("A secondary key server is also a primary key server: \"{0}\".")]
+    SecondaryIsPrimary(String),
+}
+
+/// ONTAP's message for each KMIP failure, followed by our precise diagnosis.
+fn kmip_message(error: &kmip::Error) -> String {
+    let ontap = match error.failure {
+        Failure::Unreachable => "Failed to query supported KMIP protocol versions.",
+        Failure::ServerNotTrusted => {
+            "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates."
+        }
+        Failure::ClientCertificateRejected => {
+            "Unable to establish secure connection to KMIP server due to incorrect client certificates."
+        }
+        Failure::Tls => {
+            "Unable to establish secure connection to KMIP server due to Cryptsoft error."
+        }
+        Failure::OperationFailed => "Unable to execute the command on the KMIP server.",
+    };
+    format!("{ontap} {error}")
+}
+
+impl Error {
+    /// ONTAP's error code.
+    pub fn code(&self) -> u64 {
+        use Error::*;
+        match self {
+            NotFound { .. } => 4,
+            UnexpectedArgument(_) => 262179,
+            InvalidFieldsValue { .. } | InvalidValue { .. } => 262197,
+            MissingValue(_) => 262212,
+            ConflictingFields { .. } => 262186,
+            InvalidJson(_) => 262199,
+            ArrayExpected(_) => 262254,
+            ArrayNotExpected(_) => 262255,
+            ReadOnlyField(_) => 262196,
+            Unauthenticated | PermissionDenied { .. } => 6,
+            MethodNotAllowed { .. } => 3,
+            AlreadyExists { .. } => 1,
+            InUse(_) => 8,
+            SvmNotFound(_) => 2621462,
+            Internal(_) => 262145,
+            BadCertificate(_) => 52559975,
+            BadPrivateKey(_) => 52560123,
+            KeyMismatch => 52559976,
+            CertificateExpired(_) => 52559973,
+            PrivateKeyMissing => 3735693,
+            PrivateKeyNotAccepted => 3735618,
+            CertificateTypeNotSupported(_) => 3735622,
+            KeyManagerExists => 65536823,
+            AdminKeyManagerExists => 65539216,
+            ExternalConfigIncomplete { .. } => 65536876,
+            OnboardOnlyForAdmin => 65536916,
+            PassphraseLengthOnCreate => 65536920,
+            PassphraseLengthOnUpdate => 65536404,
+            PassphraseMismatch => 65536139,
+            PassphraseUnchanged => 65536150,
+            PassphrasePairRequired => 65536917,
+            MultitenantUnsupportedVersion(_) => 65536822,
+            MultitenantMetroCluster => 65536824,
+            NotExternal(_) => 65536828,
+            TooManyKeyServers { .. } => 65536038,
+            DuplicateKeyServers(_) => 65536871,
+            KeyServerAlreadyConfigured(_) => 65536870,
+            AlreadySecondary(_) => 65536042,
+            CertificateNotInstalled { .. } => 65536821,
+            KeyServersUnreadable(_) => 65536834,
+            Kmip(error) => match error.failure {
+                Failure::Unreachable => 65536852,
+                Failure::ServerNotTrusted => 66060338,
+                Failure::ClientCertificateRejected => 66060339,
+                Failure::Tls => 66060340,
+                Failure::OperationFailed => 65536921,
+            },
+            MissingUsername => 65536845,
+            MissingPassword => 65536846,
+            KeyServerNotConfigured(_) => 65536843,
+            NothingToModify => 65536880,
+            TooManySecondaries => 65537400,
+            SecondaryIsItsPrimary(_) => 65538407,
+            DuplicateSecondaries(_) => 65538408,
+            BadSecondaryAddress { .. } => 65538413,
+            SecondaryIsPrimary(_) => 65538502,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        use Error::*;
+        match self {
+            NotFound { .. } | KeyServerNotConfigured(_) => Status::NotFound,
+            Unauthenticated => Status::Unauthorized,
+            PermissionDenied { .. } => Status::Forbidden,
+            MethodNotAllowed { .. } => Status::MethodNotAllowed,
+            AlreadyExists { .. } | InUse(_) => Status::Conflict,
+            Internal(_) | KeyServersUnreadable(_) => Status::Internal,
+            _ => Status::BadRequest,
+        }
+    }
+
+    /// The request field the error is about, when there is one.
+    pub fn target(&self) -> Option<String> {
+        use Error::*;
+        let target = match self {
+            NotFound { target } => *target,
+            UnexpectedArgument(name) | MissingValue(name) | ReadOnlyField(name) => name,
+            ArrayExpected(name) | ArrayNotExpected(name) => name,
+            InvalidFieldsValue { field, .. } | InvalidValue { field, .. } => field,
+            ConflictingFields { second, .. } => second,
+            AlreadyExists { target, .. } => target,
+            SvmNotFound(_) => "svm",
+            BadCertificate(_) | CertificateExpired(_) => "public_certificate",
+            BadPrivateKey(_) | KeyMismatch | PrivateKeyMissing | PrivateKeyNotAccepted => {
+                "private_key"
+            }
+            CertificateTypeNotSupported(_) => "type",
+            ExternalConfigIncomplete { target } => target,
+            PassphraseLengthOnCreate | PassphraseLengthOnUpdate | PassphraseUnchanged => {
+                "onboard.passphrase"
+            }
+            PassphraseMismatch | PassphrasePairRequired => "onboard.existing_passphrase",
+            TooManyKeyServers { .. }
+            | DuplicateKeyServers(_)
+            | KeyServerAlreadyConfigured(_)
+            | AlreadySecondary(_)
+            | Kmip(_) => "server",
+            MissingUsername => "username",
+            MissingPassword => "password",
+            KeyServerNotConfigured(_) => "server",
+            TooManySecondaries
+            | SecondaryIsItsPrimary(_)
+            | DuplicateSecondaries(_)
+            | BadSecondaryAddress { .. }
+            | SecondaryIsPrimary(_) => "secondary_key_servers",
+            CertificateNotInstalled { role, .. } => match role {
+                CertificateRole::Client => "external.client_certificate",
+                CertificateRole::ServerCa => "external.server_ca_certificates",
+            },
+            _ => return None,
+        };
+        Some(target.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

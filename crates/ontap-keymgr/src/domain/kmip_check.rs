@@ -1,0 +1,107 @@
+//! The KMIP check ONTAP makes before it accepts a key server, for real: mutual TLS with the key
+//! manager's client certificate, trusting only its server CA certificates, then DiscoverVersions
+//! (with the Username and Password credential when one is configured). Checks of several servers
+//! run concurrently, each bounded by its own timeout.
+
+use std::time::Duration;
+
+use kmip::{Credential, Failure, TlsIdentity};
+use tokio::task::JoinSet;
+
+use super::address::KeyServerAddress;
+use super::error::{CertificateRole, Error, Result};
+use super::model::{Certificate, KeyServer};
+
+/// `timeout = 0` means "do not wait" in ONTAP; a check still needs a moment to connect.
+const SHORTEST_CHECK: Duration = Duration::from_secs(1);
+/// `timeout = -1` means "wait indefinitely" in ONTAP; an API request must end, so we cap it.
+const LONGEST_CHECK: Duration = Duration::from_secs(120);
+
+/// How long a check of a server with this ONTAP `timeout` may take.
+pub fn check_duration(timeout: i64) -> Duration {
+    match timeout {
+        t if t > 0 => Duration::from_secs(t.unsigned_abs()),
+        0 => SHORTEST_CHECK,
+        _ => LONGEST_CHECK,
+    }
+}
+
+/// The TLS identity of a key manager: its client certificate and key, and its server CAs.
+pub fn identity(client: &Certificate, server_cas: &[Certificate]) -> Result<TlsIdentity> {
+    let key = client
+        .private_key
+        .as_ref()
+        .ok_or_else(|| Error::CertificateNotInstalled {
+            role: CertificateRole::Client,
+            uuid: client.uuid.clone(),
+        })?;
+    let cas: Vec<&str> = server_cas
+        .iter()
+        .map(|c| c.public_certificate.as_str())
+        .collect();
+    TlsIdentity::from_pem(&client.public_certificate, key.expose(), &cas).map_err(|e| {
+        Error::Kmip(kmip::Error {
+            server: "key manager".into(),
+            failure: Failure::Tls,
+            detail: e.to_string(),
+            result: None,
+        })
+    })
+}
+
+/// Asks one server which KMIP versions it speaks.
+pub async fn check_one(
+    identity: &TlsIdentity,
+    address: &KeyServerAddress,
+    credential: Option<&Credential>,
+    timeout: i64,
+) -> Result<Vec<kmip::ProtocolVersion>> {
+    kmip::discover_versions(
+        identity,
+        address.endpoint(),
+        credential,
+        check_duration(timeout),
+    )
+    .await
+    .map_err(Error::Kmip)
+}
+
+/// Checks every server concurrently; the first failure in request order wins, so the answer
+/// does not depend on which server was slowest.
+pub async fn check_all(identity: &TlsIdentity, servers: &[KeyServer]) -> Result<()> {
+    let mut checks = JoinSet::new();
+    for (index, server) in servers.iter().enumerate() {
+        let identity = identity.clone();
+        let address = server.server.clone();
+        let credential = credential_of(server);
+        let timeout = server.timeout;
+        checks.spawn(async move {
+            let result = check_one(&identity, &address, credential.as_ref(), timeout).await;
+            (index, result)
+        });
+    }
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        match joined {
+            Ok((_, Ok(_))) => {}
+            Ok((index, Err(error))) => failures.push((index, error)),
+            Err(join_error) => failures.push((usize::MAX, Error::Internal(join_error.to_string()))),
+        }
+    }
+    failures.sort_by_key(|(index, _)| *index);
+    match failures.into_iter().next() {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The KMIP credential of a server, when both username and password are set.
+pub fn credential_of(server: &KeyServer) -> Option<Credential> {
+    match (&server.username, &server.password) {
+        (Some(username), Some(password)) => Some(Credential {
+            username: username.clone(),
+            password: password.expose().to_string(),
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,21 @@
+//! The rules of key management, free of HTTP and SQL: parsing client input into values that
+//! cannot be invalid, ONTAP's checks in ONTAP's order, the KMIP checks, and the catalogue of
+//! ONTAP error codes ([`Error`]).
+
+pub mod address;
+pub mod audit;
+pub mod certificate_service;
+pub mod certificates;
+pub mod cluster;
+pub mod connectivity;
+pub mod error;
+pub mod key_managers;
+pub mod key_servers;
+pub mod kmip_check;
+pub mod model;
+pub mod service;
+pub mod svms;
+pub mod users;
+
+pub use error::{Error, Result, Status};
+pub use service::Service;

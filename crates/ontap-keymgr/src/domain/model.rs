@@ -1,0 +1,201 @@
+//! The objects the service keeps: storage VMs, certificates, key managers and their key servers,
+//! users and audit records. Values here are already valid: they are built by the parsing
+//! functions of the domain and by the store, never straight from client input.
+
+use std::fmt;
+
+use super::address::KeyServerAddress;
+
+/// A secret: a KMIP password, a private key or a passphrase. It never shows in `Debug` output and
+/// is not serializable, so it cannot leak into a response or a log line by accident. The store
+/// encrypts it at rest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the few places that must use it (a KMIP credential, a TLS key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A storage VM (a tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svm {
+    pub uuid: String,
+    pub name: String,
+}
+
+/// A reference to an SVM, as ONTAP embeds it in other objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SvmRef {
+    pub uuid: String,
+    pub name: String,
+}
+
+impl From<&Svm> for SvmRef {
+    fn from(svm: &Svm) -> SvmRef {
+        SvmRef {
+            uuid: svm.uuid.clone(),
+            name: svm.name.clone(),
+        }
+    }
+}
+
+/// ONTAP's certificate types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateType {
+    Client,
+    Server,
+    ClientCa,
+    ServerCa,
+    RootCa,
+}
+
+impl CertificateType {
+    pub const ALL: [CertificateType; 5] = [
+        CertificateType::Client,
+        CertificateType::Server,
+        CertificateType::ClientCa,
+        CertificateType::ServerCa,
+        CertificateType::RootCa,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateType::Client => "client",
+            CertificateType::Server => "server",
+            CertificateType::ClientCa => "client_ca",
+            CertificateType::ServerCa => "server_ca",
+            CertificateType::RootCa => "root_ca",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CertificateType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// Whether certificates of this type come with their private key.
+    pub fn has_private_key(self) -> bool {
+        matches!(self, CertificateType::Client | CertificateType::Server)
+    }
+}
+
+/// An installed certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub uuid: String,
+    pub name: String,
+    pub cert_type: CertificateType,
+    /// The owning SVM; `None` for cluster-scoped certificates.
+    pub svm: Option<SvmRef>,
+    pub public_certificate: String,
+    pub private_key: Option<Secret>,
+    pub common_name: String,
+    pub serial_number: String,
+    /// The issuer's common name (ONTAP's `ca` field).
+    pub ca: String,
+    /// When the certificate expires, RFC 3339.
+    pub expiry_time: String,
+}
+
+/// A primary key server of an external key manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyServer {
+    pub server: KeyServerAddress,
+    /// I/O timeout in seconds: -1 waits indefinitely, 0 does not wait.
+    pub timeout: i64,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Host names or addresses, tried in order when the primary does not answer.
+    pub secondary_key_servers: Vec<String>,
+}
+
+/// What kind of key manager, with what belongs to each kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyManagerKind {
+    External {
+        client_certificate: String,
+        server_ca_certificates: Vec<String>,
+        servers: Vec<KeyServer>,
+    },
+    Onboard {
+        passphrase: Secret,
+    },
+}
+
+/// A key manager: one per SVM, or one for the cluster (the admin SVM) when `svm` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyManager {
+    pub uuid: String,
+    pub svm: Option<SvmRef>,
+    pub kind: KeyManagerKind,
+}
+
+impl KeyManager {
+    /// The key servers of an external key manager; none for an onboard one.
+    pub fn servers(&self) -> &[KeyServer] {
+        match &self.kind {
+            KeyManagerKind::External { servers, .. } => servers,
+            KeyManagerKind::Onboard { .. } => &[],
+        }
+    }
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Readonly,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Readonly => "readonly",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "readonly" => Some(Role::Readonly),
+            _ => None,
+        }
+    }
+}
+
+/// A user of the API; the password is kept only as an Argon2 hash (PHC string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// One write through the API, as the audit trail keeps it. `input` has every secret replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Assigned by the store, increasing.
+    pub index: i64,
+    /// RFC 3339.
+    pub time: String,
+    pub user: String,
+    pub method: String,
+    pub path: String,
+    pub input: String,
+    pub status: u16,
+    /// The ONTAP error code when the request failed.
+    pub error_code: Option<String>,
+}

@@ -1,0 +1,99 @@
+//! The entry point of the domain: one [`Service`] holds the store, the cluster and the caches,
+//! and its methods (spread over this folder's files, one per kind of object) apply the rules.
+
+use std::sync::Arc;
+
+use crate::store::{Store, StoreError};
+
+use super::cluster::Cluster;
+use super::connectivity::ConnectivityCache;
+use super::error::{CertificateRole, Error, Result};
+use super::model::{Certificate, KeyManager, KeyManagerKind, KeyServer};
+
+pub struct Service {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) cluster: Cluster,
+    pub(super) connectivity: ConnectivityCache,
+    pub(super) credentials: super::users::CredentialCache,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, cluster: Cluster) -> Service {
+        Service {
+            store,
+            cluster,
+            connectivity: ConnectivityCache::default(),
+            credentials: Default::default(),
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// A key manager, or 404 with target `uuid`.
+    pub async fn key_manager(&self, uuid: &str) -> Result<KeyManager> {
+        self.store
+            .get_key_manager(uuid)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::NotFound { target: "uuid" })
+    }
+
+    /// An external key manager on which key server operations are allowed: it exists, it is
+    /// external, and the cluster supports its scope. The checks ONTAP makes first.
+    pub async fn external_key_manager(&self, uuid: &str) -> Result<ExternalKeyManager> {
+        let key_manager = self.key_manager(uuid).await?;
+        let KeyManagerKind::External {
+            client_certificate,
+            server_ca_certificates,
+            servers,
+        } = key_manager.kind.clone()
+        else {
+            return Err(Error::NotExternal(key_manager.uuid));
+        };
+        self.cluster.check_multitenant(key_manager.svm.as_ref())?;
+        Ok(ExternalKeyManager {
+            key_manager,
+            client_certificate,
+            server_ca_certificates,
+            servers,
+        })
+    }
+
+    /// The key manager's certificates, which must still be installed (65536821).
+    pub(super) async fn installed_certificates(
+        &self,
+        client_uuid: &str,
+        server_ca_uuids: &[String],
+    ) -> Result<(Certificate, Vec<Certificate>)> {
+        let all = self.store.list_certificates().await.map_err(internal)?;
+        let find = |uuid: &str, role| {
+            all.iter().find(|c| c.uuid == uuid).cloned().ok_or_else(|| {
+                Error::CertificateNotInstalled {
+                    role,
+                    uuid: uuid.to_string(),
+                }
+            })
+        };
+        let client = find(client_uuid, CertificateRole::Client)?;
+        let cas = server_ca_uuids
+            .iter()
+            .map(|uuid| find(uuid, CertificateRole::ServerCa))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((client, cas))
+    }
+}
+
+/// An external key manager, unpacked.
+pub struct ExternalKeyManager {
+    pub key_manager: KeyManager,
+    pub client_certificate: String,
+    pub server_ca_certificates: Vec<String>,
+    pub servers: Vec<KeyServer>,
+}
+
+/// A store failure the client cannot do anything about.
+pub(super) fn internal(error: StoreError) -> Error {
+    Error::Internal(error.to_string())
+}

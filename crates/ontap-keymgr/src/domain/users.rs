@@ -1,0 +1,181 @@
+//! Users of the API: Basic authentication against Argon2 password hashes, and the first admin.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use sha2::{Digest, Sha256};
+
+use super::error::{Error, Result};
+use super::model::{Role, User};
+use super::service::{Service, internal};
+
+/// The first user's name, as on ONTAP.
+pub const ADMIN: &str = "admin";
+/// Length of a generated admin password.
+const GENERATED_PASSWORD_LEN: usize = 24;
+
+/// Argon2 is slow on purpose; a request must not pay for it every time. Once a user's password
+/// has been verified, a salted SHA-256 of it is remembered, so later requests with the same
+/// credentials are checked in microseconds, and the cache never holds a password.
+pub struct CredentialCache {
+    salt: [u8; 16],
+    verified: Mutex<HashMap<String, (Role, [u8; 32])>>,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        CredentialCache {
+            salt: rand::thread_rng().r#gen(),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl CredentialCache {
+    fn digest(&self, name: &str, password: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn lookup(&self, name: &str, password: &str) -> Option<Role> {
+        let digest = self.digest(name, password);
+        let verified = self.verified.lock().ok()?;
+        let (role, known) = verified.get(name)?;
+        (*known == digest).then_some(*role)
+    }
+
+    fn remember(&self, name: &str, password: &str, role: Role) {
+        let digest = self.digest(name, password);
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.insert(name.to_string(), (role, digest));
+        }
+    }
+}
+
+/// The outcome of preparing the first admin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminBootstrap {
+    /// Users exist already: nothing was done.
+    Existing,
+    /// The admin was created with the configured password.
+    Configured,
+    /// The admin was created with this generated password, to be shown once.
+    Generated(String),
+}
+
+impl Service {
+    /// Creates the `admin` user when there is no user yet, with `password` or a generated one.
+    pub async fn bootstrap_admin(&self, password: Option<&str>) -> Result<AdminBootstrap> {
+        if self.store.count_users().await.map_err(internal)? > 0 {
+            return Ok(AdminBootstrap::Existing);
+        }
+        let (password, outcome) = match password {
+            Some(p) if !p.is_empty() => (p.to_string(), AdminBootstrap::Configured),
+            _ => {
+                let generated = generate_password();
+                (generated.clone(), AdminBootstrap::Generated(generated))
+            }
+        };
+        self.add_user(ADMIN, &password, Role::Admin).await?;
+        Ok(outcome)
+    }
+
+    pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
+        let password_hash = hash_password(password)?;
+        self.store
+            .insert_user(User {
+                name: name.to_string(),
+                role,
+                password_hash,
+            })
+            .await
+            .map_err(internal)
+    }
+
+    /// The role of a user whose password is right; `Unauthenticated` otherwise.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<Role> {
+        if let Some(role) = self.credentials.lookup(name, password) {
+            return Ok(role);
+        }
+        let user = self
+            .store
+            .find_user(name)
+            .await
+            .map_err(internal)?
+            .ok_or(Error::Unauthenticated)?;
+        let hash = user.password_hash.clone();
+        let candidate = password.to_string();
+        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &candidate))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if !matches {
+            return Err(Error::Unauthenticated);
+        }
+        self.credentials.remember(name, password, user.role);
+        Ok(user.role)
+    }
+}
+
+fn generate_password() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(GENERATED_PASSWORD_LEN)
+        .map(char::from)
+        .collect()
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::Internal(format!("cannot hash a password: {e}")))
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_only_the_right_password() {
+        let hash = hash_password("s3cret").expect("hash");
+        assert!(!hash.contains("s3cret"));
+        assert!(verify_password(&hash, "s3cret"));
+        assert!(!verify_password(&hash, "wrong"));
+        assert!(!verify_password("not a hash", "s3cret"));
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let a = generate_password();
+        assert_eq!(a.len(), GENERATED_PASSWORD_LEN);
+        assert_ne!(a, generate_password());
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_the_same_password() {
+        let cache = CredentialCache::default();
+        cache.remember("admin", "right", Role::Admin);
+        assert_eq!(cache.lookup("admin", "right"), Some(Role::Admin));
+        assert_eq!(cache.lookup("admin", "wrong"), None);
+        assert_eq!(cache.lookup("other", "right"), None);
+    }
+}

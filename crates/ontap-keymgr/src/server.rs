@@ -1,0 +1,292 @@
+//! Starting the service: the data dir, the store, the first admin, the HTTPS certificate (made
+//! at first start when none is configured), the listener, and a graceful shutdown on SIGINT or
+//! SIGTERM that lets in-flight requests finish.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api;
+use crate::config::Config;
+use crate::domain::Service;
+use crate::domain::cluster::Cluster;
+use crate::domain::users::AdminBootstrap;
+use crate::store::secrets::SecretBox;
+use crate::store::sqlite::SqliteStore;
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// A client that does not finish its TLS handshake in this time is dropped.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+fn fail(context: &str) -> impl FnOnce(String) -> StartError + '_ {
+    move |detail| StartError(format!("{context}: {detail}"))
+}
+
+/// Everything the running service needs, built from the configuration.
+pub struct Prepared {
+    pub router: Router,
+    pub service: Arc<Service>,
+}
+
+/// Opens the data dir and the store and prepares the first admin. `admin_password` comes from
+/// `KEYMGR_ADMIN_PASSWORD`; a generated one is printed once on standard output.
+pub async fn prepare(
+    config: &Config,
+    admin_password: Option<&str>,
+) -> Result<Prepared, StartError> {
+    create_private_dir(&config.data_dir).map_err(fail("cannot create the data dir"))?;
+    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))
+        .map_err(|e| fail("cannot read the secret key")(e.to_string()))?;
+    let store = SqliteStore::open(&config.data_dir.join("keymgr.db"), secrets)
+        .map_err(|e| fail("cannot open the database")(e.to_string()))?;
+    let cluster_uuid =
+        cluster_uuid(&config.data_dir).map_err(fail("cannot read the cluster uuid"))?;
+    let service = Arc::new(Service::new(
+        Arc::new(store),
+        Cluster::new(&config.cluster, cluster_uuid),
+    ));
+    match service
+        .bootstrap_admin(admin_password)
+        .await
+        .map_err(|e| fail("cannot create the admin user")(e.to_string()))?
+    {
+        AdminBootstrap::Generated(password) => {
+            // Printed once, on purpose not through the log.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "Created user \"admin\" with password: {password}");
+            let _ = writeln!(
+                out,
+                "It is shown only this once; set KEYMGR_ADMIN_PASSWORD to choose it."
+            );
+        }
+        AdminBootstrap::Configured => {
+            tracing::info!("created user \"admin\" from KEYMGR_ADMIN_PASSWORD")
+        }
+        AdminBootstrap::Existing => {}
+    }
+    let router = api::router(service.clone()).layer(middleware::from_fn(log_requests));
+    Ok(Prepared { router, service })
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn serve(config: Config, admin_password: Option<String>) -> Result<(), StartError> {
+    let prepared = prepare(&config, admin_password.as_deref()).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| fail("cannot listen")(format!("{}: {e}", config.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| fail("cannot listen")(e.to_string()))?;
+    if config.http {
+        tracing::info!(%address, "serving plain HTTP");
+        axum::serve(listener, prepared.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| fail("server failed")(e.to_string()))?;
+    } else {
+        let acceptor = tls_acceptor(&config)?;
+        tracing::info!(%address, "serving HTTPS");
+        serve_tls(listener, acceptor, prepared.router).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) {
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, _) = match accepted {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(router.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await else {
+                        return;
+                    };
+                    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_LIMIT) => tracing::warn!("in-flight requests cut off after the drain limit"),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+/// One line per request: method, path (no query: it is the client's), status, duration.
+async fn log_requests(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The cluster's uuid, made at first start and kept in the data dir.
+fn cluster_uuid(data_dir: &Path) -> Result<uuid::Uuid, String> {
+    let path = data_dir.join("cluster-uuid");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let uuid = uuid::Uuid::new_v4();
+            std::fs::write(&path, uuid.to_string())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(uuid)
+        }
+        Err(error) => Err(format!("{}: {error}", path.display())),
+    }
+}
+
+/// The HTTPS certificate: the configured one, or the self-signed one of the data dir, made at
+/// first start.
+fn tls_acceptor(config: &Config) -> Result<TlsAcceptor, StartError> {
+    let (cert_path, key_path) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => self_signed(&config.data_dir, config.listen.ip())?,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| {
+            fail("cannot read the HTTPS certificate")(format!("{}: {e}", cert_path.display()))
+        })?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| fail("cannot read the HTTPS key")(format!("{}: {e}", key_path.display())))?;
+    let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail("TLS")(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| fail("the HTTPS certificate and key do not fit")(e.to_string()))?;
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server_config)))
+}
+
+/// `tls/cert.pem` and `tls/key.pem` in the data dir, for localhost, 127.0.0.1, ::1 and the
+/// listen address.
+pub fn self_signed(data_dir: &Path, listen: IpAddr) -> Result<(PathBuf, PathBuf), StartError> {
+    let dir = data_dir.join("tls");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    if cert_path.exists() && key_path.exists() {
+        return Ok((cert_path, key_path));
+    }
+    create_private_dir(&dir).map_err(fail("cannot create the TLS dir"))?;
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !listen.is_unspecified() && !names.contains(&listen.to_string()) {
+        names.push(listen.to_string());
+    }
+    let key = rcgen::KeyPair::generate().map_err(|e| fail("cannot make a key")(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names)
+        .map_err(|e| fail("cannot make a certificate")(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ontap-keymgr");
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| fail("cannot make a certificate")(e.to_string()))?;
+    write_private(&key_path, &key.serialize_pem()).map_err(fail("cannot write the HTTPS key"))?;
+    std::fs::write(&cert_path, cert.pem())
+        .map_err(|e| fail("cannot write the HTTPS certificate")(e.to_string()))?;
+    tracing::info!(certificate = %cert_path.display(), "made a self-signed HTTPS certificate");
+    Ok((cert_path, key_path))
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

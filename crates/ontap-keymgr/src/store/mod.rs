@@ -1,0 +1,80 @@
+//! Persistence behind the [`Store`] trait: SQLite now ([`sqlite::SqliteStore`]), PostgreSQL can
+//! follow. A store keeps the domain's objects, encrypts their secrets at rest, and enforces the
+//! invariants that must hold under concurrent requests (unique names, at most
+//! [`MAX_PRIMARY_KEY_SERVERS`] key servers per key manager) inside its own transactions.
+
+pub mod secrets;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::model::{AuditRecord, Certificate, KeyManager, KeyServer, Svm, User};
+
+/// ONTAP allows at most this many primary key servers per key manager.
+pub const MAX_PRIMARY_KEY_SERVERS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The object to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken: an SVM name, a certificate name within its scope, the key
+    /// manager of an SVM (or of the cluster).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// Adding the key servers would exceed [`MAX_PRIMARY_KEY_SERVERS`].
+    #[error("the key manager already has {existing} key servers")]
+    KeyServerLimit { existing: usize },
+    /// A key server of this address is already configured on the key manager.
+    #[error("key server {0} already exists")]
+    KeyServerExists(String),
+    /// The database failed (I/O, corruption, a secret that does not decrypt).
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the service persists. Every method is one transaction: a write is acknowledged
+/// only once it is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Users
+    async fn count_users(&self) -> StoreResult<usize>;
+    async fn insert_user(&self, user: User) -> StoreResult<()>;
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>>;
+
+    // SVMs: names are unique.
+    async fn list_svms(&self) -> StoreResult<Vec<Svm>>;
+    async fn insert_svm(&self, svm: Svm) -> StoreResult<()>;
+    /// Fails with `Conflict` when a certificate or key manager still belongs to the SVM.
+    async fn delete_svm(&self, uuid: &str) -> StoreResult<()>;
+
+    // Certificates: names are unique within their SVM (or the cluster scope).
+    async fn list_certificates(&self) -> StoreResult<Vec<Certificate>>;
+    async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()>;
+    /// Fails with `Conflict` when a key manager uses the certificate.
+    async fn delete_certificate(&self, uuid: &str) -> StoreResult<()>;
+
+    // Key managers: at most one per SVM, and one for the cluster (svm = None).
+    async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>>;
+    async fn get_key_manager(&self, uuid: &str) -> StoreResult<Option<KeyManager>>;
+    /// Inserts the key manager with its key servers, if any.
+    async fn insert_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
+    /// Replaces the key manager's own settings (certificates, passphrase); its key servers are
+    /// left as they are.
+    async fn update_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
+    async fn delete_key_manager(&self, uuid: &str) -> StoreResult<()>;
+
+    // Key servers of external key managers.
+    /// Adds all the servers or none, in one transaction that re-checks the limit and the
+    /// duplicates, so that concurrent requests can never exceed them.
+    async fn add_key_servers(&self, key_manager: &str, servers: Vec<KeyServer>) -> StoreResult<()>;
+    /// Replaces the stored settings of the server with the same address.
+    async fn update_key_server(&self, key_manager: &str, server: KeyServer) -> StoreResult<()>;
+    async fn delete_key_server(&self, key_manager: &str, server: &str) -> StoreResult<()>;
+
+    // The audit trail.
+    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()>;
+    async fn list_audit(&self) -> StoreResult<Vec<AuditRecord>>;
+}

@@ -1,0 +1,371 @@
+//! End-to-end fixtures: the real `ontap-keymgr` binary on a free port with a fresh data dir, an
+//! HTTPS client that trusts only the certificate the service made for itself, and helpers that
+//! set up SVMs, certificates and key managers through the API.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::pki::TestPki;
+use test_support::pykmip::{PyKmip, PyKmipConfig};
+use ureq::http;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// A running service. Dropping it kills it.
+pub struct Keymgr {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    agent: Option<ureq::Agent>,
+    pub user: String,
+    pub password: String,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl Response {
+    /// The ONTAP error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn target(&self) -> &str {
+        self.body["error"]["target"].as_str().unwrap_or("")
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// Asserts an ONTAP error with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{self:?}");
+        assert!(!self.message().is_empty(), "{self:?}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Keymgr {
+    /// A fresh service with its own data dir.
+    pub fn start() -> Keymgr {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let mut keymgr = Keymgr::start_in(&data_dir, &[]);
+        keymgr._dir = Some(dir);
+        keymgr
+    }
+
+    /// A service on `data_dir`, with extra environment variables.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Keymgr {
+        let port = free_port();
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("../service.log"))
+            .expect("log file");
+        let stdout = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("../service.out"))
+            .expect("stdout file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env_remove("KEYMGR_CONFIG")
+            .env("KEYMGR_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("KEYMGR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(log);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start ontap-keymgr");
+        let mut keymgr = Keymgr {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+            agent: None,
+            user: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        };
+        keymgr.wait_until_ready();
+        keymgr
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + START_LIMIT;
+        let cert_path = self.data_dir.join("tls/cert.pem");
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("ontap-keymgr exited with {status}:\n{}", self.log());
+                }
+            }
+            if self.agent.is_none() && cert_path.exists() {
+                if let Ok(pem) = std::fs::read(&cert_path) {
+                    self.agent = agent_trusting(&pem);
+                }
+            }
+            if self.agent.is_some() && self.get("/api/cluster").status == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ontap-keymgr did not answer in time:\n{}", self.log());
+    }
+
+    /// The service's log so far (standard error).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("../service.log")).unwrap_or_default()
+    }
+
+    /// What the service printed on standard output.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("../service.out")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn request_as(
+        &self,
+        user: &str,
+        password: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Response {
+        let agent = self.agent.as_ref().expect("the service is up");
+        let credentials = base64_encode(&format!("{user}:{password}"));
+        let request = http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("Authorization", format!("Basic {credentials}"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/hal+json")
+            .body(body.unwrap_or("").as_bytes().to_vec())
+            .expect("request");
+        let mut response = match agent.run(request) {
+            Ok(response) => response,
+            Err(error) => {
+                return Response {
+                    status: 0,
+                    body: json!({ "transport_error": error.to_string() }),
+                    location: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            body,
+            location,
+        }
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        let text = body.map(Value::to_string);
+        self.request_as(&self.user, &self.password, method, path, text.as_deref())
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Response {
+        self.request("POST", path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> Response {
+        self.request("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Response {
+        self.request("DELETE", path, None)
+    }
+
+    /// Stops the service with SIGTERM and waits for it; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for Keymgr {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn agent_trusting(pem: &[u8]) -> Option<ureq::Agent> {
+    let certificate = ureq::tls::Certificate::from_pem(pem).ok()?.to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![certificate])))
+        .build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build();
+    Some(config.into())
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Reads a whole file into a string (test helper).
+pub fn read(path: &Path) -> String {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .expect("read");
+    text
+}
+
+// ---- fixtures built through the API ------------------------------------------------------------
+
+/// A good PyKMIP server for `pki`.
+pub fn good_kmip(pki: &TestPki) -> PyKmip {
+    PyKmip::start(PyKmipConfig {
+        server: &pki.server,
+        trusted_ca: &pki.ca,
+        credential: None,
+    })
+}
+
+pub fn create_svm(keymgr: &Keymgr, name: &str) -> String {
+    let response = keymgr.post("/api/svm/svms", &json!({ "name": name }));
+    assert_eq!(response.status, 201, "{response:?}");
+    let location = response.location.expect("Location");
+    location.rsplit('/').next().expect("uuid").to_string()
+}
+
+/// Installs the key manager's client certificate and server CA; returns their names.
+pub fn install_certificates(
+    keymgr: &Keymgr,
+    pki: &TestPki,
+    svm: Option<&str>,
+    prefix: &str,
+) -> (String, String) {
+    let client_name = format!("{prefix}-client");
+    let ca_name = format!("{prefix}-server-ca");
+    let mut client = json!({
+        "type": "client",
+        "name": client_name,
+        "public_certificate": pki.client.cert_pem,
+        "private_key": pki.client.key_pem,
+    });
+    let mut ca =
+        json!({ "type": "server_ca", "name": ca_name, "public_certificate": pki.ca.cert_pem });
+    if let Some(svm) = svm {
+        client["svm"] = json!({ "name": svm });
+        ca["svm"] = json!({ "name": svm });
+    }
+    for body in [client, ca] {
+        let response = keymgr.post("/api/security/certificates", &body);
+        assert_eq!(response.status, 201, "{response:?}");
+    }
+    (client_name, ca_name)
+}
+
+/// An external key manager for `svm` (or the cluster) with these servers; returns its uuid.
+pub fn create_key_manager(
+    keymgr: &Keymgr,
+    pki: &TestPki,
+    svm: Option<&str>,
+    servers: &[String],
+) -> String {
+    let prefix = svm.unwrap_or("cluster");
+    let (client, ca) = install_certificates(keymgr, pki, svm, prefix);
+    let mut body = json!({
+        "external": {
+            "client_certificate": { "name": client },
+            "server_ca_certificates": [{ "name": ca }],
+            "servers": servers.iter().map(|s| json!({ "server": s })).collect::<Vec<_>>(),
+        }
+    });
+    if let Some(svm) = svm {
+        body["svm"] = json!({ "name": svm });
+    }
+    let response = keymgr.post("/api/security/key-managers", &body);
+    assert_eq!(response.status, 201, "{response:?}");
+    let location = response.location.expect("Location");
+    location.rsplit('/').next().expect("uuid").to_string()
+}
+
+pub fn key_servers_path(key_manager: &str) -> String {
+    format!("/api/security/key-managers/{key_manager}/key-servers")
+}
+
+/// `ks1:5696` → `ks1%3A5696`, as clients encode path keys.
+pub fn encoded(server: &str) -> String {
+    server
+        .replace(':', "%3A")
+        .replace('[', "%5B")
+        .replace(']', "%5D")
+}
