@@ -82,11 +82,7 @@ impl Service {
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => Error::NotFound { target: "uuid" },
-                StoreError::Conflict(_) => Error::InUse(format!(
-                    "Certificate \"{}\" is used by a key manager: change or delete the key manager \
-                 first.",
-                    certificate.name
-                )),
+                StoreError::Conflict(_) => Error::CertificateInUse(certificate.name.clone()),
                 other => internal(other),
             })
     }

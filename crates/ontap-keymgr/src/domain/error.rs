@@ -94,6 +94,10 @@ pub enum Error {
     PrivateKeyNotAccepted,
     #[error("The certificate type \"{0}\" is not supported.")]
     CertificateTypeNotSupported(String),
+    #[error(
+        "Cannot remove this certificate while external key manager is configured: certificate \"{0}\" is used by a key manager."
+    )]
+    CertificateInUse(String),
 
     // ---- key managers ---------------------------------------------------------------------
     #[error("The SVM has key manager already configured.")]
@@ -219,6 +223,7 @@ impl Error {
             PrivateKeyMissing => 3735693,
             PrivateKeyNotAccepted => 3735618,
             CertificateTypeNotSupported(_) => 3735622,
+            CertificateInUse(_) => 3735683,
             KeyManagerExists => 65536823,
             AdminKeyManagerExists => 65539216,
             ExternalConfigIncomplete { .. } => 65536876,

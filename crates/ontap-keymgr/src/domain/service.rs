@@ -43,7 +43,12 @@ impl Service {
     /// An external key manager on which key server operations are allowed: it exists, it is
     /// external, and the cluster supports its scope. The checks ONTAP makes first.
     pub async fn external_key_manager(&self, uuid: &str) -> Result<ExternalKeyManager> {
-        let key_manager = self.key_manager(uuid).await?;
+        let key_manager = self
+            .store
+            .get_key_manager(uuid)
+            .await
+            .map_err(|e| Error::KeyServersUnreadable(e.to_string()))?
+            .ok_or(Error::NotFound { target: "uuid" })?;
         let KeyManagerKind::External {
             client_certificate,
             server_ca_certificates,

@@ -1025,7 +1025,7 @@ fn add_key_servers(
     let kind = key_manager_kind(connection, key_manager)?.ok_or(StoreError::NotFound)?;
     if kind != "external" {
         return Err(StoreError::Conflict(format!(
-            "onboard key manager {key_manager}, which takes no key servers,"
+            "an onboard key manager {key_manager} (which takes no key servers)"
         )));
     }
     let (count, last_position): (i64, Option<i64>) = connection

@@ -139,7 +139,8 @@ impl Keymgr {
                     self.agent = agent_trusting(&pem);
                 }
             }
-            if self.agent.is_some() && self.get("/api/cluster").status == 200 {
+            // Any HTTP answer means it is up (401 when the admin password was generated).
+            if self.agent.is_some() && self.get("/api/cluster").status != 0 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,183 @@
+//! What survives a restart, and the seed errors that only a changed configuration or a damaged
+//! database can raise: 65536822 and 65536824 (the cluster's version and MetroCluster setting come
+//! from the configuration), 65536821 (a certificate gone) and 65536834 (key servers unreadable).
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::json;
+use support::{Keymgr, create_key_manager, create_svm, encoded, good_kmip, key_servers_path};
+use test_support::pki::TestPki;
+use test_support::pykmip::python;
+
+/// Runs SQL on the stopped service's database, as a damaged or hand-edited database would be.
+fn edit_database(keymgr: &Keymgr, sql: &str) {
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1])\n\
+                  db.execute(sys.argv[2])\n\
+                  db.commit()\n";
+    let status = Command::new(python())
+        .args(["-c", script])
+        .arg(keymgr.data_dir.join("keymgr.db"))
+        .arg(sql)
+        .status()
+        .expect("python");
+    assert!(status.success());
+}
+
+#[test]
+fn everything_survives_a_graceful_restart() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let mut keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let km = create_key_manager(&keymgr, &pki, Some("svm1"), &[kmip.address()]);
+    let cluster = keymgr.get("/api/cluster").body;
+    let cert = std::fs::read(keymgr.data_dir.join("tls/cert.pem")).expect("cert");
+    assert!(
+        keymgr.stop(),
+        "SIGTERM ends the service cleanly:\n{}",
+        keymgr.log()
+    );
+
+    let data_dir = keymgr.data_dir.clone();
+    let restarted = Keymgr::start_in(&data_dir, &[("KEYMGR_ADMIN_PASSWORD", "ignored-now")]);
+    assert_eq!(restarted.get("/api/cluster").body["uuid"], cluster["uuid"]);
+    assert_eq!(
+        std::fs::read(data_dir.join("tls/cert.pem")).expect("cert"),
+        cert
+    );
+    let servers = restarted.get(&format!("{}?fields=*", key_servers_path(&km)));
+    assert_eq!(
+        servers.body["records"][0]["server"],
+        kmip.address(),
+        "{servers:?}"
+    );
+    assert_eq!(
+        restarted.get("/api/svm/svms?name=svm1").body["num_records"],
+        1
+    );
+    // The stored client key still decrypts: the server is still reachable with it.
+    let connectivity = restarted.get(&format!(
+        "{}/{}?fields=connectivity",
+        key_servers_path(&km),
+        encoded(&kmip.address())
+    ));
+    assert_eq!(
+        connectivity.body["connectivity"]["cluster_availability"], true,
+        "{connectivity:?}"
+    );
+    drop(keymgr);
+}
+
+#[test]
+fn a_generated_admin_password_is_printed_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data_dir = dir.path().join("data");
+    let mut keymgr = Keymgr::start_in(&data_dir, &[("KEYMGR_ADMIN_PASSWORD", "")]);
+    let output = keymgr.output();
+    let password = output
+        .lines()
+        .find_map(|line| line.strip_prefix("Created user \"admin\" with password: "))
+        .expect("the password is printed")
+        .to_string();
+    assert!(password.len() >= 20);
+    assert!(
+        !keymgr.log().contains(&password),
+        "the password is not logged"
+    );
+    assert_eq!(
+        keymgr
+            .request_as("admin", &password, "GET", "/api/cluster", None)
+            .status,
+        200
+    );
+    assert!(keymgr.stop());
+    let again = Keymgr::start_in(&data_dir, &[("KEYMGR_ADMIN_PASSWORD", "")]);
+    assert_eq!(
+        again.output().matches("Created user").count(),
+        1,
+        "printed only once"
+    );
+    assert_eq!(
+        again
+            .request_as("admin", &password, "GET", "/api/cluster", None)
+            .status,
+        200
+    );
+}
+
+#[test]
+fn cluster_version_and_metrocluster_rules() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let [first, second] = [kmip.address(), format!("localhost:{}", kmip.port)];
+    let mut keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let km = create_key_manager(&keymgr, &pki, Some("svm1"), std::slice::from_ref(&first));
+    let data_dir = keymgr.data_dir.clone();
+    assert!(keymgr.stop());
+
+    let mut old = Keymgr::start_in(&data_dir, &[("KEYMGR_CLUSTER_VERSION", "9.5.0")]);
+    let path = key_servers_path(&km);
+    old.post(&path, &json!({ "server": second }))
+        .assert_error(400, "65536822");
+    old.patch(
+        &format!("{path}/{}", encoded(&first)),
+        &json!({ "timeout": 10 }),
+    )
+    .assert_error(400, "65536822");
+    create_svm(&old, "svm2");
+    let svm_scoped =
+        json!({ "svm": { "name": "svm2" }, "onboard": { "passphrase": "x".repeat(32) } });
+    old.post("/api/security/key-managers", &svm_scoped)
+        .assert_error(400, "65536822");
+    assert!(old.stop());
+
+    let metrocluster = Keymgr::start_in(&data_dir, &[("KEYMGR_CLUSTER_METROCLUSTER", "true")]);
+    metrocluster
+        .post(&path, &json!({ "server": second }))
+        .assert_error(400, "65536824");
+    metrocluster
+        .patch(
+            &format!("{path}/{}", encoded(&first)),
+            &json!({ "timeout": 10 }),
+        )
+        .assert_error(400, "65536824");
+    drop(keymgr);
+}
+
+#[test]
+fn a_missing_certificate_and_unreadable_key_servers_have_their_codes() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let second = format!("localhost:{}", kmip.port);
+    let mut keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let km = create_key_manager(&keymgr, &pki, Some("svm1"), &[kmip.address()]);
+    let path = key_servers_path(&km);
+    assert!(keymgr.stop());
+    let data_dir = keymgr.data_dir.clone();
+
+    // The server CA certificate removed behind the service's back (foreign keys are off in
+    // Python's sqlite3 by default, as in any hand edit).
+    edit_database(&keymgr, "DELETE FROM certificates WHERE type = 'server_ca'");
+    let mut damaged = Keymgr::start_in(&data_dir, &[]);
+    let missing = damaged.post(&path, &json!({ "server": second }));
+    missing.assert_error(400, "65536821");
+    assert_eq!(missing.target(), "external.server_ca_certificates");
+    assert!(damaged.stop());
+
+    // A key server whose stored password no longer decrypts.
+    edit_database(
+        &keymgr,
+        "UPDATE key_servers SET username = 'u', password = x'00'",
+    );
+    let unreadable = Keymgr::start_in(&data_dir, &[]);
+    unreadable
+        .post(&path, &json!({ "server": second }))
+        .assert_error(500, "65536834");
+    unreadable.get(&path).assert_error(500, "65536834");
+    drop(keymgr);
+}
