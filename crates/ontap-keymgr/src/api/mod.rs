@@ -11,6 +11,7 @@ pub mod error;
 pub mod key_managers;
 pub mod key_servers;
 pub mod listing;
+pub mod openapi;
 pub mod query;
 pub mod svms;
 
@@ -74,7 +75,28 @@ pub fn router(service: Arc<Service>) -> Router {
             state.clone(),
             auth::authenticate,
         ));
-    api.with_state(state)
+    // The API's description is public, as ONTAP's /docs/api is.
+    let docs = Router::new().route(OPENAPI_PATH, get(openapi_json));
+    docs.merge(api.with_state(state))
+}
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/docs/api/openapi.json";
+
+/// The OpenAPI document as served and as committed in `docs/openapi.json`.
+pub fn openapi_text() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi::document()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+async fn openapi_json() -> Response {
+    let mut response = openapi_text().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn method_not_allowed(request: Request) -> Response {

@@ -1,0 +1,854 @@
+//! The OpenAPI 3 document of every endpoint the service serves, built from the same tables the
+//! service uses: the routes below are checked against the router, and each resource's fields
+//! against the query schemas, by the tests at the end of this file. Served at
+//! `/docs/api/openapi.json` and kept in the repository as `docs/openapi.json`.
+//!
+//! Why not utoipa's derive macros: the service's request bodies are read field by field (to give
+//! ONTAP's error codes and targets) and its responses are built as JSON, so there are no Rust
+//! types for utoipa to describe; a table that tests keep true is smaller and cannot drift.
+
+use serde_json::{Map, Value, json};
+
+use super::query::Schema;
+
+/// A field's OpenAPI type.
+#[derive(Clone, Copy)]
+pub enum Type {
+    String,
+    Integer,
+    Boolean,
+    StringList,
+}
+
+/// A resource: its name, its readable fields with types, and which are write-only.
+pub struct Resource {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub fields: &'static [(&'static str, Type)],
+    pub write_only: &'static [(&'static str, Type)],
+}
+
+/// One operation of one path.
+pub struct Operation {
+    pub method: &'static str,
+    pub summary: &'static str,
+    pub resource: &'static Resource,
+    /// `Some` for collections and instances that take ONTAP's query parameters.
+    pub query: Option<&'static Schema>,
+    pub body: bool,
+    pub status: u16,
+    pub codes: &'static [(u64, &'static str)],
+}
+
+pub struct Path {
+    pub path: &'static str,
+    pub operations: &'static [Operation],
+}
+
+use Type::{Boolean, Integer, String as Text, StringList};
+
+const CLUSTER: Resource = Resource {
+    name: "cluster",
+    description: "The cluster the service presents (from its configuration).",
+    fields: &[
+        ("name", Text),
+        ("uuid", Text),
+        ("version.full", Text),
+        ("version.generation", Integer),
+        ("version.major", Integer),
+        ("version.minor", Integer),
+        ("metrocluster.configured", Boolean),
+    ],
+    write_only: &[],
+};
+
+const NODE: Resource = Resource {
+    name: "node",
+    description: "A node of the cluster.",
+    fields: &[("uuid", Text), ("name", Text)],
+    write_only: &[],
+};
+
+const SVM: Resource = Resource {
+    name: "svm",
+    description: "A storage VM.",
+    fields: &[
+        ("uuid", Text),
+        ("name", Text),
+        ("state", Text),
+        ("subtype", Text),
+    ],
+    write_only: &[],
+};
+
+const CERTIFICATE: Resource = Resource {
+    name: "security_certificate",
+    description: "An installed certificate. `private_key` is write-only.",
+    fields: &[
+        ("uuid", Text),
+        ("name", Text),
+        ("type", Text),
+        ("common_name", Text),
+        ("scope", Text),
+        ("svm.name", Text),
+        ("svm.uuid", Text),
+        ("serial_number", Text),
+        ("ca", Text),
+        ("expiry_time", Text),
+        ("public_certificate", Text),
+    ],
+    write_only: &[("private_key", Text)],
+};
+
+const KEY_MANAGER: Resource = Resource {
+    name: "security_key_manager",
+    description: "An external or onboard key manager, one per SVM or one for the cluster. \
+                  `status` is expensive: returned only when named in `fields` or with `**`.",
+    fields: &[
+        ("uuid", Text),
+        ("scope", Text),
+        ("svm.name", Text),
+        ("svm.uuid", Text),
+        ("external.client_certificate.uuid", Text),
+        ("external.client_certificate.name", Text),
+        ("external.server_ca_certificates.uuid", Text),
+        ("external.servers.server", Text),
+        ("external.servers.timeout", Integer),
+        ("external.servers.username", Text),
+        ("external.servers.secondary_key_servers", Text),
+        ("onboard.enabled", Boolean),
+        ("status.code", Integer),
+        ("status.message", Text),
+    ],
+    write_only: &[
+        ("external.servers.password", Text),
+        ("onboard.passphrase", Text),
+        ("onboard.existing_passphrase", Text),
+    ],
+};
+
+const KEY_SERVER: Resource = Resource {
+    name: "key_server",
+    description: "A primary key server of an external key manager. `connectivity` is expensive: \
+                  returned only when named in `fields` or with `**`.",
+    fields: &[
+        ("server", Text),
+        ("timeout", Integer),
+        ("username", Text),
+        ("secondary_key_servers", StringList),
+        ("connectivity.cluster_availability", Boolean),
+        ("connectivity.node_states.node.name", Text),
+        ("connectivity.node_states.node.uuid", Text),
+        ("connectivity.node_states.state", Text),
+    ],
+    write_only: &[("password", Text)],
+};
+
+const AUDIT: Resource = Resource {
+    name: "security_audit_log",
+    description: "One write through the API; secrets in `input` are replaced by `<redacted>`.",
+    fields: &[
+        ("index", Integer),
+        ("timestamp", Text),
+        ("application", Text),
+        ("user", Text),
+        ("input", Text),
+        ("state", Text),
+        ("scope", Text),
+        ("message", Text),
+        ("method", Text),
+        ("path", Text),
+        ("status", Integer),
+    ],
+    write_only: &[],
+};
+
+const NOT_FOUND: (u64, &str) = (4, "An entry with the specified identifiers was not found.");
+const KEY_SERVER_SCOPE_CODES: [(u64, &str); 3] = [
+    (
+        65536822,
+        "Multitenant key management is not supported in the current cluster version.",
+    ),
+    (
+        65536824,
+        "Multitenant key management is not supported in MetroCluster configurations.",
+    ),
+    (
+        65536828,
+        "External key management is not enabled for the SVM.",
+    ),
+];
+const KMIP_CHECK_CODES: [(u64, &str); 5] = [
+    (
+        65536852,
+        "Failed to query supported KMIP protocol versions.",
+    ),
+    (
+        65536921,
+        "Unable to execute the command on the KMIP server.",
+    ),
+    (
+        66060338,
+        "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates.",
+    ),
+    (
+        66060339,
+        "Unable to establish secure connection to KMIP server due to incorrect client certificates.",
+    ),
+    (
+        66060340,
+        "Unable to establish secure connection to KMIP server due to Cryptsoft error.",
+    ),
+];
+
+/// Every path and operation the service serves.
+pub const PATHS: &[Path] = &[
+    Path {
+        path: "/api/cluster",
+        operations: &[Operation {
+            method: "get",
+            summary: "Retrieve the cluster",
+            resource: &CLUSTER,
+            query: Some(&super::cluster::CLUSTER_SCHEMA),
+            body: false,
+            status: 200,
+            codes: &[],
+        }],
+    },
+    Path {
+        path: "/api/cluster/nodes",
+        operations: &[Operation {
+            method: "get",
+            summary: "List the nodes",
+            resource: &NODE,
+            query: Some(&super::cluster::NODE_SCHEMA),
+            body: false,
+            status: 200,
+            codes: &[],
+        }],
+    },
+    Path {
+        path: "/api/svm/svms",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List SVMs",
+                resource: &SVM,
+                query: Some(&super::svms::SVM_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "post",
+                summary: "Create an SVM",
+                resource: &SVM,
+                query: None,
+                body: true,
+                status: 201,
+                codes: &[(1, "An SVM of this name already exists.")],
+            },
+        ],
+    },
+    Path {
+        path: "/api/svm/svms/{uuid}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve an SVM",
+                resource: &SVM,
+                query: Some(&super::svms::SVM_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete an SVM",
+                resource: &SVM,
+                query: None,
+                body: false,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    (8, "The SVM still has certificates or a key manager."),
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/certificates",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List certificates",
+                resource: &CERTIFICATE,
+                query: Some(&super::certificates::CERTIFICATE_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "post",
+                summary: "Install a certificate",
+                resource: &CERTIFICATE,
+                query: None,
+                body: true,
+                status: 201,
+                codes: &[
+                    (
+                        3735618,
+                        "Cannot accept private key for server_ca or client_ca.",
+                    ),
+                    (3735622, "The certificate type is not supported."),
+                    (
+                        3735693,
+                        "The certificate installation failed as private key was empty.",
+                    ),
+                    (52559973, "The certificate has expired."),
+                    (
+                        52559975,
+                        "Failed to read the certificate due to incorrect formatting.",
+                    ),
+                    (52559976, "The certificate and private key do not match."),
+                    (
+                        52560123,
+                        "Failed to read the key due to incorrect formatting.",
+                    ),
+                    (
+                        2621462,
+                        "The specified SVM does not exist or cannot be accessed by this user.",
+                    ),
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/certificates/{uuid}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve a certificate",
+                resource: &CERTIFICATE,
+                query: Some(&super::certificates::CERTIFICATE_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete a certificate",
+                resource: &CERTIFICATE,
+                query: None,
+                body: false,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    (
+                        3735683,
+                        "Cannot remove this certificate while external key manager is configured.",
+                    ),
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List key managers",
+                resource: &KEY_MANAGER,
+                query: Some(&super::key_managers::KEY_MANAGER_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "post",
+                summary: "Create a key manager",
+                resource: &KEY_MANAGER,
+                query: None,
+                body: true,
+                status: 201,
+                codes: &[
+                    (
+                        65536038,
+                        "A maximum of 4 active primary key servers are allowed.",
+                    ),
+                    (65536821, "The certificate is not installed."),
+                    (
+                        65536822,
+                        "Multitenant key management is not supported in the current cluster version.",
+                    ),
+                    (65536823, "The SVM has key manager already configured."),
+                    (
+                        65536824,
+                        "Multitenant key management is not supported in MetroCluster configurations.",
+                    ),
+                    (65536871, "Duplicate key management servers exist."),
+                    (
+                        65536876,
+                        "External key management requires client and server CA certificates installed and with one or more key servers provided.",
+                    ),
+                    (
+                        65536916,
+                        "The Onboard Key Manager is only supported for an admin SVM.",
+                    ),
+                    (
+                        65536920,
+                        "The Onboard Key Manager passphrase length is incorrect.",
+                    ),
+                    (
+                        65539216,
+                        "The Admin SVM has a key manager already configured.",
+                    ),
+                    (
+                        65536852,
+                        "Failed to query supported KMIP protocol versions.",
+                    ),
+                    (
+                        65536921,
+                        "Unable to execute the command on the KMIP server.",
+                    ),
+                    (
+                        66060338,
+                        "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates.",
+                    ),
+                    (
+                        66060339,
+                        "Unable to establish secure connection to KMIP server due to incorrect client certificates.",
+                    ),
+                    (
+                        66060340,
+                        "Unable to establish secure connection to KMIP server due to Cryptsoft error.",
+                    ),
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve a key manager",
+                resource: &KEY_MANAGER,
+                query: Some(&super::key_managers::KEY_MANAGER_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "patch",
+                summary: "Update a key manager",
+                resource: &KEY_MANAGER,
+                query: None,
+                body: true,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    (
+                        65536139,
+                        "The existing passphrase value provided does not match the configured passphrase.",
+                    ),
+                    (65536150, "The new passphrase is same as old passphrase."),
+                    (
+                        65536404,
+                        "The passphrase does not match the accepted length.",
+                    ),
+                    (65536821, "The certificate is not installed."),
+                    (
+                        65536917,
+                        "Updating an onboard passphrase requires both new and existing cluster passphrase.",
+                    ),
+                ],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete a key manager",
+                resource: &KEY_MANAGER,
+                query: None,
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/key-servers",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List key servers configured in an external key manager",
+                resource: &KEY_SERVER,
+                query: Some(&super::key_servers::KEY_SERVER_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    (
+                        65536834,
+                        "Failed to get existing key-server details for the SVM.",
+                    ),
+                ],
+            },
+            Operation {
+                method: "post",
+                summary: "Add primary key servers to an external key manager",
+                resource: &KEY_SERVER,
+                query: None,
+                body: true,
+                status: 201,
+                codes: &[
+                    NOT_FOUND,
+                    (
+                        65536038,
+                        "A maximum of 4 active primary key servers are allowed.",
+                    ),
+                    (65536821, "The certificate is not installed."),
+                    KEY_SERVER_SCOPE_CODES[0],
+                    KEY_SERVER_SCOPE_CODES[1],
+                    KEY_SERVER_SCOPE_CODES[2],
+                    (
+                        65536834,
+                        "Failed to get existing key-server details for the SVM.",
+                    ),
+                    (65536845, "Missing username."),
+                    (65536846, "Missing password."),
+                    (65536870, "Key management servers are already configured."),
+                    (65536871, "Duplicate key management servers exist."),
+                    KMIP_CHECK_CODES[0],
+                    KMIP_CHECK_CODES[1],
+                    KMIP_CHECK_CODES[2],
+                    KMIP_CHECK_CODES[3],
+                    KMIP_CHECK_CODES[4],
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/key-servers/{server}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve a key server",
+                resource: &KEY_SERVER,
+                query: Some(&super::key_servers::KEY_SERVER_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    (
+                        65536843,
+                        "The key management server is not configured for the SVM.",
+                    ),
+                ],
+            },
+            Operation {
+                method: "patch",
+                summary: "Update a primary key server",
+                resource: &KEY_SERVER,
+                query: None,
+                body: true,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    KEY_SERVER_SCOPE_CODES[0],
+                    KEY_SERVER_SCOPE_CODES[1],
+                    KEY_SERVER_SCOPE_CODES[2],
+                    (
+                        65536843,
+                        "The key management server is not configured for the SVM.",
+                    ),
+                    (65536845, "Missing username."),
+                    (65536846, "Missing password."),
+                    (
+                        65536880,
+                        "One or more of the following values must be provided \"timeout\", \"username\", \"password\", \"secondary_key_servers\", \"create_remove_timeout\".",
+                    ),
+                    (
+                        65537400,
+                        "Exceeded maximum number of secondary key servers.",
+                    ),
+                    (
+                        65538407,
+                        "A secondary key server is a duplicate of the associated primary key server.",
+                    ),
+                    (
+                        65538408,
+                        "The list of secondary key servers contains duplicates.",
+                    ),
+                    (
+                        65538413,
+                        "A secondary key server address is not formatted correctly.",
+                    ),
+                    (
+                        65538502,
+                        "A secondary key server is also a primary key server.",
+                    ),
+                    KMIP_CHECK_CODES[0],
+                    KMIP_CHECK_CODES[1],
+                    KMIP_CHECK_CODES[2],
+                    KMIP_CHECK_CODES[3],
+                    KMIP_CHECK_CODES[4],
+                ],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete a primary key server",
+                resource: &KEY_SERVER,
+                query: None,
+                body: false,
+                status: 200,
+                codes: &[
+                    NOT_FOUND,
+                    KEY_SERVER_SCOPE_CODES[0],
+                    KEY_SERVER_SCOPE_CODES[1],
+                    KEY_SERVER_SCOPE_CODES[2],
+                    (
+                        65536843,
+                        "The key management server is not configured for the SVM.",
+                    ),
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/audit/messages",
+        operations: &[Operation {
+            method: "get",
+            summary: "List the audit trail of writes",
+            resource: &AUDIT,
+            query: Some(&super::audit::AUDIT_SCHEMA),
+            body: false,
+            status: 200,
+            codes: &[],
+        }],
+    },
+];
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for path in PATHS {
+        let mut operations = Map::new();
+        for operation in path.operations {
+            operations.insert(
+                operation.method.to_string(),
+                operation_json(path.path, operation),
+            );
+        }
+        paths.insert(path.path.to_string(), Value::Object(operations));
+    }
+    let resources = [
+        &CLUSTER,
+        &NODE,
+        &SVM,
+        &CERTIFICATE,
+        &KEY_MANAGER,
+        &KEY_SERVER,
+        &AUDIT,
+    ];
+    let mut schemas = Map::new();
+    for resource in resources {
+        schemas.insert(
+            resource.name.to_string(),
+            object_schema(resource.fields, resource.description),
+        );
+        if !resource.write_only.is_empty() {
+            let all: Vec<(&str, Type)> = resource
+                .fields
+                .iter()
+                .chain(resource.write_only)
+                .copied()
+                .collect();
+            schemas.insert(format!("{}_input", resource.name), object_schema(&all, "The fields a request may set (writable fields are checked per operation; unknown fields are refused with 262179)."));
+        }
+    }
+    schemas.insert("error".into(), error_schema());
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ontap-keymgr",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "ONTAP-compatible REST API for external KMIP key managers and their key servers. \
+                            Paths, envelopes, status codes and ONTAP error codes follow ONTAP's REST API.",
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "basic_auth": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "basic_auth": { "type": "http", "scheme": "basic" } },
+            "schemas": schemas,
+        },
+    })
+}
+
+fn type_json(field_type: Type) -> Value {
+    match field_type {
+        Type::String => json!({ "type": "string" }),
+        Type::Integer => json!({ "type": "integer" }),
+        Type::Boolean => json!({ "type": "boolean" }),
+        Type::StringList => json!({ "type": "array", "items": { "type": "string" } }),
+    }
+}
+
+/// Nests dotted fields (`svm.name`) into object schemas.
+fn object_schema(fields: &[(&str, Type)], description: &str) -> Value {
+    let mut root = json!({ "type": "object", "properties": {} });
+    for (path, field_type) in fields {
+        insert_property(&mut root, &path.split('.').collect::<Vec<_>>(), *field_type);
+    }
+    root["properties"]["_links"] = json!({ "type": "object" });
+    root["description"] = description.into();
+    root
+}
+
+fn insert_property(schema: &mut Value, parts: &[&str], field_type: Type) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    let properties = &mut schema["properties"];
+    if rest.is_empty() {
+        properties[*first] = type_json(field_type);
+        return;
+    }
+    if properties.get(*first).is_none() {
+        properties[*first] = json!({ "type": "object", "properties": {} });
+    }
+    insert_property(&mut properties[*first], rest, field_type);
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": { "error": { "type": "object", "properties": {
+            "message": { "type": "string" },
+            "code": { "type": "string", "description": "The ONTAP error code, a decimal integer in a string." },
+            "target": { "type": "string", "description": "The request field the error is about." },
+            "arguments": { "type": "array", "items": { "type": "object" } },
+        } } },
+    })
+}
+
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect()
+}
+
+fn query_parameters(schema: &Schema) -> Vec<Value> {
+    let mut parameters = vec![
+        json!({ "name": "fields", "in": "query", "schema": { "type": "string" }, "description": "Comma-separated fields to return; `*` all normal fields, `**` also the expensive ones." }),
+        json!({ "name": "max_records", "in": "query", "schema": { "type": "integer", "minimum": 0 } }),
+        json!({ "name": "order_by", "in": "query", "schema": { "type": "string" }, "description": "`field [asc|desc]`, comma-separated." }),
+        json!({ "name": "return_records", "in": "query", "schema": { "type": "boolean", "default": true } }),
+        json!({ "name": "return_timeout", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": 120, "default": 15 } }),
+    ];
+    for field in schema.fields.iter().chain(schema.expensive) {
+        parameters.push(json!({ "name": field, "in": "query", "schema": { "type": "string" }, "description": "Filter: `*` wildcards, `|` or, `!` not, `<`, `>`, `<=`, `>=`, `a..b`." }));
+    }
+    parameters
+}
+
+fn operation_json(path: &str, operation: &Operation) -> Value {
+    let mut parameters = path_parameters(path);
+    match operation.query {
+        Some(schema) => parameters.extend(query_parameters(schema)),
+        None if operation.method == "post" => parameters.push(json!({ "name": "return_records", "in": "query", "schema": { "type": "boolean", "default": false } })),
+        None => {}
+    }
+    let codes: Vec<String> = operation
+        .codes
+        .iter()
+        .map(|(code, text)| format!("| {code} | {text} |"))
+        .collect();
+    let errors = if codes.is_empty() {
+        "ONTAP error envelope.".to_string()
+    } else {
+        format!(
+            "ONTAP error envelope. ONTAP error codes:\n\n| Code | Description |\n|---|---|\n{}",
+            codes.join("\n")
+        )
+    };
+    let schema_ref = format!("#/components/schemas/{}", operation.resource.name);
+    let success = match (
+        operation.method,
+        operation.query.is_some(),
+        path.ends_with('}'),
+    ) {
+        ("get", _, true) => {
+            json!({ "description": "The object.", "content": { "application/hal+json": { "schema": { "$ref": schema_ref } } } })
+        }
+        ("get", _, false) => {
+            json!({ "description": "The collection.", "content": { "application/hal+json": { "schema": {
+            "type": "object",
+            "properties": { "num_records": { "type": "integer" }, "records": { "type": "array", "items": { "$ref": schema_ref } }, "_links": { "type": "object" } },
+        } } } })
+        }
+        ("post", _, _) => {
+            json!({ "description": "Created; `Location` holds the new object's path.", "headers": { "Location": { "schema": { "type": "string" } } } })
+        }
+        _ => json!({ "description": "Done; the body is `{}`." }),
+    };
+    let mut result = json!({
+        "summary": operation.summary,
+        "operationId": format!("{}_{}", operation.method, path.trim_start_matches("/api/").replace(['/', '-'], "_").replace(['{', '}'], "")),
+        "parameters": parameters,
+        "responses": {
+            operation.status.to_string(): success,
+            "default": { "description": errors, "content": { "application/hal+json": { "schema": { "$ref": "#/components/schemas/error" } } } },
+        },
+    });
+    if operation.body {
+        let input = if operation.resource.write_only.is_empty() {
+            schema_ref
+        } else {
+            format!("{schema_ref}_input")
+        };
+        result["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": input } } } });
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(resource: &Resource) -> Vec<&'static str> {
+        resource.fields.iter().map(|(name, _)| *name).collect()
+    }
+
+    #[test]
+    fn every_queryable_field_is_documented() {
+        for path in PATHS {
+            for operation in path.operations {
+                let Some(schema) = operation.query else {
+                    continue;
+                };
+                let documented = declared(operation.resource);
+                for field in schema.fields.iter().chain(schema.expensive) {
+                    assert!(
+                        documented.contains(field),
+                        "{} {}: {field} is not documented",
+                        operation.method,
+                        path.path
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_document_names_every_seed_error_code() {
+        let text = document().to_string();
+        for code in [
+            65536038, 65536821, 65536822, 65536824, 65536828, 65536834, 65536852, 65536870,
+            65536871, 65536921, 66060338, 66060339, 66060340, 65536843, 65536845, 65536846,
+        ] {
+            assert!(text.contains(&code.to_string()), "{code}");
+        }
+    }
+}

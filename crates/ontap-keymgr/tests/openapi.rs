@@ -1,0 +1,57 @@
+//! The OpenAPI document: served without credentials at /docs/api/openapi.json, equal to the
+//! committed docs/openapi.json (regenerate with `ontap-keymgr openapi > docs/openapi.json`), and
+//! every path and method it names is one the service routes.
+
+mod support;
+
+use serde_json::Value;
+use support::Keymgr;
+
+fn committed() -> Value {
+    let path = test_support::workspace_root().join("docs/openapi.json");
+    serde_json::from_str(&support::read(&path)).expect("docs/openapi.json is JSON")
+}
+
+#[test]
+fn the_served_document_is_the_committed_one() {
+    let keymgr = Keymgr::start();
+    let served = keymgr.request_as("", "", "GET", "/docs/api/openapi.json", None);
+    assert_eq!(served.status, 200, "{served:?}");
+    assert_eq!(
+        served.body,
+        committed(),
+        "docs/openapi.json is stale: run `cargo run -- openapi > docs/openapi.json`"
+    );
+}
+
+#[test]
+fn every_documented_operation_is_routed() {
+    let keymgr = Keymgr::start();
+    let document = committed();
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, operations) in paths {
+        let concrete = path
+            .replace("{uuid}", "00000000-0000-0000-0000-000000000000")
+            .replace("{server}", "ks1%3A5696");
+        for method in operations.as_object().expect("operations").keys() {
+            let body = (method == "post" || method == "patch").then_some("{}");
+            let response = keymgr.request_as(
+                "admin",
+                support::ADMIN_PASSWORD,
+                &method.to_uppercase(),
+                &concrete,
+                body,
+            );
+            assert_ne!(response.status, 405, "{method} {path}: {response:?}");
+            assert_ne!(
+                response.code(),
+                "262179",
+                "{method} {path} is not routed: {response:?}"
+            );
+            assert!(
+                response.status != 0 && response.status < 500,
+                "{method} {path}: {response:?}"
+            );
+        }
+    }
+}
