@@ -18,6 +18,8 @@ pub struct Args {
 enum Command {
     /// Run the REST service.
     Serve(serve::ServeArgs),
+    /// Print the OpenAPI document of the REST API (as served at /docs/api/openapi.json).
+    Openapi,
     /// Talk to a KMIP key server directly, without the service.
     Kmip {
         #[command(subcommand)]
@@ -35,6 +37,10 @@ enum KmipCommand {
 pub async fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Serve(serve) => serve::run(serve).await,
+        Command::Openapi => {
+            print!("{}", ontap_keymgr::api::openapi_text());
+            ExitCode::SUCCESS
+        }
         Command::Kmip {
             command: KmipCommand::Check(check),
         } => kmip_check::run(check).await,
