@@ -465,3 +465,70 @@ fn no_password_or_private_key_is_ever_returned_logged_or_audited() {
         );
     }
 }
+
+#[test]
+fn readonly_users_may_read_but_not_write() {
+    let keymgr = Keymgr::start();
+    let cluster_uuid = keymgr.get("/api/cluster").body["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let created = keymgr.post(
+        "/api/security/accounts",
+        &json!({ "name": "auditor", "password": "auditor-pass-1", "role": { "name": "readonly" },
+                 "applications": [{ "application": "http", "authentication_methods": ["password"] }] }),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(
+        created.location.as_deref(),
+        Some(format!("/api/security/accounts/{cluster_uuid}/auditor").as_str())
+    );
+    let read = keymgr.request_as("auditor", "auditor-pass-1", "GET", "/api/svm/svms", None);
+    assert_eq!(read.status, 200, "{read:?}");
+    let write = keymgr.request_as(
+        "auditor",
+        "auditor-pass-1",
+        "POST",
+        "/api/svm/svms",
+        Some(r#"{"name":"x1"}"#),
+    );
+    write.assert_error(403, "6");
+    assert_eq!(keymgr.get("/api/svm/svms").body["num_records"], 0);
+
+    let accounts = keymgr.get("/api/security/accounts?fields=*");
+    assert!(
+        !accounts.body.to_string().contains("auditor-pass-1"),
+        "{accounts:?}"
+    );
+    assert_eq!(accounts.body["num_records"], 2, "{accounts:?}");
+    keymgr
+        .post(
+            "/api/security/accounts",
+            &json!({ "name": "auditor", "password": "another-pass" }),
+        )
+        .assert_error(409, "1");
+    keymgr
+        .post(
+            "/api/security/accounts",
+            &json!({ "name": "x", "password": "short" }),
+        )
+        .assert_error(400, "262197");
+    keymgr
+        .post(
+            "/api/security/accounts",
+            &json!({ "name": "boss", "password": "boss-pass-1", "role": { "name": "god" } }),
+        )
+        .assert_error(400, "262197");
+    keymgr
+        .delete(&format!("/api/security/accounts/{cluster_uuid}/admin"))
+        .assert_error(409, "8");
+    assert_eq!(
+        keymgr
+            .delete(&format!("/api/security/accounts/{cluster_uuid}/auditor"))
+            .status,
+        200
+    );
+    keymgr
+        .request_as("auditor", "auditor-pass-1", "GET", "/api/svm/svms", None)
+        .assert_error(401, "6");
+}

@@ -1,6 +1,7 @@
 //! HTTP and ONTAP's conventions only: routes, authentication, bodies, query parameters, the
 //! response and error envelopes. Every rule lives in `domain`.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -69,6 +70,14 @@ pub fn router(service: Arc<Service>) -> Router {
                 .delete(key_servers::delete),
         )
         .route("/api/security/audit/messages", get(audit::list))
+        .route(
+            "/api/security/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/security/accounts/{owner}/{name}",
+            get(accounts::get).delete(accounts::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)
         .route_layer(middleware::from_fn_with_state(

@@ -144,6 +144,20 @@ const KEY_SERVER: Resource = Resource {
     write_only: &[("password", Text)],
 };
 
+const ACCOUNT: Resource = Resource {
+    name: "account",
+    description: "A user of the API and its role (`admin` or `readonly`). `password` is write-only.",
+    fields: &[
+        ("name", Text),
+        ("role.name", Text),
+        ("scope", Text),
+        ("owner.name", Text),
+        ("owner.uuid", Text),
+        ("locked", Boolean),
+    ],
+    write_only: &[("password", Text)],
+};
+
 const AUDIT: Resource = Resource {
     name: "security_audit_log",
     description: "One write through the API; secrets in `input` are replaced by `<redacted>`.",
@@ -626,6 +640,52 @@ pub const PATHS: &[Path] = &[
             codes: &[],
         }],
     },
+    Path {
+        path: "/api/security/accounts",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List API users",
+                resource: &ACCOUNT,
+                query: Some(&super::accounts::ACCOUNT_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "post",
+                summary: "Create an API user",
+                resource: &ACCOUNT,
+                query: None,
+                body: true,
+                status: 201,
+                codes: &[(1, "A user of this name already exists.")],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/accounts/{owner}/{name}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve an API user",
+                resource: &ACCOUNT,
+                query: Some(&super::accounts::ACCOUNT_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete an API user",
+                resource: &ACCOUNT,
+                query: None,
+                body: false,
+                status: 200,
+                codes: &[NOT_FOUND, (8, "The last admin user cannot be deleted.")],
+            },
+        ],
+    },
 ];
 
 /// The whole document.
@@ -642,6 +702,7 @@ pub fn document() -> Value {
         paths.insert(path.path.to_string(), Value::Object(operations));
     }
     let resources = [
+        &ACCOUNT,
         &CLUSTER,
         &NODE,
         &SVM,

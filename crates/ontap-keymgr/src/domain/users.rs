@@ -17,6 +17,8 @@ use super::service::{Service, internal};
 pub const ADMIN: &str = "admin";
 /// Length of a generated admin password.
 const GENERATED_PASSWORD_LEN: usize = 24;
+/// ONTAP's default minimum password length.
+const MIN_PASSWORD_LEN: usize = 8;
 
 /// Argon2 is slow on purpose; a request must not pay for it every time. Once a user's password
 /// has been verified, a salted SHA-256 of it is remembered, so later requests with the same
@@ -50,6 +52,12 @@ impl CredentialCache {
         let verified = self.verified.lock().ok()?;
         let (role, known) = verified.get(name)?;
         (*known == digest).then_some(*role)
+    }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.remove(name);
+        }
     }
 
     fn remember(&self, name: &str, password: &str, role: Role) {
@@ -88,6 +96,34 @@ impl Service {
         Ok(outcome)
     }
 
+    pub async fn users(&self) -> Result<Vec<User>> {
+        self.store.list_users().await.map_err(internal)
+    }
+
+    /// Creates an API user (`/api/security/accounts`).
+    pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
+        check_user_name(name)?;
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(Error::InvalidValue {
+                field: "password".into(),
+                message: format!("The password must have at least {MIN_PASSWORD_LEN} characters."),
+            });
+        }
+        self.add_user(name, password, role).await
+    }
+
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        self.store.delete_user(name).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound => Error::NotFound { target: "name" },
+            crate::store::StoreError::Conflict(_) => Error::InUse(format!(
+                "User \"{name}\" is the last admin and cannot be deleted."
+            )),
+            other => internal(other),
+        })?;
+        self.credentials.forget(name);
+        Ok(())
+    }
+
     pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
         let password_hash = hash_password(password)?;
         self.store
@@ -97,7 +133,14 @@ impl Service {
                 password_hash,
             })
             .await
-            .map_err(internal)
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => Error::AlreadyExists {
+                    what: "User",
+                    name: name.to_string(),
+                    target: "name",
+                },
+                other => internal(other),
+            })
     }
 
     /// The role of a user whose password is right; `Unauthenticated` otherwise.
@@ -121,6 +164,25 @@ impl Service {
         }
         self.credentials.remember(name, password, user.role);
         Ok(user.role)
+    }
+}
+
+/// ONTAP user names: 3 to 64 characters, letters, digits, '_', '-' and '.'.
+fn check_user_name(name: &str) -> Result<()> {
+    let valid = (3..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidValue {
+            field: "name".into(),
+            message: format!(
+                "The value \"{name}\" is invalid for field \"name\": use 3 to 64 letters, \
+                 digits, '_', '-' and '.'."
+            ),
+        })
     }
 }
 

@@ -43,6 +43,10 @@ pub trait Store: Send + Sync + 'static {
     async fn count_users(&self) -> StoreResult<usize>;
     async fn insert_user(&self, user: User) -> StoreResult<()>;
     async fn find_user(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Users by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Fails with `Conflict` when it would remove the last admin.
+    async fn delete_user(&self, name: &str) -> StoreResult<()>;
 
     // SVMs: names are unique.
     async fn list_svms(&self) -> StoreResult<Vec<Svm>>;

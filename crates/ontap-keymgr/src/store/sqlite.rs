@@ -403,6 +403,42 @@ fn find_user(connection: &Connection, name: &str) -> StoreResult<Option<User>> {
     .transpose()
 }
 
+fn list_users(connection: &Connection) -> StoreResult<Vec<User>> {
+    let mut statement = connection
+        .prepare("SELECT name FROM users ORDER BY name")
+        .db()?;
+    let names = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    names
+        .iter()
+        .filter_map(|name| find_user(connection, name).transpose())
+        .collect()
+}
+
+fn delete_user(connection: &Connection, name: &str) -> StoreResult<()> {
+    let user = find_user(connection, name)?.ok_or(StoreError::NotFound)?;
+    if user.role == Role::Admin {
+        let admins: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin'",
+                [],
+                |row| row.get(0),
+            )
+            .db()?;
+        if admins <= 1 {
+            // The message reads with the error's "... already exists".
+            return Err(StoreError::Conflict("no other admin user".into()));
+        }
+    }
+    connection
+        .execute("DELETE FROM users WHERE name = ?1", [name])
+        .db()?;
+    Ok(())
+}
+
 // ---- SVMs ----------------------------------------------------------------------------------
 
 fn list_svms(connection: &Connection) -> StoreResult<Vec<Svm>> {
@@ -1160,6 +1196,16 @@ impl Store for SqliteStore {
     async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
         let name = name.to_string();
         self.read(move |connection, _| find_user(connection, &name))
+            .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read(|connection, _| list_users(connection)).await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |connection, _| delete_user(connection, &name))
             .await
     }
 
