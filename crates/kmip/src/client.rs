@@ -171,11 +171,16 @@ async fn connect(server: &str, addresses: &[SocketAddr]) -> Result<TcpStream, Er
             Err(e) => last_error = Some((address, e)),
         }
     }
+    // The resolved address is worth showing only when the server was named otherwise.
+    let at = |address: &SocketAddr| match address.to_string() == server {
+        true => String::new(),
+        false => format!(" (at {address})"),
+    };
     let detail = match last_error {
         Some((address, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {address}: no key server listens there")
+            format!("connection refused{}: no key server listens there", at(address))
         }
-        Some((address, e)) => format!("cannot connect to {address}: {e}"),
+        Some((address, e)) => format!("cannot connect{}: {e}", at(address)),
         None => "no address to connect to".to_string(),
     };
     Err(Error::new(server, Failure::Unreachable, detail))
