@@ -178,7 +178,10 @@ async fn connect(server: &str, addresses: &[SocketAddr]) -> Result<TcpStream, Er
     };
     let detail = match last_error {
         Some((address, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            format!("connection refused{}: no key server listens there", at(address))
+            format!(
+                "connection refused{}: no key server listens there",
+                at(address)
+            )
         }
         Some((address, e)) => format!("cannot connect{}: {e}", at(address)),
         None => "no address to connect to".to_string(),
