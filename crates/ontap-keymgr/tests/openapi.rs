@@ -25,6 +25,17 @@ fn the_served_document_is_the_committed_one() {
 }
 
 #[test]
+fn the_openapi_command_prints_the_committed_document() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"))
+        .arg("openapi")
+        .output()
+        .expect("run ontap-keymgr openapi");
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("openapi prints JSON");
+    assert_eq!(printed, committed());
+}
+
+#[test]
 fn every_documented_operation_is_routed() {
     let keymgr = Keymgr::start();
     let document = committed();

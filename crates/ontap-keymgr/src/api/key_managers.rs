@@ -17,7 +17,7 @@ use super::body::Body;
 use super::certificates::{certificate_href, svm_selector};
 use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
-use super::key_servers::key_server_href;
+use super::key_servers::key_server_json;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
 use super::query::{Query, Schema};
 use super::svms::svm_ref;
@@ -86,16 +86,17 @@ fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&str) -> String) ->
 /// A key server inside a key manager: `secondary_key_servers` is a comma-delimited string here
 /// (an array in `/key-servers`), as in ONTAP and NetApp's client schemas.
 fn embedded_server(key_manager: &str, server: &KeyServer) -> Value {
-    let mut record = json!({
-        "server": server.server.as_str(),
-        "timeout": server.timeout,
-        "_links": self_link(&key_server_href(key_manager, server.server.as_str())),
-    });
-    if let Some(username) = &server.username {
-        record["username"] = username.clone().into();
-    }
-    if !server.secondary_key_servers.is_empty() {
-        record["secondary_key_servers"] = server.secondary_key_servers.join(", ").into();
+    let mut record = key_server_json(key_manager, server);
+    if let Some(record) = record.as_object_mut() {
+        if let Some(list) = record.remove("secondary_key_servers") {
+            let hosts: Vec<&str> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            record.insert("secondary_key_servers".into(), hosts.join(", ").into());
+        }
     }
     record
 }

@@ -53,7 +53,7 @@ pub fn key_server_href(key_manager: &str, server: &str) -> String {
     )
 }
 
-fn key_server_json(key_manager: &str, server: &KeyServer) -> Value {
+pub fn key_server_json(key_manager: &str, server: &KeyServer) -> Value {
     let mut record = json!({
         "server": server.server.as_str(),
         "timeout": server.timeout,

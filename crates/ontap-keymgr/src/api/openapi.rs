@@ -417,26 +417,11 @@ pub const PATHS: &[Path] = &[
                         65539216,
                         "The Admin SVM has a key manager already configured.",
                     ),
-                    (
-                        65536852,
-                        "Failed to query supported KMIP protocol versions.",
-                    ),
-                    (
-                        65536921,
-                        "Unable to execute the command on the KMIP server.",
-                    ),
-                    (
-                        66060338,
-                        "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates.",
-                    ),
-                    (
-                        66060339,
-                        "Unable to establish secure connection to KMIP server due to incorrect client certificates.",
-                    ),
-                    (
-                        66060340,
-                        "Unable to establish secure connection to KMIP server due to Cryptsoft error.",
-                    ),
+                    KMIP_CHECK_CODES[0],
+                    KMIP_CHECK_CODES[1],
+                    KMIP_CHECK_CODES[2],
+                    KMIP_CHECK_CODES[3],
+                    KMIP_CHECK_CODES[4],
                 ],
             },
         ],

@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the REST service.
     Serve(serve::ServeArgs),
+    /// Print the OpenAPI document of the REST API (as served at /docs/api/openapi.json).
+    Openapi,
     /// Talk to a KMIP key server directly, without the service.
     Kmip {
         #[command(subcommand)]
@@ -112,6 +114,10 @@ impl Parser for Args {
 pub async fn run(args: Args) -> ExitCode {
     match args.0.command {
         Command::Serve(serve) => serve::run(serve).await,
+        Command::Openapi => {
+            print!("{}", ontap_keymgr::api::openapi_text());
+            ExitCode::SUCCESS
+        }
         Command::Kmip {
             command: KmipCommand::Check(check),
         } => kmip_check::run(check).await,

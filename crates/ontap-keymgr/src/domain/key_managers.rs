@@ -6,8 +6,7 @@ use crate::store::StoreError;
 
 use super::certificate_service::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
-use super::key_servers::{NewKeyServer, parse_new_server};
-use super::kmip_check;
+use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
 use super::model::{CertificateType, KeyManager, KeyManagerKind, KeyServer, Secret, SvmRef};
 use super::service::{Service, internal};
 use super::svms::SvmSelector;
@@ -146,11 +145,8 @@ impl Service {
                     None => server_ca_certificates,
                 };
                 // New certificates must still reach every configured server, as in ONTAP.
-                let (client, cas) = self
-                    .installed_certificates(&client_certificate, &server_ca_certificates)
+                self.check_servers(&client_certificate, &server_ca_certificates, &servers)
                     .await?;
-                let identity = kmip_check::identity(&client, &cas)?;
-                kmip_check::check_all(&identity, &servers).await?;
                 KeyManagerKind::External {
                     client_certificate,
                     server_ca_certificates,
@@ -249,7 +245,8 @@ impl Service {
             .into_iter()
             .map(|new| parse_new_server(new, &[]))
             .collect::<Result<Vec<KeyServer>>>()?;
-        check_request_servers(&servers)?;
+        check_not_duplicated(&servers, &[])?;
+        check_limit(0, servers.len())?;
         let client = self
             .find_certificate(
                 &client_reference,
@@ -261,9 +258,8 @@ impl Service {
         let ca_uuids = self
             .server_cas(&external.server_ca_certificates, svm)
             .await?;
-        let (client, cas) = self.installed_certificates(&client.uuid, &ca_uuids).await?;
-        let identity = kmip_check::identity(&client, &cas)?;
-        kmip_check::check_all(&identity, &servers).await?;
+        self.check_servers(&client.uuid, &ca_uuids, &servers)
+            .await?;
         Ok(KeyManagerKind::External {
             client_certificate: client.uuid,
             server_ca_certificates: ca_uuids,
@@ -306,23 +302,6 @@ fn already_exists(svm: Option<&SvmRef>) -> Error {
         Some(_) => Error::KeyManagerExists,
         None => Error::AdminKeyManagerExists,
     }
-}
-
-/// Duplicates and the 4-server limit among the servers of a new key manager.
-fn check_request_servers(servers: &[KeyServer]) -> Result<()> {
-    let mut seen = std::collections::HashSet::new();
-    for server in servers {
-        if !seen.insert(&server.server) {
-            return Err(Error::DuplicateKeyServers(server.server.to_string()));
-        }
-    }
-    if servers.len() > crate::store::MAX_PRIMARY_KEY_SERVERS {
-        return Err(Error::TooManyKeyServers {
-            existing: 0,
-            added: servers.len(),
-        });
-    }
-    Ok(())
 }
 
 fn onboard_kind(svm: Option<&SvmRef>, onboard: NewOnboard) -> Result<KeyManagerKind> {

@@ -75,14 +75,12 @@ impl Service {
             .collect::<Result<Vec<_>>>()?;
         check_not_duplicated(&new_servers, &external.servers)?;
         check_limit(external.servers.len(), new_servers.len())?;
-        let (client, cas) = self
-            .installed_certificates(
-                &external.client_certificate,
-                &external.server_ca_certificates,
-            )
-            .await?;
-        let identity = kmip_check::identity(&client, &cas)?;
-        kmip_check::check_all(&identity, &new_servers).await?;
+        self.check_servers(
+            &external.client_certificate,
+            &external.server_ca_certificates,
+            &new_servers,
+        )
+        .await?;
         self.store
             .add_key_servers(key_manager, new_servers.clone())
             .await
@@ -107,14 +105,12 @@ impl Service {
         let updated = apply_changes(&current, changes, &external.servers)?;
         if credentials_change {
             // New credentials are proven against the server before they are stored.
-            let (client, cas) = self
-                .installed_certificates(
-                    &external.client_certificate,
-                    &external.server_ca_certificates,
-                )
-                .await?;
-            let identity = kmip_check::identity(&client, &cas)?;
-            kmip_check::check_all(&identity, std::slice::from_ref(&updated)).await?;
+            self.check_servers(
+                &external.client_certificate,
+                &external.server_ca_certificates,
+                std::slice::from_ref(&updated),
+            )
+            .await?;
         }
         self.store
             .update_key_server(key_manager, updated.clone())
@@ -260,7 +256,7 @@ fn parse_secondary_host(text: &str) -> Result<String> {
 }
 
 /// 65536871 for a server named twice in the request, 65536870 for one already configured.
-fn check_not_duplicated(new_servers: &[KeyServer], configured: &[KeyServer]) -> Result<()> {
+pub fn check_not_duplicated(new_servers: &[KeyServer], configured: &[KeyServer]) -> Result<()> {
     let mut seen = HashSet::new();
     for server in new_servers {
         if !seen.insert(&server.server) {
@@ -283,7 +279,7 @@ fn check_not_duplicated(new_servers: &[KeyServer], configured: &[KeyServer]) -> 
     Ok(())
 }
 
-fn check_limit(existing: usize, added: usize) -> Result<()> {
+pub fn check_limit(existing: usize, added: usize) -> Result<()> {
     if existing + added > MAX_PRIMARY_KEY_SERVERS {
         return Err(Error::TooManyKeyServers { existing, added });
     }

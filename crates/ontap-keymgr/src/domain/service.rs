@@ -66,6 +66,21 @@ impl Service {
         })
     }
 
+    /// The KMIP check of `servers` with the key manager's certificates, which must still be
+    /// installed: the one way a key server gets verified.
+    pub(super) async fn check_servers(
+        &self,
+        client_uuid: &str,
+        server_ca_uuids: &[String],
+        servers: &[KeyServer],
+    ) -> Result<()> {
+        let (client, cas) = self
+            .installed_certificates(client_uuid, server_ca_uuids)
+            .await?;
+        let identity = super::kmip_check::identity(&client, &cas)?;
+        super::kmip_check::check_all(&identity, servers).await
+    }
+
     /// The key manager's certificates, which must still be installed (65536821).
     pub(super) async fn installed_certificates(
         &self,
