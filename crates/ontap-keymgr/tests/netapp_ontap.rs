@@ -1,15 +1,19 @@
 //! NetApp's own Python client (`netapp_ontap`, unmodified, from the test virtualenv) against the
 //! real binary and real PyKMIP servers: `tests/python/netapp_ontap_client.py` creates an SVM,
 //! certificates, an external key manager and key servers through the library's resources, and
-//! meets every seed error as a `NetAppRestError`. This file sets up the world and runs it.
+//! meets every seed error as a `NetAppRestError`. This file sets up the world and runs the client
+//! once per phase: the main flow, then after restarts with an old cluster version, with
+//! MetroCluster, with the server CA certificate removed, and with unreadable stored passwords.
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use support::Keymgr;
+use support::{Keymgr, edit_database};
+use test_support::fake::HandshakeFailureServer;
 use test_support::pki::TestPki;
 use test_support::pykmip::{PyKmip, PyKmipConfig, python};
 
@@ -77,78 +81,166 @@ fn refused_address() -> String {
     )
 }
 
+/// What every run of the client is told: where the service and the KMIP servers are.
+struct World<'a> {
+    /// Holds the PEM files and the client's output.
+    dir: &'a Path,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    server_ca: PathBuf,
+    servers: &'a Servers,
+    no_common_cipher: SocketAddr,
+    refused: String,
+    /// The key manager the main phase created, for the phases after it.
+    key_manager: String,
+}
+
+impl World<'_> {
+    fn environment(&self, keymgr: &Keymgr) -> Vec<(&'static str, String)> {
+        let servers = self.servers;
+        vec![
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", keymgr.port.to_string()),
+            ("USER", keymgr.user.clone()),
+            ("PASSWORD", keymgr.password.clone()),
+            ("CLIENT_CERT", path_text(&self.client_cert)),
+            ("CLIENT_KEY", path_text(&self.client_key)),
+            ("SERVER_CA", path_text(&self.server_ca)),
+            ("GOOD_A_PORT", servers.good_a.port.to_string()),
+            ("GOOD_B_PORT", servers.good_b.port.to_string()),
+            ("UNTRUSTED", servers.untrusted.address()),
+            ("REJECTING", servers.rejecting.address()),
+            ("CREDENTIALED", servers.credentialed.address()),
+            ("NO_COMMON_CIPHER", self.no_common_cipher.to_string()),
+            ("KMIP_USERNAME", KMIP_USERNAME.into()),
+            ("KMIP_PASSWORD", KMIP_PASSWORD.into()),
+            ("REFUSED", self.refused.clone()),
+            ("KEY_MANAGER", self.key_manager.clone()),
+        ]
+    }
+
+    /// Runs one phase of the client script against `keymgr`; fails the test with the client's
+    /// and the service's output unless the phase passed.
+    fn run_client(&self, keymgr: &Keymgr, phase: &str) {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/netapp_ontap_client.py");
+        let python = python();
+        assert!(
+            python.exists(),
+            "{} does not exist: run scripts/test.sh (or scripts/setup-test-env.sh) first",
+            python.display()
+        );
+        let stdout_path = self.dir.join(format!("{phase}.out"));
+        let stderr_path = self.dir.join(format!("{phase}.err"));
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .arg(phase)
+            // `requests` lets these override `verify=False`.
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+        for (name, value) in self.environment(keymgr) {
+            command.env(format!("NETAPP_TEST_{name}"), value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", python.display()));
+        let status = wait_bounded(&mut child, CLIENT_LIMIT);
+        let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        let report = format!(
+            "--- client ({phase}) stdout\n{stdout}\n--- client stderr\n{stderr}\n--- service log\n{}",
+            keymgr.log()
+        );
+        match status {
+            Some(status) => assert!(status.success(), "client exited with {status}\n{report}"),
+            None => panic!("client still running after {CLIENT_LIMIT:?}\n{report}"),
+        }
+        assert!(stdout.contains("ALL STEPS PASSED"), "{report}");
+        println!("{stdout}");
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_str()
+        .expect("temporary paths are UTF-8")
+        .to_string()
+}
+
+/// Waits for `child` at most `limit`; kills it when the limit passes.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Restarts the service on its data dir with `env`, as an operator changing the configuration
+/// (or a damaged database) would.
+fn restart(keymgr: &mut Keymgr, env: &[(&str, &str)]) -> Keymgr {
+    assert!(keymgr.stop(), "clean stop:\n{}", keymgr.log());
+    Keymgr::start_in(&keymgr.data_dir, env)
+}
+
 #[test]
 fn netapp_ontap_python_client_drives_key_servers() {
     let started = Instant::now();
     let pki = TestPki::new();
     let servers = start_servers(&pki);
-    let keymgr = Keymgr::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let no_common_cipher = runtime.block_on(HandshakeFailureServer::start());
+    let mut keymgr = Keymgr::start();
     eprintln!("set-up took {:?}", started.elapsed());
 
     let pems = tempfile::tempdir().expect("temp dir");
     let (client_cert, client_key) = pki.client.write(pems.path(), "client");
-    let server_ca = pki.ca.write(pems.path(), "server-ca");
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/netapp_ontap_client.py");
-    let python = python();
-    assert!(
-        python.exists(),
-        "{} does not exist: run scripts/test.sh (or scripts/setup-test-env.sh) first",
-        python.display()
-    );
-    let stdout_path = pems.path().join("client.out");
-    let stderr_path = pems.path().join("client.err");
-    let mut child = Command::new(&python)
-        .arg(&script)
-        // `requests` lets these override `verify=False`.
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NETAPP_TEST_HOST", "127.0.0.1")
-        .env("NETAPP_TEST_PORT", keymgr.port.to_string())
-        .env("NETAPP_TEST_USER", &keymgr.user)
-        .env("NETAPP_TEST_PASSWORD", &keymgr.password)
-        .env("NETAPP_TEST_CLIENT_CERT", &client_cert)
-        .env("NETAPP_TEST_CLIENT_KEY", &client_key)
-        .env("NETAPP_TEST_SERVER_CA", &server_ca)
-        .env("NETAPP_TEST_GOOD_A_PORT", servers.good_a.port.to_string())
-        .env("NETAPP_TEST_GOOD_B_PORT", servers.good_b.port.to_string())
-        .env("NETAPP_TEST_UNTRUSTED", servers.untrusted.address())
-        .env("NETAPP_TEST_REJECTING", servers.rejecting.address())
-        .env("NETAPP_TEST_CREDENTIALED", servers.credentialed.address())
-        .env("NETAPP_TEST_KMIP_USERNAME", KMIP_USERNAME)
-        .env("NETAPP_TEST_KMIP_PASSWORD", KMIP_PASSWORD)
-        .env("NETAPP_TEST_REFUSED", refused_address())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", python.display()));
-
-    let deadline = Instant::now() + CLIENT_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let world = World {
+        dir: pems.path(),
+        client_cert,
+        client_key,
+        server_ca: pki.ca.write(pems.path(), "server-ca"),
+        servers: &servers,
+        no_common_cipher: no_common_cipher.address,
+        refused: refused_address(),
+        key_manager: String::new(),
     };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let report = format!(
-        "--- client stdout\n{stdout}\n--- client stderr\n{stderr}\n--- service log\n{}",
-        keymgr.log()
+    world.run_client(&keymgr, "main");
+    let found = keymgr.get("/api/security/key-managers?svm.name=svm1");
+    let key_manager = found.body["records"][0]["uuid"].as_str();
+    let world = World {
+        key_manager: key_manager.expect("svm1's key manager").to_string(),
+        ..world
+    };
+
+    // The seed errors that only the cluster's configuration or a damaged database can raise,
+    // seen through the library too.
+    let mut old = restart(&mut keymgr, &[("KEYMGR_CLUSTER_VERSION", "9.5.0")]);
+    world.run_client(&old, "old_version");
+    let mut metrocluster = restart(&mut old, &[("KEYMGR_CLUSTER_METROCLUSTER", "true")]);
+    world.run_client(&metrocluster, "metrocluster");
+    assert!(metrocluster.stop());
+    edit_database(&keymgr, "DELETE FROM certificates WHERE type = 'server_ca'");
+    let mut certificate_gone = Keymgr::start_in(&keymgr.data_dir, &[]);
+    world.run_client(&certificate_gone, "certificate_gone");
+    assert!(certificate_gone.stop());
+    edit_database(
+        &keymgr,
+        "UPDATE key_servers SET password = x'00' WHERE password IS NOT NULL",
     );
-    match status {
-        Some(status) => assert!(status.success(), "client exited with {status}\n{report}"),
-        None => panic!("client still running after {CLIENT_LIMIT:?}\n{report}"),
-    }
-    assert!(stdout.contains("ALL STEPS PASSED"), "{report}");
-    println!("{stdout}");
+    let unreadable = Keymgr::start_in(&keymgr.data_dir, &[]);
+    world.run_client(&unreadable, "unreadable");
     eprintln!("whole test took {:?}", started.elapsed());
 }

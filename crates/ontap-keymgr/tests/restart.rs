@@ -4,27 +4,11 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::json;
-use support::{Keymgr, create_key_manager, create_svm, encoded, good_kmip, key_servers_path};
+use support::{
+    Keymgr, create_key_manager, create_svm, edit_database, encoded, good_kmip, key_servers_path,
+};
 use test_support::pki::TestPki;
-use test_support::pykmip::python;
-
-/// Runs SQL on the stopped service's database, as a damaged or hand-edited database would be.
-fn edit_database(keymgr: &Keymgr, sql: &str) {
-    let script = "import sqlite3, sys\n\
-                  db = sqlite3.connect(sys.argv[1])\n\
-                  db.execute(sys.argv[2])\n\
-                  db.commit()\n";
-    let status = Command::new(python())
-        .args(["-c", script])
-        .arg(keymgr.data_dir.join("keymgr.db"))
-        .arg(sql)
-        .status()
-        .expect("python");
-    assert!(status.success());
-}
 
 #[test]
 fn everything_survives_a_graceful_restart() {
@@ -179,5 +163,12 @@ fn a_missing_certificate_and_unreadable_key_servers_have_their_codes() {
         .post(&path, &json!({ "server": second }))
         .assert_error(500, "65536834");
     unreadable.get(&path).assert_error(500, "65536834");
+    // The key manager holds its key servers: reading it fails the same way, not as a bare 500.
+    unreadable
+        .get(&format!("/api/security/key-managers/{km}"))
+        .assert_error(500, "65536834");
+    unreadable
+        .get("/api/security/key-managers")
+        .assert_error(500, "65536834");
     drop(keymgr);
 }

@@ -8,7 +8,7 @@ use super::certificate_service::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
 use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
 use super::model::{CertificateType, KeyManager, KeyManagerKind, KeyServer, Secret, SvmRef};
-use super::service::{Service, internal};
+use super::service::{Service, internal, key_manager_read_error};
 use super::svms::SvmSelector;
 
 /// ONTAP's passphrase length: "32-256 ASCII characters".
@@ -60,7 +60,10 @@ const STATUS_NO_SERVERS: (u64, &str) = (
 
 impl Service {
     pub async fn key_managers(&self) -> Result<Vec<KeyManager>> {
-        self.store.list_key_managers().await.map_err(internal)
+        self.store
+            .list_key_managers()
+            .await
+            .map_err(key_manager_read_error)
     }
 
     pub async fn create_key_manager(&self, new: NewKeyManager) -> Result<KeyManager> {

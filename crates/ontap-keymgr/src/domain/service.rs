@@ -36,7 +36,7 @@ impl Service {
         self.store
             .get_key_manager(uuid)
             .await
-            .map_err(internal)?
+            .map_err(key_manager_read_error)?
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
@@ -47,7 +47,7 @@ impl Service {
             .store
             .get_key_manager(uuid)
             .await
-            .map_err(|e| Error::KeyServersUnreadable(e.to_string()))?
+            .map_err(key_manager_read_error)?
             .ok_or(Error::NotFound { target: "uuid" })?;
         let KeyManagerKind::External {
             client_certificate,
@@ -116,4 +116,13 @@ pub struct ExternalKeyManager {
 /// A store failure the client cannot do anything about.
 pub(super) fn internal(error: StoreError) -> Error {
     Error::Internal(error.to_string())
+}
+
+/// Reading a key manager reads its key servers, secrets included: when they cannot be read back
+/// (a wrong key file, altered data), ONTAP's 65536834 says so; any other failure is internal.
+pub(super) fn key_manager_read_error(error: StoreError) -> Error {
+    match error {
+        StoreError::Unreadable(detail) => Error::KeyServersUnreadable(detail),
+        other => internal(other),
+    }
 }

@@ -28,7 +28,11 @@ pub enum StoreError {
     /// A key server of this address is already configured on the key manager.
     #[error("key server {0} already exists")]
     KeyServerExists(String),
-    /// The database failed (I/O, corruption, a secret that does not decrypt).
+    /// A stored value cannot be read back: a secret that does not decrypt (a wrong key file, or
+    /// altered data) or a row the code cannot parse.
+    #[error("unreadable stored data: {0}")]
+    Unreadable(String),
+    /// The database failed (I/O, a full disk, a lock held too long).
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -88,7 +88,7 @@ impl SecretBox {
             .decrypt(&XNonce::from(nonce), payload)
             .map_err(|_| undecryptable())?;
         String::from_utf8(plaintext)
-            .map_err(|_| StoreError::Backend("a decrypted secret is not UTF-8 text".into()))
+            .map_err(|_| StoreError::Unreadable("a decrypted secret is not UTF-8 text".into()))
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -104,7 +104,7 @@ impl fmt::Debug for SecretBox {
 
 /// The error for a value that does not open; it says nothing about the value itself.
 fn undecryptable() -> StoreError {
-    StoreError::Backend(
+    StoreError::Unreadable(
         "a stored secret does not decrypt (wrong key file, or corrupted data)".into(),
     )
 }
@@ -226,7 +226,7 @@ mod tests {
             tampered[index] ^= 1;
             assert!(matches!(
                 secrets.open(&tampered, "purpose"),
-                Err(StoreError::Backend(_))
+                Err(StoreError::Unreadable(_))
             ));
         }
         assert!(

@@ -308,7 +308,7 @@ impl<T> SqlResultExt<T> for rusqlite::Result<T> {
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("invalid data in the database: {what}"))
+    StoreError::Unreadable(format!("invalid data in the database: {what}"))
 }
 
 fn to_i64(value: usize) -> StoreResult<i64> {
@@ -336,7 +336,7 @@ fn open(secrets: &SecretBox, sealed: &[u8], column: &str, row: &[&str]) -> Store
     secrets
         .open(sealed, &aad(column, row))
         .map(Secret::new)
-        .map_err(|error| StoreError::Backend(format!("{column} of {}: {error}", row.join(" "))))
+        .map_err(|error| StoreError::Unreadable(format!("{column} of {}: {error}", row.join(" "))))
 }
 
 /// An SVM reference from `svm_uuid` and the joined `svms.name`.
@@ -1605,7 +1605,7 @@ mod tests {
             .get_key_manager("km")
             .await
             .expect_err("swapped secret");
-        assert!(matches!(&error, StoreError::Backend(m) if m.contains("key_servers.password")));
+        assert!(matches!(&error, StoreError::Unreadable(m) if m.contains("key_servers.password")));
         assert!(!error.to_string().contains("PLAINTEXT"));
     }
 
@@ -2028,7 +2028,7 @@ mod tests {
         // Under another key the secrets do not open, and say so without showing them.
         let wrong_key = SqliteStore::open(&path, SecretBox::from_key([1; 32])).expect("open");
         let error = wrong_key.list_key_managers().await.expect_err("wrong key");
-        assert!(matches!(&error, StoreError::Backend(_)));
+        assert!(matches!(&error, StoreError::Unreadable(_)));
         assert!(!error.to_string().contains("PLAINTEXT"));
     }
 

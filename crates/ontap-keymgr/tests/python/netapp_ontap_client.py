@@ -6,6 +6,10 @@ servers and passes everything through environment variables (NETAPP_TEST_*). Use
 `netapp_ontap` library's resources, exactly as an automation script would: if the service answers
 something the library cannot take, a step fails here rather than being worked around.
 
+Usage: netapp_ontap_client.py [PHASE]. `main` (the default) builds everything from an empty
+service; the other phases run after the test restarted the service on the same data dir with a
+changed configuration or a damaged database, and check the seed error that situation raises.
+
 Exits 0 when every step passed; prints one line per step.
 """
 
@@ -73,8 +77,23 @@ def servers_of(km_uuid):
     return {ks.server for ks in KeyServer.get_collection(km_uuid, fields="server,timeout")}
 
 
-def main():
+def connect():
     port = int(env("PORT"))
+    config.CONNECTION = HostConnection(
+        env("HOST"), port=port, username=env("USER"), password=env("PASSWORD"), verify=False
+    )
+    step(f"connected to {env('HOST')}:{port} with netapp_ontap {netapp_ontap.__version__}")
+
+
+def the_key_manager():
+    """The key manager of svm1, which the main phase created, found as a script would find it
+    (and checked against the uuid the test read before the restart)."""
+    found = list(SecurityKeyManager.get_collection(**{"svm.name": "svm1"}))
+    assert [km.uuid for km in found] == [env("KEY_MANAGER")], found
+    return found[0].uuid
+
+
+def phase_main():
     good_a = int(env("GOOD_A_PORT"))
     good_b = int(env("GOOD_B_PORT"))
     first, second = f"127.0.0.1:{good_a}", f"localhost:{good_a}"
@@ -82,14 +101,10 @@ def main():
     credentialed = env("CREDENTIALED")
     kmip_user, kmip_password = env("KMIP_USERNAME"), env("KMIP_PASSWORD")
     untrusted, rejecting, refused = env("UNTRUSTED"), env("REJECTING"), env("REFUSED")
-    print(f"netapp_ontap {netapp_ontap.__version__}", flush=True)
+    no_common_cipher = env("NO_COMMON_CIPHER")
 
     # 1. Connection.
-    conn = HostConnection(
-        env("HOST"), port=port, username=env("USER"), password=env("PASSWORD"), verify=False
-    )
-    config.CONNECTION = conn
-    step(f"1. connection to {env('HOST')}:{port}")
+    connect()
 
     # 2. SVM.
     svm = Svm(name="svm1")
@@ -283,15 +298,69 @@ def main():
     error = expect_error(KeyServer(km.uuid, server=untrusted).post, 400, "66060338")
     assert untrusted in error["message"], error
     expect_error(KeyServer(km.uuid, server=rejecting).post, 400, "66060339")
+    error = expect_error(KeyServer(km.uuid, server=no_common_cipher).post, 400, "66060340")
+    assert "handshake_failure" in error["message"], error
     expect_error(KeyServer(km.uuid, server=refused).post, 400, "65536852")
     assert servers_of(km.uuid) == {first, second, credentialed}, servers_of(km.uuid)
-    step("12. untrusted 66060338, rejecting 66060339, refused 65536852; nothing added")
-    print("ALL STEPS PASSED", flush=True)
+    step("12. untrusted 66060338, rejecting 66060339, no common cipher 66060340, "
+         "refused 65536852; nothing added")
+
+
+def expect_svm_scope_refused(code):
+    """Adding a key server to svm1's key manager and changing one both fail with `code`."""
+    connect()
+    km = the_key_manager()
+    expect_error(KeyServer(km, server=f"127.0.0.1:{env('GOOD_B_PORT')}").post, 400, code)
+    configured = KeyServer(km, server=f"127.0.0.1:{env('GOOD_A_PORT')}")
+    configured.timeout = 10
+    expect_error(configured.patch, 400, code)
+
+
+def phase_old_version():
+    """The cluster now runs ONTAP 9.5: SVM-scoped key managers are not supported."""
+    expect_svm_scope_refused("65536822")
+    step("cluster version 9.5.0: POST 65536822, PATCH 65536822")
+
+
+def phase_metrocluster():
+    """The cluster is now a MetroCluster: SVM-scoped key managers are refused."""
+    expect_svm_scope_refused("65536824")
+    step("MetroCluster: POST 65536824, PATCH 65536824")
+
+
+def phase_certificate_gone():
+    """The key manager's server CA certificate was removed behind the service's back."""
+    connect()
+    km = the_key_manager()
+    new = KeyServer(km, server=f"127.0.0.1:{env('GOOD_B_PORT')}")
+    expect_error(new.post, 400, "65536821", target="external.server_ca_certificates")
+    step("server CA certificate gone: POST 65536821")
+
+
+def phase_unreadable():
+    """A stored key-server password no longer decrypts."""
+    connect()
+    km = env("KEY_MANAGER")
+    expect_error(lambda: list(KeyServer.get_collection(km)), 500, "65536834")
+    expect_error(KeyServer(km, server=f"127.0.0.1:{env('GOOD_B_PORT')}").post, 500, "65536834")
+    expect_error(SecurityKeyManager(uuid=km).get, 500, "65536834")
+    expect_error(lambda: list(SecurityKeyManager.get_collection()), 500, "65536834")
+    step("unreadable key servers: GET and POST key servers, GET key manager(s): 65536834")
+
+
+PHASES = {
+    "main": phase_main,
+    "old_version": phase_old_version,
+    "metrocluster": phase_metrocluster,
+    "certificate_gone": phase_certificate_gone,
+    "unreadable": phase_unreadable,
+}
 
 
 if __name__ == "__main__":
     try:
-        main()
+        PHASES[sys.argv[1] if len(sys.argv) > 1 else "main"]()
+        print("ALL STEPS PASSED", flush=True)
     except Exception:  # pylint: disable=broad-except
         traceback.print_exc()
         sys.exit(1)

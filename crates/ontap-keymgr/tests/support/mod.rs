@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use test_support::pki::TestPki;
-use test_support::pykmip::{PyKmip, PyKmipConfig};
+use test_support::pykmip::{PyKmip, PyKmipConfig, python};
 use ureq::http;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -286,6 +286,21 @@ pub fn read(path: &Path) -> String {
         .and_then(|mut f| f.read_to_string(&mut text))
         .expect("read");
     text
+}
+
+/// Runs SQL on the stopped service's database, as a damaged or hand-edited database would be.
+pub fn edit_database(keymgr: &Keymgr, sql: &str) {
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1])\n\
+                  db.execute(sys.argv[2])\n\
+                  db.commit()\n";
+    let status = Command::new(python())
+        .args(["-c", script])
+        .arg(keymgr.data_dir.join("keymgr.db"))
+        .arg(sql)
+        .status()
+        .expect("python");
+    assert!(status.success(), "{sql}");
 }
 
 // ---- fixtures built through the API ------------------------------------------------------------
