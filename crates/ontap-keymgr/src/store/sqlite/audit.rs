@@ -1,0 +1,51 @@
+//! The `audit` table: the trail of every write.
+
+use rusqlite::{Connection, params};
+
+use super::SqlResultExt;
+use crate::domain::model::AuditRecord;
+use crate::store::StoreResult;
+
+pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> StoreResult<()> {
+    // `record.index` is ignored: the database numbers the records.
+    connection
+        .execute(
+            "INSERT INTO audit (time, user, method, path, input, status, error_code)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                record.time,
+                record.user,
+                record.method,
+                record.path,
+                record.input,
+                record.status,
+                record.error_code,
+            ],
+        )
+        .db()?;
+    Ok(())
+}
+
+pub(super) fn list_audit(connection: &Connection) -> StoreResult<Vec<AuditRecord>> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT idx, time, user, method, path, input, status, error_code
+             FROM audit ORDER BY idx",
+        )
+        .db()?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(AuditRecord {
+                index: row.get(0)?,
+                time: row.get(1)?,
+                user: row.get(2)?,
+                method: row.get(3)?,
+                path: row.get(4)?,
+                input: row.get(5)?,
+                status: row.get(6)?,
+                error_code: row.get(7)?,
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}

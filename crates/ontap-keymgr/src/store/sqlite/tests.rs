@@ -1,0 +1,759 @@
+//! The SQLite store's tests: transactions, limits, sealing, migrations, files.
+
+use super::schema::{MIGRATIONS, schema_version};
+use super::*;
+use crate::domain::address::KeyServerAddress;
+use crate::domain::model::{
+    AuditRecord, Certificate, CertificateType, KeyManager, KeyManagerKind, KeyServer, Role, Secret,
+    Svm, SvmRef, User,
+};
+
+const KEY: [u8; 32] = [42; 32];
+
+fn memory_store() -> SqliteStore {
+    SqliteStore::open_in_memory(SecretBox::from_key(KEY)).expect("open in memory")
+}
+
+fn file_store(path: &Path) -> SqliteStore {
+    SqliteStore::open(path, SecretBox::from_key(KEY)).expect("open file")
+}
+
+fn svm(uuid: &str, name: &str) -> Svm {
+    Svm {
+        uuid: uuid.into(),
+        name: name.into(),
+    }
+}
+
+fn certificate(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
+    Certificate {
+        uuid: uuid.into(),
+        name: name.into(),
+        cert_type: CertificateType::Client,
+        svm: svm.map(SvmRef::from),
+        public_certificate: "-----BEGIN CERTIFICATE-----".into(),
+        private_key: Some(Secret::new("PRIVATE-KEY-PLAINTEXT")),
+        common_name: "client".into(),
+        serial_number: "01".into(),
+        ca: "root".into(),
+        expiry_time: "2030-01-01T00:00:00Z".into(),
+    }
+}
+
+fn server_ca(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
+    Certificate {
+        cert_type: CertificateType::ServerCa,
+        private_key: None,
+        ..certificate(uuid, name, svm)
+    }
+}
+
+fn key_server(address: &str) -> KeyServer {
+    KeyServer {
+        server: KeyServerAddress::parse(address).expect("address"),
+        timeout: 25,
+        username: Some("kmip-user".into()),
+        password: Some(Secret::new("KS-PASSWORD-PLAINTEXT")),
+        secondary_key_servers: vec!["backup1.example.com".into(), "10.0.0.9".into()],
+    }
+}
+
+fn external(uuid: &str, svm: Option<&Svm>, servers: Vec<KeyServer>) -> KeyManager {
+    KeyManager {
+        uuid: uuid.into(),
+        svm: svm.map(SvmRef::from),
+        kind: KeyManagerKind::External {
+            client_certificate: "client-cert".into(),
+            server_ca_certificates: vec!["ca-2".into(), "ca-1".into()],
+            servers,
+        },
+    }
+}
+
+/// An SVM, a client certificate and two server CAs: what an external key manager needs.
+async fn with_certificates(store: &SqliteStore) -> Svm {
+    let vs0 = svm("svm-0", "vs0");
+    store.insert_svm(vs0.clone()).await.expect("svm");
+    store
+        .insert_certificate(certificate("client-cert", "client", Some(&vs0)))
+        .await
+        .expect("client certificate");
+    for (uuid, name) in [("ca-1", "ca one"), ("ca-2", "ca two")] {
+        store
+            .insert_certificate(server_ca(uuid, name, Some(&vs0)))
+            .await
+            .expect("server ca");
+    }
+    vs0
+}
+
+async fn stored_servers(store: &SqliteStore, key_manager: &str) -> Vec<String> {
+    let key_manager = store
+        .get_key_manager(key_manager)
+        .await
+        .expect("get")
+        .expect("exists");
+    key_manager
+        .servers()
+        .iter()
+        .map(|s| s.server.to_string())
+        .collect()
+}
+
+/// Every stored blob of a sealed column, as the database holds it.
+fn raw_blobs(store: &SqliteStore, query: &str) -> Vec<Vec<u8>> {
+    let connection = store.connection.lock().expect("lock");
+    let mut statement = connection.prepare(query).expect("prepare");
+    statement
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+/// Asserts that `table.column` holds at least one value and that none shows `plaintext`.
+fn assert_sealed(store: &SqliteStore, table: &str, column: &str, plaintext: &str) {
+    let blobs = raw_blobs(
+        store,
+        &format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL"),
+    );
+    assert!(!blobs.is_empty(), "no {table}.{column} stored");
+    for blob in blobs {
+        assert!(!contains(&blob, plaintext), "{table}.{column} holds it");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn users_round_trip() {
+    let store = memory_store();
+    assert_eq!(store.count_users().await.expect("count"), 0);
+    let admin = User {
+        name: "admin".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$...".into(),
+    };
+    store.insert_user(admin.clone()).await.expect("insert");
+    assert_eq!(store.count_users().await.expect("count"), 1);
+    assert_eq!(
+        store.find_user("admin").await.expect("find"),
+        Some(admin.clone())
+    );
+    assert_eq!(store.find_user("nobody").await.expect("find"), None);
+    assert!(matches!(
+        store.insert_user(admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn svms_are_listed_by_name_and_names_are_unique() {
+    let store = memory_store();
+    store.insert_svm(svm("u2", "zeta")).await.expect("insert");
+    store.insert_svm(svm("u1", "alpha")).await.expect("insert");
+    let names: Vec<_> = store
+        .list_svms()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    let error = store
+        .insert_svm(svm("u3", "alpha"))
+        .await
+        .expect_err("taken");
+    assert_eq!(error, StoreError::Conflict("SVM \"alpha\"".into()));
+    // A reused uuid is caught by the primary key, not by a pre-check.
+    assert!(matches!(
+        store.insert_svm(svm("u1", "other")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_svm("u2").await.expect("delete");
+    assert_eq!(store.delete_svm("u2").await, Err(StoreError::NotFound));
+}
+
+#[tokio::test]
+async fn certificates_round_trip_with_the_private_key_sealed() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    let cluster = certificate("cluster-cert", "client", None);
+    store
+        .insert_certificate(cluster.clone())
+        .await
+        .expect("cluster scope");
+
+    let listed = store.list_certificates().await.expect("list");
+    let names: Vec<_> = listed
+        .iter()
+        .map(|c| (c.name.as_str(), c.uuid.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("ca one", "ca-1"),
+            ("ca two", "ca-2"),
+            ("client", "client-cert"),
+            ("client", "cluster-cert")
+        ]
+    );
+    assert_eq!(listed[2], certificate("client-cert", "client", Some(&vs0)));
+    assert_eq!(listed[3], cluster);
+    assert_eq!(listed[0].private_key, None);
+
+    assert_sealed(
+        &store,
+        "certificates",
+        "private_key",
+        "PRIVATE-KEY-PLAINTEXT",
+    );
+}
+
+#[tokio::test]
+async fn certificate_names_are_unique_within_their_scope() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    let vs1 = svm("svm-1", "vs1");
+    store.insert_svm(vs1.clone()).await.expect("svm");
+    // The same name in another SVM, and twice in the cluster scope would conflict.
+    store
+        .insert_certificate(certificate("c-vs1", "client", Some(&vs1)))
+        .await
+        .expect("other svm");
+    store
+        .insert_certificate(certificate("c-cluster", "client", None))
+        .await
+        .expect("cluster");
+    let error = store
+        .insert_certificate(certificate("c-cluster-2", "client", None))
+        .await
+        .expect_err("cluster duplicate");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("the cluster")));
+    let error = store
+        .insert_certificate(certificate("c-vs0-2", "client", Some(&vs0)))
+        .await
+        .expect_err("svm duplicate");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
+}
+
+#[tokio::test]
+async fn key_managers_round_trip_with_servers_in_order_and_secrets_sealed() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    let servers = vec![
+        key_server("ks2.example.com"),
+        key_server("10.0.0.1:15696"),
+        KeyServer {
+            username: None,
+            password: None,
+            secondary_key_servers: vec![],
+            ..key_server("[fd00::1]")
+        },
+    ];
+    let svm_manager = external("km-svm", Some(&vs0), servers);
+    store
+        .insert_key_manager(svm_manager.clone())
+        .await
+        .expect("insert external");
+    let onboard = KeyManager {
+        uuid: "km-cluster".into(),
+        svm: None,
+        kind: KeyManagerKind::Onboard {
+            passphrase: Secret::new("ONBOARD-PASSPHRASE-PLAINTEXT"),
+        },
+    };
+    store
+        .insert_key_manager(onboard.clone())
+        .await
+        .expect("insert onboard");
+
+    assert_eq!(
+        store.list_key_managers().await.expect("list"),
+        [svm_manager.clone(), onboard.clone()]
+    );
+    assert_eq!(
+        store.get_key_manager("km-svm").await.expect("get"),
+        Some(svm_manager)
+    );
+    assert_eq!(store.get_key_manager("missing").await.expect("get"), None);
+
+    assert_sealed(&store, "key_servers", "password", "KS-PASSWORD-PLAINTEXT");
+    assert_sealed(
+        &store,
+        "key_managers",
+        "passphrase",
+        "ONBOARD-PASSPHRASE-PLAINTEXT",
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_value_moved_to_another_row_does_not_open() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    let manager = external(
+        "km",
+        Some(&vs0),
+        vec![key_server("a.example.com"), key_server("b.example.com")],
+    );
+    store.insert_key_manager(manager).await.expect("insert");
+    {
+        let connection = store.connection.lock().expect("lock");
+        connection
+            .execute(
+                "UPDATE key_servers SET password =
+                     (SELECT password FROM key_servers WHERE server = 'a.example.com:5696')
+                 WHERE server = 'b.example.com:5696'",
+                [],
+            )
+            .expect("swap");
+    }
+    let error = store
+        .get_key_manager("km")
+        .await
+        .expect_err("swapped secret");
+    assert!(matches!(&error, StoreError::Unreadable(m) if m.contains("key_servers.password")));
+    assert!(!error.to_string().contains("PLAINTEXT"));
+}
+
+#[tokio::test]
+async fn one_key_manager_per_svm_and_one_for_the_cluster() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external("km-1", Some(&vs0), vec![]))
+        .await
+        .expect("first");
+    let error = store
+        .insert_key_manager(external("km-2", Some(&vs0), vec![]))
+        .await
+        .expect_err("second for the svm");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
+    store
+        .insert_key_manager(external("km-3", None, vec![]))
+        .await
+        .expect("cluster");
+    let error = store
+        .insert_key_manager(external("km-4", None, vec![]))
+        .await
+        .expect_err("second for the cluster");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("cluster")));
+}
+
+#[tokio::test]
+async fn inserting_a_key_manager_checks_its_servers() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    let five = (1..=5)
+        .map(|i| key_server(&format!("ks{i}.example.com")))
+        .collect();
+    assert_eq!(
+        store
+            .insert_key_manager(external("km", Some(&vs0), five))
+            .await,
+        Err(StoreError::KeyServerLimit { existing: 0 })
+    );
+    let twice = vec![
+        key_server("ks1.example.com"),
+        key_server("KS1.example.com:5696"),
+    ];
+    assert_eq!(
+        store
+            .insert_key_manager(external("km", Some(&vs0), twice))
+            .await,
+        Err(StoreError::KeyServerExists("ks1.example.com:5696".into()))
+    );
+    // Nothing of the refused key managers was kept.
+    assert!(store.list_key_managers().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn updating_a_key_manager_replaces_its_settings_but_not_its_servers() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external(
+            "km",
+            Some(&vs0),
+            vec![key_server("ks1.example.com")],
+        ))
+        .await
+        .expect("insert");
+    store
+        .insert_certificate(certificate("client-2", "client 2", Some(&vs0)))
+        .await
+        .expect("certificate");
+    let updated = KeyManager {
+        uuid: "km".into(),
+        svm: Some(SvmRef::from(&vs0)),
+        kind: KeyManagerKind::External {
+            client_certificate: "client-2".into(),
+            server_ca_certificates: vec!["ca-1".into()],
+            servers: vec![],
+        },
+    };
+    store.update_key_manager(updated).await.expect("update");
+    let stored = store
+        .get_key_manager("km")
+        .await
+        .expect("get")
+        .expect("exists");
+    let KeyManagerKind::External {
+        client_certificate,
+        server_ca_certificates,
+        servers,
+    } = stored.kind
+    else {
+        panic!("not external");
+    };
+    assert_eq!(client_certificate, "client-2");
+    assert_eq!(server_ca_certificates, ["ca-1"]);
+    assert_eq!(servers, [key_server("ks1.example.com")]);
+    // The replaced certificates are free again.
+    store
+        .delete_certificate("ca-2")
+        .await
+        .expect("delete unused ca");
+
+    let missing = external("missing", None, vec![]);
+    assert_eq!(
+        store.update_key_manager(missing).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn an_onboard_passphrase_is_updated() {
+    let store = memory_store();
+    let onboard = |passphrase: &str| KeyManager {
+        uuid: "km".into(),
+        svm: None,
+        kind: KeyManagerKind::Onboard {
+            passphrase: Secret::new(passphrase),
+        },
+    };
+    store
+        .insert_key_manager(onboard("first"))
+        .await
+        .expect("insert");
+    store
+        .update_key_manager(onboard("second"))
+        .await
+        .expect("update");
+    assert_eq!(
+        store.get_key_manager("km").await.expect("get"),
+        Some(onboard("second"))
+    );
+    assert!(matches!(
+        store
+            .add_key_servers("km", vec![key_server("ks.example.com")])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothing() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external(
+            "km",
+            Some(&vs0),
+            vec![key_server("ks1.example.com")],
+        ))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store
+            .add_key_servers("missing", vec![key_server("ks2.example.com")])
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // ks2 is new but ks1 is stored: neither is added.
+    assert_eq!(
+        store
+            .add_key_servers(
+                "km",
+                vec![key_server("ks2.example.com"), key_server("ks1.example.com")]
+            )
+            .await,
+        Err(StoreError::KeyServerExists("ks1.example.com:5696".into()))
+    );
+    assert_eq!(stored_servers(&store, "km").await, ["ks1.example.com:5696"]);
+    let four_more = (2..=5)
+        .map(|i| key_server(&format!("ks{i}.example.com")))
+        .collect();
+    assert_eq!(
+        store.add_key_servers("km", four_more).await,
+        Err(StoreError::KeyServerLimit { existing: 1 })
+    );
+    assert_eq!(stored_servers(&store, "km").await.len(), 1);
+
+    let three_more = (2..=4)
+        .map(|i| key_server(&format!("ks{i}.example.com")))
+        .collect();
+    store.add_key_servers("km", three_more).await.expect("add");
+    assert_eq!(
+        stored_servers(&store, "km").await,
+        [
+            "ks1.example.com:5696",
+            "ks2.example.com:5696",
+            "ks3.example.com:5696",
+            "ks4.example.com:5696"
+        ]
+    );
+    assert_eq!(
+        store
+            .add_key_servers("km", vec![key_server("ks5.example.com")])
+            .await,
+        Err(StoreError::KeyServerLimit { existing: 4 })
+    );
+}
+
+#[tokio::test]
+async fn key_servers_are_updated_and_deleted_by_address() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external(
+            "km",
+            Some(&vs0),
+            vec![key_server("ks1.example.com"), key_server("ks2.example.com")],
+        ))
+        .await
+        .expect("insert");
+    let changed = KeyServer {
+        timeout: -1,
+        username: Some("other".into()),
+        password: Some(Secret::new("new password")),
+        secondary_key_servers: vec!["10.1.1.1".into()],
+        ..key_server("ks1.example.com")
+    };
+    store
+        .update_key_server("km", changed.clone())
+        .await
+        .expect("update");
+    assert_eq!(
+        store
+            .update_key_server("km", key_server("ks9.example.com"))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    store
+        .delete_key_server("km", "ks2.example.com:5696")
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.delete_key_server("km", "ks2.example.com:5696").await,
+        Err(StoreError::NotFound)
+    );
+    // Re-adding goes after the last one.
+    store
+        .add_key_servers("km", vec![key_server("ks0.example.com")])
+        .await
+        .expect("add");
+    let stored = store
+        .get_key_manager("km")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.servers(), [changed, key_server("ks0.example.com")]);
+}
+
+#[tokio::test]
+async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates() {
+    let store = memory_store();
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external(
+            "km",
+            Some(&vs0),
+            vec![key_server("ks1.example.com")],
+        ))
+        .await
+        .expect("insert");
+    let error = store
+        .delete_certificate("client-cert")
+        .await
+        .expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("client")));
+    let error = store.delete_certificate("ca-1").await.expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(_)));
+    let error = store.delete_svm("svm-0").await.expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
+
+    store.delete_key_manager("km").await.expect("delete");
+    assert_eq!(
+        store.delete_key_manager("km").await,
+        Err(StoreError::NotFound)
+    );
+    assert!(raw_blobs(&store, "SELECT password FROM key_servers").is_empty());
+    assert!(
+        raw_blobs(
+            &store,
+            "SELECT CAST(certificate_uuid AS BLOB) FROM key_manager_server_cas"
+        )
+        .is_empty()
+    );
+
+    // The certificates still hold the SVM; once they are gone, so can it be.
+    assert!(matches!(
+        store.delete_svm("svm-0").await,
+        Err(StoreError::Conflict(_))
+    ));
+    for uuid in ["client-cert", "ca-1", "ca-2"] {
+        store
+            .delete_certificate(uuid)
+            .await
+            .expect("delete certificate");
+    }
+    assert_eq!(
+        store.delete_certificate("ca-1").await,
+        Err(StoreError::NotFound)
+    );
+    store.delete_svm("svm-0").await.expect("delete svm");
+}
+
+#[tokio::test]
+async fn audit_records_are_numbered_by_the_store() {
+    let store = memory_store();
+    let record = |status: u16, error_code: Option<&str>| AuditRecord {
+        index: 999,
+        time: "2025-01-01T00:00:00Z".into(),
+        user: "admin".into(),
+        method: "POST".into(),
+        path: "/api/security/key-managers".into(),
+        input: "{\"password\":\"<redacted>\"}".into(),
+        status,
+        error_code: error_code.map(String::from),
+    };
+    store.append_audit(record(201, None)).await.expect("append");
+    store
+        .append_audit(record(409, Some("65536823")))
+        .await
+        .expect("append");
+    let listed = store.list_audit().await.expect("list");
+    assert_eq!(
+        listed,
+        [
+            AuditRecord {
+                index: 1,
+                ..record(201, None)
+            },
+            AuditRecord {
+                index: 2,
+                ..record(409, Some("65536823"))
+            },
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_additions_never_exceed_the_limit() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("keymgr.db");
+    let store = file_store(&path);
+    let vs0 = with_certificates(&store).await;
+    store
+        .insert_key_manager(external(
+            "km",
+            Some(&vs0),
+            vec![key_server("ks1.example.com"), key_server("ks2.example.com")],
+        ))
+        .await
+        .expect("insert");
+    // A second connection to the same file, as a second process would have: the limit must
+    // hold across connections, not only behind the mutex.
+    let other = file_store(&path);
+
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move {
+                store
+                    .add_key_servers("km", vec![key_server(&format!("new{i}.example.com"))])
+                    .await
+            })
+        })
+        .collect();
+    let mut added = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(()) => added += 1,
+            Err(StoreError::KeyServerLimit { existing }) => {
+                assert!(existing >= 3);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((added, refused), (2, 6));
+    assert_eq!(stored_servers(&store, "km").await.len(), 4);
+    assert_eq!(stored_servers(&other, "km").await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_reopened_database_keeps_its_data_and_schema_version() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("keymgr.db");
+    let manager = {
+        let store = file_store(&path);
+        let vs0 = with_certificates(&store).await;
+        let manager = external("km", Some(&vs0), vec![key_server("ks1.example.com")]);
+        store
+            .insert_key_manager(manager.clone())
+            .await
+            .expect("insert");
+        manager
+    };
+    let store = file_store(&path);
+    assert_eq!(store.list_key_managers().await.expect("list"), [manager]);
+    assert_eq!(store.list_certificates().await.expect("list").len(), 3);
+    {
+        let connection = store.connection.lock().expect("lock");
+        assert_eq!(
+            schema_version(&connection).expect("version"),
+            MIGRATIONS.len()
+        );
+        let mode: String = connection
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("journal mode");
+        assert_eq!(mode, "wal");
+    }
+    let permissions = std::fs::metadata(&path).expect("metadata").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&permissions) & 0o077,
+        0
+    );
+
+    // Under another key the secrets do not open, and say so without showing them.
+    let wrong_key = SqliteStore::open(&path, SecretBox::from_key([1; 32])).expect("open");
+    let error = wrong_key.list_key_managers().await.expect_err("wrong key");
+    assert!(matches!(&error, StoreError::Unreadable(_)));
+    assert!(!error.to_string().contains("PLAINTEXT"));
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_program_is_refused() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("keymgr.db");
+    drop(file_store(&path));
+    {
+        let connection = Connection::open(&path).expect("open");
+        connection
+            .pragma_update(None, "user_version", 99)
+            .expect("set version");
+    }
+    let error = SqliteStore::open(&path, SecretBox::from_key(KEY)).expect_err("too new");
+    assert!(matches!(error, StoreError::Backend(m) if m.contains("99")));
+}
