@@ -1,13 +1,17 @@
-//! What survives a restart, and the seed errors that only a changed configuration or a damaged
+//! What survives a restart, a graceful shutdown that lets in-flight requests finish, and the
+//! seed errors that only a changed configuration or a damaged
 //! database can raise: 65536822 and 65536824 (the cluster's version and MetroCluster setting come
 //! from the configuration), 65536821 (a certificate gone) and 65536834 (key servers unreadable).
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 use support::{
     Keymgr, create_key_manager, create_svm, edit_database, encoded, good_kmip, key_servers_path,
 };
+use test_support::fake::SilentListener;
 use test_support::pki::TestPki;
 
 #[test]
@@ -53,6 +57,44 @@ fn everything_survives_a_graceful_restart() {
         "{connectivity:?}"
     );
     drop(keymgr);
+}
+
+#[test]
+fn shutdown_lets_an_in_flight_request_finish() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let silent = runtime.block_on(SilentListener::start());
+    let mut keymgr = Keymgr::start();
+    let km = create_key_manager(&keymgr, &pki, None, &[kmip.address()]);
+    let path = key_servers_path(&km);
+
+    // A POST whose KMIP check waits out its 3-second timeout on a peer that never answers;
+    // SIGINT arrives while it waits.
+    let started = Instant::now();
+    let in_flight = std::thread::scope(|scope| {
+        let request = scope.spawn(|| {
+            keymgr.post(
+                &path,
+                &json!({ "server": silent.address.to_string(), "timeout": 3 }),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(!request.is_finished(), "the check is still waiting");
+        keymgr.signal("INT");
+        request.join().expect("request thread")
+    });
+    in_flight.assert_error(400, "65536852");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "answered after its timeout"
+    );
+    assert!(
+        keymgr.wait_for_exit(),
+        "SIGINT ends the service cleanly:\n{}",
+        keymgr.log()
+    );
+    assert!(keymgr.log().contains("shutting down"), "{}", keymgr.log());
 }
 
 #[test]

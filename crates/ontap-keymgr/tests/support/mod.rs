@@ -230,14 +230,28 @@ impl Keymgr {
         self.request("DELETE", path, None)
     }
 
+    /// Sends `signal` (`TERM`, `INT`) to the service without waiting for it.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+        }
+    }
+
     /// Stops the service with SIGTERM and waits for it; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
+        self.signal("TERM");
+        self.wait_for_exit()
+    }
+
+    /// Waits (a bounded time) for the service to exit; returns whether it exited cleanly.
+    pub fn wait_for_exit(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
