@@ -1,7 +1,7 @@
 //! What survives a restart, a graceful shutdown that lets in-flight requests finish, and the
-//! seed errors that only a changed configuration or a damaged
-//! database can raise: 65536822 and 65536824 (the cluster's version and MetroCluster setting come
-//! from the configuration), 65536821 (a certificate gone) and 65536834 (key servers unreadable).
+//! seed errors that only a changed configuration or a damaged database can raise: 65536822 and
+//! 65536824 (the cluster's version and MetroCluster setting come from the configuration),
+//! 65536821 (a certificate gone) and 65536834 (key servers unreadable).
 
 mod support;
 
