@@ -1,7 +1,7 @@
 //! HTTP Basic authentication on every `/api` request, the readonly role, and the audit trail of
 //! every write.
 
-use axum::body::{Body as HttpBody, to_bytes};
+use axum::body::Body as HttpBody;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -14,7 +14,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::model::Role;
 
 use super::AppState;
-use super::body::MAX_BODY_BYTES;
+use super::body;
 use super::error::{ApiError, ErrorCode};
 
 /// Who is calling, for handlers that care.
@@ -84,14 +84,9 @@ async fn audited(state: AppState, user: String, request: Request, next: Next) ->
         .unwrap_or_default();
     let method = request.method().to_string();
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+    let bytes = match body::read(body).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError(Error::InvalidJson(format!(
-                "the body is larger than {MAX_BODY_BYTES} bytes"
-            )))
-            .into_response();
-        }
+        Err(error) => return ApiError(error).into_response(),
     };
     let input: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
     let response = next

@@ -2,6 +2,8 @@
 //! field's dotted name as target), a field of the wrong type is refused with its name as target.
 //! serde's derive could parse the happy path, but not report ONTAP's codes and targets per field.
 
+use axum::body::{Body as HttpBody, Bytes};
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
 use crate::domain::Error;
@@ -9,6 +11,36 @@ use crate::domain::model::Secret;
 
 /// The largest body the service reads; certificates are the biggest inputs.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How much of a too-large body is read and thrown away before the refusal is sent. A client
+/// that is still sending when the server answers and closes gets a reset connection and never
+/// sees the answer; reading on (bounded) lets it see ONTAP's error envelope instead.
+const MAX_DISCARDED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`].
+pub async fn read(mut body: HttpBody) -> Result<Bytes, Error> {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::InvalidJson(format!("the body is incomplete: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.len());
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        } else if total > MAX_DISCARDED_BYTES {
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(Error::InvalidJson(format!(
+            "the body is larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    Ok(Bytes::from(kept))
+}
 
 /// A JSON object being read. `prefix` is the dotted path of the object in the body.
 #[derive(Debug)]

@@ -170,15 +170,39 @@ impl Keymgr {
         path: &str,
         body: Option<&str>,
     ) -> Response {
+        let body = body.unwrap_or("").as_bytes().to_vec();
+        self.send(user, password, method, path, "application/json", body)
+    }
+
+    /// Any bytes, with any content type, as the admin.
+    pub fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
+        self.send(&self.user, &self.password, method, path, content_type, body)
+    }
+
+    fn send(
+        &self,
+        user: &str,
+        password: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
         let agent = self.agent.as_ref().expect("the service is up");
         let credentials = base64_encode(&format!("{user}:{password}"));
         let request = http::Request::builder()
             .method(method)
             .uri(self.url(path))
             .header("Authorization", format!("Basic {credentials}"))
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .header("Accept", "application/hal+json")
-            .body(body.unwrap_or("").as_bytes().to_vec())
+            .body(body)
             .expect("request");
         let mut response = match agent.run(request) {
             Ok(response) => response,
