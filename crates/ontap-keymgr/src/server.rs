@@ -13,8 +13,8 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -33,6 +33,8 @@ use crate::store::sqlite::SqliteStore;
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// A client that does not finish its TLS handshake in this time is dropped.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// A client that does not send a request's headers in this time is dropped.
+const HEADER_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -97,22 +99,22 @@ pub async fn serve(config: Config, admin_password: Option<String>) -> Result<(),
     let address = listener
         .local_addr()
         .map_err(|e| fail("cannot listen")(e.to_string()))?;
-    if config.http {
+    let tls = if config.http {
         tracing::info!(%address, "serving plain HTTP");
-        axum::serve(listener, prepared.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| fail("server failed")(e.to_string()))?;
+        None
     } else {
         let acceptor = tls_acceptor(&config)?;
         tracing::info!(%address, "serving HTTPS");
-        serve_tls(listener, acceptor, prepared.router).await;
-    }
+        Some(acceptor)
+    };
+    serve_connections(listener, tls, prepared.router).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router) {
+/// Accepts connections (over TLS unless `tls` is `None`) until SIGINT or SIGTERM, then lets the
+/// open ones finish their requests, for at most [`DRAIN_LIMIT`].
+async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router) {
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -128,15 +130,19 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router)
                         continue;
                     }
                 };
-                let acceptor = acceptor.clone();
+                let tls = tls.clone();
                 let service = TowerToHyperService::new(router.clone());
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await else {
-                        return;
-                    };
-                    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
-                    let _ = watcher.watch(connection).await;
+                    match tls {
+                        None => serve_connection(TokioIo::new(tcp), service, watcher).await,
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                serve_connection(TokioIo::new(stream), service, watcher).await;
+                            }
+                        }
+                    }
                 });
             }
             () = &mut shutdown => break,
@@ -147,6 +153,19 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, router: Router)
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(DRAIN_LIMIT) => tracing::warn!("in-flight requests cut off after the drain limit"),
     }
+}
+
+/// HTTP/1.1 on one connection. A client that does not send a request's headers within
+/// [`HEADER_LIMIT`] is dropped, so idle or trickling connections cannot pile up.
+async fn serve_connection<I>(io: I, service: TowerToHyperService<Router>, watcher: Watcher)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_LIMIT)
+        .serve_connection(io, service);
+    let _ = watcher.watch(connection).await;
 }
 
 async fn shutdown_signal() {
