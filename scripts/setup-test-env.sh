@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with what the end-to-end tests need: PyKMIP (the KMIP server the tests talk to)
-# and netapp-ontap (NetApp's Python client, the real client the tests drive the service with).
+# Creates .venv with what the end-to-end tests need: PyKMIP (the KMIP server the tests talk to),
+# netapp-ontap (NetApp's Python client) and ansible (for NetApp's netapp.ontap collection): the
+# real clients the tests drive the service with.
 # Idempotent: does nothing when .venv already matches scripts/requirements-test.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ stamp="$venv/.requirements-installed"
 if [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
   exit 0
 fi
-echo "setting up $venv (PyKMIP, netapp-ontap)..." >&2
+echo "setting up $venv (PyKMIP, netapp-ontap, ansible)..." >&2
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 cp "$requirements" "$stamp"

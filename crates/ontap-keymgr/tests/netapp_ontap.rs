@@ -9,10 +9,10 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Keymgr, edit_database};
+use support::{Keymgr, edit_database, wait_bounded};
 use test_support::fake::HandshakeFailureServer;
 use test_support::pki::TestPki;
 use test_support::pykmip::{PyKmip, PyKmipConfig, python};
@@ -31,45 +31,28 @@ struct Servers {
     credentialed: PyKmip,
 }
 
-/// Starts the PyKMIP servers in parallel (each needs about a second).
+/// Starts the PyKMIP servers in parallel.
 fn start_servers(pki: &TestPki) -> Servers {
-    let good = || PyKmipConfig {
-        server: &pki.server,
-        trusted_ca: &pki.ca,
-        credential: None,
+    let credentialed = PyKmipConfig {
+        credential: Some((KMIP_USERNAME, KMIP_PASSWORD)),
+        ..PyKmipConfig::good(pki)
     };
-    std::thread::scope(|scope| {
-        let good_a = scope.spawn(|| PyKmip::start(good()));
-        let good_b = scope.spawn(|| PyKmip::start(good()));
-        let untrusted = scope.spawn(|| {
-            PyKmip::start(PyKmipConfig {
-                server: &pki.rogue_server,
-                ..good()
-            })
-        });
-        let rejecting = scope.spawn(|| {
-            PyKmip::start(PyKmipConfig {
-                trusted_ca: &pki.rogue_ca,
-                ..good()
-            })
-        });
-        let credentialed = scope.spawn(|| {
-            PyKmip::start(PyKmipConfig {
-                credential: Some((KMIP_USERNAME, KMIP_PASSWORD)),
-                ..good()
-            })
-        });
-        let join = |handle: std::thread::ScopedJoinHandle<'_, PyKmip>| {
-            handle.join().expect("PyKMIP start")
-        };
-        Servers {
-            good_a: join(good_a),
-            good_b: join(good_b),
-            untrusted: join(untrusted),
-            rejecting: join(rejecting),
-            credentialed: join(credentialed),
-        }
-    })
+    let mut started = PyKmip::start_all(vec![
+        PyKmipConfig::good(pki),
+        PyKmipConfig::good(pki),
+        PyKmipConfig::untrusted(pki),
+        PyKmipConfig::rejecting(pki),
+        credentialed,
+    ])
+    .into_iter();
+    let mut next = || started.next().expect("five servers");
+    Servers {
+        good_a: next(),
+        good_b: next(),
+        untrusted: next(),
+        rejecting: next(),
+        credentialed: next(),
+    }
 }
 
 /// An address nothing listens on.
@@ -170,22 +153,6 @@ fn path_text(path: &Path) -> String {
     path.to_str()
         .expect("temporary paths are UTF-8")
         .to_string()
-}
-
-/// Waits for `child` at most `limit`; kills it when the limit passes.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for the client") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Restarts the service on its data dir with `env`, as an operator changing the configuration

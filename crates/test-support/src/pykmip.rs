@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::pki::{Ca, Issued};
+use crate::pki::{Ca, Issued, TestPki};
 
 /// How long a PyKMIP server may take to start (it needs about a second).
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -32,6 +32,33 @@ pub struct PyKmipConfig<'a> {
     pub credential: Option<(&'a str, &'a str)>,
 }
 
+impl<'a> PyKmipConfig<'a> {
+    /// `pki`'s server certificate, trusting `pki`'s CA: a server every check passes.
+    pub fn good(pki: &'a TestPki) -> PyKmipConfig<'a> {
+        PyKmipConfig {
+            server: &pki.server,
+            trusted_ca: &pki.ca,
+            credential: None,
+        }
+    }
+
+    /// A certificate from the unrelated CA: our client does not trust the server.
+    pub fn untrusted(pki: &'a TestPki) -> PyKmipConfig<'a> {
+        PyKmipConfig {
+            server: &pki.rogue_server,
+            ..PyKmipConfig::good(pki)
+        }
+    }
+
+    /// Trusts only the unrelated CA: the server rejects our client certificate.
+    pub fn rejecting(pki: &'a TestPki) -> PyKmipConfig<'a> {
+        PyKmipConfig {
+            trusted_ca: &pki.rogue_ca,
+            ..PyKmipConfig::good(pki)
+        }
+    }
+}
+
 /// The Python of the test virtualenv: `KEYMGR_TEST_PYTHON`, else `.venv/bin/python`.
 pub fn python() -> PathBuf {
     match std::env::var_os("KEYMGR_TEST_PYTHON") {
@@ -41,6 +68,20 @@ pub fn python() -> PathBuf {
 }
 
 impl PyKmip {
+    /// Starts several servers at once (each takes about a second to start), in order.
+    pub fn start_all(configs: Vec<PyKmipConfig<'_>>) -> Vec<PyKmip> {
+        std::thread::scope(|scope| {
+            let starting: Vec<_> = configs
+                .into_iter()
+                .map(|config| scope.spawn(move || PyKmip::start(config)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|handle| handle.join().expect("PyKMIP start"))
+                .collect()
+        })
+    }
+
     pub fn start(config: PyKmipConfig<'_>) -> PyKmip {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key) = config.server.write(dir.path(), "server");

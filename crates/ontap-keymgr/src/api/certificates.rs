@@ -104,7 +104,18 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let return_records = super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
-    body.allow(&["type", "public_certificate", "private_key", "name", "svm"])?;
+    body.allow(&[
+        "type",
+        "public_certificate",
+        "private_key",
+        "name",
+        "svm",
+        "common_name",
+    ])?;
+    // ONTAP uses `common_name` only to create a self-signed certificate; an installed one is
+    // known by its own subject. Ansible's certificate module always sends it, so it is read
+    // (it must be a string) and then left aside.
+    body.string("common_name")?;
     let new = NewCertificate {
         cert_type: body
             .string("type")?

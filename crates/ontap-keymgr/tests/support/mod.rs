@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -326,6 +326,22 @@ pub fn read(path: &Path) -> String {
     text
 }
 
+/// Waits for `child` at most `limit`; kills it when the limit passes.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the client") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs SQL on the stopped service's database, as a damaged or hand-edited database would be.
 pub fn edit_database(keymgr: &Keymgr, sql: &str) {
     let script = "import sqlite3, sys\n\
@@ -345,11 +361,7 @@ pub fn edit_database(keymgr: &Keymgr, sql: &str) {
 
 /// A good PyKMIP server for `pki`.
 pub fn good_kmip(pki: &TestPki) -> PyKmip {
-    PyKmip::start(PyKmipConfig {
-        server: &pki.server,
-        trusted_ca: &pki.ca,
-        credential: None,
-    })
+    PyKmip::start(PyKmipConfig::good(pki))
 }
 
 pub fn create_svm(keymgr: &Keymgr, name: &str) -> String {
