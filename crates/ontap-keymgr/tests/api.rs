@@ -345,6 +345,23 @@ fn key_managers_have_ontaps_shape_rules_and_status() {
     change(&"c".repeat(32), None).assert_error(400, "65536917");
     change(&"c".repeat(32), Some("wrong")).assert_error(400, "65536139");
     change("short", Some(&"a".repeat(32))).assert_error(400, "65536404");
+    let synchronize = |existing: Option<&str>| {
+        let mut onboard = json!({ "synchronize": true });
+        if let Some(existing) = existing {
+            onboard["existing_passphrase"] = existing.into();
+        }
+        keymgr.patch(&onboard_path, &json!({ "onboard": onboard }))
+    };
+    synchronize(None).assert_error(400, "262212");
+    let wrong = synchronize(Some("wrong"));
+    wrong.assert_error(400, "65536139");
+    assert!(
+        wrong
+            .message()
+            .starts_with("Cluster-wide passphrase is incorrect."),
+        "ONTAP's text, which Ansible matches: {wrong:?}"
+    );
+    assert_eq!(synchronize(Some(&"a".repeat(32))).status, 200);
     assert_eq!(change(&"c".repeat(32), Some(&"a".repeat(32))).status, 200);
     let onboard_shown = keymgr.get(&format!("{onboard_path}?fields=**"));
     assert_eq!(

@@ -216,8 +216,10 @@ fn new_external(mut body: Body) -> ApiResult<NewExternal> {
 }
 
 fn new_onboard(mut body: Body) -> ApiResult<NewOnboard> {
-    body.allow(&["passphrase", "enabled"])?;
+    body.allow(&["passphrase", "enabled", "synchronize"])?;
     let _ = body.boolean("enabled")?;
+    // Synchronizing at creation matters for a MetroCluster partner site; here it is a no-op.
+    let _ = body.boolean("synchronize")?;
     Ok(NewOnboard {
         passphrase: body.secret("passphrase")?,
     })
@@ -269,9 +271,10 @@ pub async fn modify(
             .transpose()?;
     }
     if let Some(mut onboard) = body.object("onboard")? {
-        onboard.allow(&["passphrase", "existing_passphrase"])?;
+        onboard.allow(&["passphrase", "existing_passphrase", "synchronize"])?;
         changes.passphrase = onboard.secret("passphrase")?;
         changes.existing_passphrase = onboard.secret("existing_passphrase")?;
+        changes.synchronize = onboard.boolean("synchronize")?.unwrap_or(false);
     }
     state.service.modify_key_manager(&uuid, changes).await?;
     Ok(empty_ok())

@@ -124,6 +124,7 @@ const KEY_MANAGER: Resource = Resource {
         ("external.servers.password", Text),
         ("onboard.passphrase", Text),
         ("onboard.existing_passphrase", Text),
+        ("onboard.synchronize", Boolean),
     ],
 };
 

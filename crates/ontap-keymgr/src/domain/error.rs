@@ -119,7 +119,11 @@ pub enum Error {
         "The passphrase does not match the accepted length: it must be 32 to 256 ASCII characters."
     )]
     PassphraseLengthOnUpdate,
-    #[error("The existing passphrase value provided does not match the configured passphrase.")]
+    // The first sentence is ONTAP's own, which Ansible's key-manager module looks for.
+    #[error(
+        "Cluster-wide passphrase is incorrect. The existing passphrase given does not match the \
+         configured one."
+    )]
     PassphraseMismatch,
     #[error("The new passphrase is same as old passphrase.")]
     PassphraseUnchanged,

@@ -41,6 +41,8 @@ pub struct KeyManagerChanges {
     pub server_ca_certificates: Option<Vec<CertificateRef>>,
     pub passphrase: Option<Secret>,
     pub existing_passphrase: Option<Secret>,
+    /// `onboard.synchronize`: copy the onboard keys to nodes that miss them.
+    pub synchronize: bool,
 }
 
 /// ONTAP's `status` of a key manager.
@@ -118,9 +120,13 @@ impl Service {
                 {
                     return Err(Error::NotExternal(uuid.to_string()));
                 }
-                KeyManagerKind::Onboard {
-                    passphrase: new_passphrase(&passphrase, &changes)?,
-                }
+                let passphrase = if changes.synchronize && changes.passphrase.is_none() {
+                    check_synchronize(&passphrase, &changes)?;
+                    passphrase
+                } else {
+                    new_passphrase(&passphrase, &changes)?
+                };
+                KeyManagerKind::Onboard { passphrase }
             }
             KeyManagerKind::External {
                 client_certificate,
@@ -129,6 +135,9 @@ impl Service {
             } => {
                 if changes.passphrase.is_some() || changes.existing_passphrase.is_some() {
                     return Err(Error::ReadOnlyField("onboard.passphrase".into()));
+                }
+                if changes.synchronize {
+                    return Err(Error::ReadOnlyField("onboard.synchronize".into()));
                 }
                 let client_certificate = match &changes.client_certificate {
                     Some(reference) => {
@@ -341,6 +350,17 @@ fn new_passphrase(current: &Secret, changes: &KeyManagerChanges) -> Result<Secre
     }
 }
 
+/// ONTAP's `synchronize` copies the onboard keys to nodes that miss them, and needs the
+/// passphrase to do so. Here every node shares one store and there are no keys to copy, so
+/// synchronizing only proves the passphrase.
+fn check_synchronize(current: &Secret, changes: &KeyManagerChanges) -> Result<()> {
+    match &changes.existing_passphrase {
+        None => Err(Error::MissingValue("onboard.existing_passphrase".into())),
+        Some(existing) if existing != current => Err(Error::PassphraseMismatch),
+        Some(_) => Ok(()),
+    }
+}
+
 fn valid_passphrase(passphrase: &Secret) -> bool {
     let text = passphrase.expose();
     text.is_ascii() && PASSPHRASE_LEN.contains(&text.len())
@@ -377,5 +397,19 @@ mod tests {
         assert_eq!(code(change(Some(&right), Some(&right))), 65536150);
         let changed = new_passphrase(&current, &change(Some(&good), Some(&right))).expect("valid");
         assert_eq!(changed.expose(), good);
+    }
+
+    #[test]
+    fn synchronizing_proves_the_passphrase() {
+        let current = Secret::new("c".repeat(32));
+        let synchronize = |existing: Option<&str>| KeyManagerChanges {
+            existing_passphrase: existing.map(Secret::new),
+            synchronize: true,
+            ..KeyManagerChanges::default()
+        };
+        let code = |changes| check_synchronize(&current, &changes).unwrap_err().code();
+        assert_eq!(code(synchronize(None)), 262212);
+        assert_eq!(code(synchronize(Some("wrong"))), 65536139);
+        assert!(check_synchronize(&current, &synchronize(Some(&"c".repeat(32)))).is_ok());
     }
 }

@@ -4,13 +4,31 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
 use super::address::KeyServerAddress;
 
 /// A secret: a KMIP password, a private key or a passphrase. It never shows in `Debug` output and
 /// is not serializable, so it cannot leak into a response or a log line by accident. The store
 /// encrypts it at rest.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(String);
+
+impl PartialEq for Secret {
+    /// In constant time, over digests so that the length does not show either: secrets are
+    /// compared with what clients send (an existing passphrase), and how long a comparison takes
+    /// must not tell how much of it matched.
+    fn eq(&self, other: &Secret) -> bool {
+        let digest = |secret: &Secret| Sha256::digest(secret.0.as_bytes());
+        digest(self)
+            .as_slice()
+            .ct_eq(digest(other).as_slice())
+            .into()
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Secret {
@@ -198,4 +216,17 @@ pub struct AuditRecord {
     pub status: u16,
     /// The ONTAP error code when the request failed.
     pub error_code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert_eq!(Secret::new("same"), Secret::new("same"));
+        assert_ne!(Secret::new("same"), Secret::new("Same"));
+        assert_ne!(Secret::new("same"), Secret::new("same "));
+        assert_ne!(Secret::new(""), Secret::new("x"));
+    }
 }
