@@ -459,3 +459,79 @@ fn concurrent_posts_never_exceed_four_servers() {
     unique.dedup();
     assert_eq!(unique.len(), 4, "{servers:?}");
 }
+
+/// The connectivity of `server` (cluster availability, and the state every node reports) and
+/// the key manager's status code.
+fn measured(keymgr: &Keymgr, key_manager: &str, server: &str) -> (bool, String, u64) {
+    let path = format!(
+        "{}/{}?fields=connectivity",
+        key_servers_path(key_manager),
+        encoded(server)
+    );
+    let shown = keymgr.get(&path);
+    assert_eq!(shown.status, 200, "{shown:?}");
+    let connectivity = &shown.body["connectivity"];
+    let states: Vec<&str> = connectivity["node_states"]
+        .as_array()
+        .expect("node states")
+        .iter()
+        .map(|s| s["state"].as_str().expect("state"))
+        .collect();
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "{shown:?}");
+    let status = keymgr.get(&format!(
+        "/api/security/key-managers/{key_manager}?fields=status"
+    ));
+    (
+        connectivity["cluster_availability"] == true,
+        states[0].to_string(),
+        status.body["status"]["code"].as_u64().expect("status code"),
+    )
+}
+
+#[test]
+fn connectivity_falls_back_to_secondaries_and_tells_when_servers_fail() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let port = kmip.port;
+    let primary = format!("localhost:{port}");
+    let keymgr = Keymgr::start();
+    let km = create_key_manager(&keymgr, &pki, None, std::slice::from_ref(&primary));
+    let server_path = format!("{}/{}", key_servers_path(&km), encoded(&primary));
+    let secondaries = |list: Value| {
+        let patched = keymgr.patch(&server_path, &json!({ "secondary_key_servers": list }));
+        assert_eq!(patched.status, 200, "{patched:?}");
+    };
+    secondaries(json!(["127.0.0.1"]));
+
+    // The server comes back with a certificate that names 127.0.0.1 only: the primary, reached
+    // as localhost, no longer verifies; its secondary, the same port on 127.0.0.1, does.
+    drop(kmip);
+    let ip_only = pki.ca.server("kmip-server", &["127.0.0.1"]);
+    let renamed = PyKmip::start_on(
+        PyKmipConfig {
+            server: &ip_only,
+            ..PyKmipConfig::good(&pki)
+        },
+        port,
+    );
+    assert_eq!(
+        measured(&keymgr, &km, &primary),
+        (true, "available".into(), 65537200)
+    );
+
+    // Without the secondary, the primary alone is not available, and the key manager's status
+    // says why with the KMIP check's code.
+    secondaries(json!([]));
+    assert_eq!(
+        measured(&keymgr, &km, &primary),
+        (false, "not_responding".into(), 66060338)
+    );
+
+    // With the server gone, the secondary cannot help either.
+    secondaries(json!(["127.0.0.1"]));
+    drop(renamed);
+    assert_eq!(
+        measured(&keymgr, &km, &primary),
+        (false, "not_responding".into(), 65536852)
+    );
+}

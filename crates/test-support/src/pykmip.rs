@@ -82,7 +82,13 @@ impl PyKmip {
         })
     }
 
+    /// A server on a free port.
     pub fn start(config: PyKmipConfig<'_>) -> PyKmip {
+        PyKmip::start_on(config, 0)
+    }
+
+    /// A server on `port` (0: a free one), e.g. the port of a server that was stopped.
+    pub fn start_on(config: PyKmipConfig<'_>, port: u16) -> PyKmip {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key) = config.server.write(dir.path(), "server");
         let ca = config.trusted_ca.write(dir.path(), "ca");
@@ -102,7 +108,9 @@ impl PyKmip {
             .arg("--key")
             .arg(key)
             .arg("--ca")
-            .arg(ca);
+            .arg(ca)
+            .arg("--port")
+            .arg(port.to_string());
         if let Some((username, password)) = config.credential {
             command.args(["--username", username, "--password", password]);
         }
