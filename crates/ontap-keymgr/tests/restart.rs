@@ -98,6 +98,20 @@ fn shutdown_lets_an_in_flight_request_finish() {
 }
 
 #[test]
+fn the_data_dir_and_every_secret_in_it_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let keymgr = Keymgr::start();
+    let mode = |relative: &str| {
+        let metadata = std::fs::metadata(keymgr.data_dir.join(relative)).expect(relative);
+        metadata.permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data dir");
+    for private in ["secret.key", "keymgr.db", "tls/key.pem"] {
+        assert_eq!(mode(private), 0o600, "{private}");
+    }
+}
+
+#[test]
 fn a_generated_admin_password_is_printed_once() {
     let dir = tempfile::tempdir().expect("dir");
     let data_dir = dir.path().join("data");
