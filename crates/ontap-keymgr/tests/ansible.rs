@@ -69,6 +69,30 @@ fn ansible_netapp_ontap_manages_a_key_manager_idempotently() {
         .collect();
     let key_server_writes = writes.iter().filter(|w| w.contains("/key-servers")).count();
     assert!(key_server_writes >= 4, "{writes:#?}");
+
+    // The passphrases and the private key the collection sent are nowhere to be read back.
+    let key_body = private_key_body(&pki.client.key_pem);
+    let everything = [
+        audit.body.to_string(),
+        keymgr.log(),
+        keymgr
+            .get("/api/security/certificates?fields=**")
+            .body
+            .to_string(),
+    ];
+    for text in &everything {
+        assert!(!text.contains("passphrase, long enough"), "{text}");
+        assert!(!text.contains(&key_body), "{text}");
+    }
+}
+
+/// A distinctive run of a PEM private key's base64 body (JSON escapes its line breaks).
+fn private_key_body(pem: &str) -> String {
+    let line = pem
+        .lines()
+        .find(|line| !line.starts_with("-----") && line.len() >= 40)
+        .expect("a base64 line");
+    line[..40].to_string()
 }
 
 /// Runs the playbook with `variables` (JSON) and returns its output; fails the test when
