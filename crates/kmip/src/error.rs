@@ -22,7 +22,7 @@ pub enum Failure {
     OperationFailed,
 }
 
-/// A failed exchange with one key server. `Display` reads "<server>: <what happened>".
+/// A failed exchange with one key server. `Display` reads `<server>: <what happened>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     /// The server as `host:port`.

@@ -7,7 +7,8 @@ use crate::domain::model::{Certificate, CertificateType};
 use crate::store::secrets::SecretBox;
 use crate::store::{StoreError, StoreResult};
 
-/// The associated data of each sealed column; the row's identity is appended (see [`aad`]).
+/// The associated data of this table's sealed column; the row's identity is appended (see
+/// [`super::aad`]).
 const AAD_PRIVATE_KEY: &str = "certificates.private_key";
 
 /// A certificates row, before its secret is opened.

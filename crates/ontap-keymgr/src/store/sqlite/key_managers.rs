@@ -8,7 +8,8 @@ use crate::domain::model::{KeyManager, KeyManagerKind};
 use crate::store::secrets::SecretBox;
 use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult};
 
-/// The associated data of each sealed column; the row's identity is appended (see [`aad`]).
+/// The associated data of this table's sealed column; the row's identity is appended (see
+/// [`super::aad`]).
 const AAD_PASSPHRASE: &str = "key_managers.passphrase";
 
 const KEY_MANAGER_COLUMNS: &str = "SELECT k.uuid, k.svm_uuid, s.name, k.kind,

@@ -10,7 +10,8 @@ use crate::domain::model::KeyServer;
 use crate::store::secrets::SecretBox;
 use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult};
 
-/// The associated data of each sealed column; the row's identity is appended (see [`aad`]).
+/// The associated data of this table's sealed column; the row's identity is appended (see
+/// [`super::aad`]).
 const AAD_KEY_SERVER_PASSWORD: &str = "key_servers.password";
 
 /// A key_servers row, before its secret is opened and its address parsed.
