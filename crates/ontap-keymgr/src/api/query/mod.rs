@@ -30,14 +30,12 @@ mod records;
 #[cfg(test)]
 mod tests;
 
-use std::cmp::Ordering;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use self::fields::{FieldSelection, KeepTree, is_under, paths_overlap};
 use self::filter::Filter;
-use self::order::{SortKey, parse_order_by};
+use self::order::{SortKey, parse_order_by, sort_records};
 use self::params::{parse_count, parse_flag, parse_return_timeout, split_list};
 
 /// The reserved parameter that carries the paging position of a `_links.next.href`.
@@ -209,10 +207,8 @@ impl Query {
 
     /// Sorts by the `order_by` keys, in order. Missing values come first in ascending order,
     /// numbers compare numerically, strings case-insensitively; ties keep their order.
-    pub fn sort(&self, records: &mut [Value]) {
-        if !self.order_by.is_empty() {
-            records.sort_by(|a, b| self.compare_records(a, b));
-        }
+    pub fn sort(&self, records: &mut Vec<Value>) {
+        sort_records(records, &self.order_by);
     }
 
     /// Whether the response needs `field` or any field under or above it: it was named in
@@ -281,14 +277,6 @@ impl Query {
     pub fn next_href(&self, path: &str, next_offset: usize) -> String {
         let query = self.to_query_string(&[(START_OFFSET, next_offset.to_string())]);
         format!("{path}?{query}")
-    }
-
-    fn compare_records(&self, a: &Value, b: &Value) -> Ordering {
-        self.order_by
-            .iter()
-            .map(|key| key.compare(a, b))
-            .find(|ordering| ordering.is_ne())
-            .unwrap_or(Ordering::Equal)
     }
 
     /// The paths the client asked for, one way or another.

@@ -45,16 +45,46 @@ impl SortKey {
         })
     }
 
-    /// Compares by the first value of the field (the first element through arrays).
-    pub(super) fn compare(&self, a: &Value, b: &Value) -> Ordering {
-        let first = |record| values_at(record, &self.field).first().copied();
-        let ordering = compare_for_sort(first(a), first(b));
+    /// What a record is sorted by: the field's first value (the first element through arrays).
+    fn value_of<'a>(&self, record: &'a Value) -> Option<&'a Value> {
+        values_at(record, &self.field).first().copied()
+    }
+
+    fn compare(&self, a: Option<&Value>, b: Option<&Value>) -> Ordering {
+        let ordering = compare_for_sort(a, b);
         if self.descending {
             ordering.reverse()
         } else {
             ordering
         }
     }
+}
+
+/// Sorts `records` by `keys`, stably. Each record's values are read once, not at each of the
+/// n·log n comparisons: reading walks the record's path and allocates.
+pub(super) fn sort_records(records: &mut Vec<Value>, keys: &[SortKey]) {
+    if keys.is_empty() {
+        return;
+    }
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    {
+        let values: Vec<Vec<Option<&Value>>> = records
+            .iter()
+            .map(|record| keys.iter().map(|key| key.value_of(record)).collect())
+            .collect();
+        order.sort_by(|&a, &b| {
+            keys.iter()
+                .zip(values[a].iter().zip(&values[b]))
+                .map(|(key, (x, y))| key.compare(*x, *y))
+                .find(|ordering| ordering.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+    }
+    let mut unsorted = std::mem::take(records);
+    *records = order
+        .into_iter()
+        .map(|index| std::mem::take(&mut unsorted[index]))
+        .collect();
 }
 
 /// A total order, as `sort_by` requires: missing < booleans < numbers < strings < the rest;
