@@ -9,18 +9,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ontap_keymgr::api::query::{Schema, parse};
+use ontap_keymgr::api::key_servers::KEY_SERVER_SCHEMA;
+use ontap_keymgr::api::query::parse;
 use serde_json::{Value, json};
-
-const KEY_SERVERS: Schema = Schema {
-    fields: &["server", "timeout", "username", "secondary_key_servers"],
-    expensive: &[
-        "connectivity.cluster_availability",
-        "connectivity.node_states.state",
-    ],
-    keys: &["server"],
-    path_params: &["uuid"],
-};
 
 /// Runs `f` a few times and prints the median time per call.
 fn bench(name: &str, runs: usize, mut f: impl FnMut()) {
@@ -81,7 +72,7 @@ fn main() {
         },
     );
     for (name, query) in cases {
-        let query = parse(&query, &KEY_SERVERS).expect("a valid query");
+        let query = parse(&query, &KEY_SERVER_SCHEMA).expect("a valid query");
         bench(&format!("10,000 records, {name}"), 21, || {
             black_box(query.apply_collection(black_box(all.clone())));
         });

@@ -181,14 +181,7 @@ fn certificates_are_parsed_checked_and_never_show_their_key() {
     let installed = post(client(
         json!({ "name": "kmip-client", "svm": { "name": "svm1" } }),
     ));
-    assert_eq!(installed.status, 201, "{installed:?}");
-    let uuid = installed
-        .location
-        .expect("Location")
-        .rsplit('/')
-        .next()
-        .expect("uuid")
-        .to_string();
+    let uuid = installed.created_uuid();
     post(client(
         json!({ "name": "kmip-client", "svm": { "name": "svm1" } }),
     ))
@@ -400,14 +393,7 @@ fn no_password_or_private_key_is_ever_returned_logged_or_audited() {
             "client_certificate": { "name": "svm1-client" }, "server_ca_certificates": [{ "name": "svm1-server-ca" }],
             "servers": [{ "server": secured.address(), "username": "kmip-user", "password": "Sup3r-Secret-KMIP-pw" }] } }),
     );
-    assert_eq!(created.status, 201, "{created:?}");
-    let km = created
-        .location
-        .expect("Location")
-        .rsplit('/')
-        .next()
-        .expect("uuid")
-        .to_string();
+    let km = created.created_uuid();
     let path = key_servers_path(&km);
     let instance = format!("{path}/{}", encoded(&secured.address()));
     // A failed attempt with a wrong password, and a successful change.

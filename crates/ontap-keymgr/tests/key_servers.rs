@@ -195,14 +195,7 @@ fn post_errors_carry_the_seed_codes() {
         "/api/security/key-managers",
         &json!({ "onboard": { "passphrase": "p".repeat(32) } }),
     );
-    assert_eq!(onboard.status, 201, "{onboard:?}");
-    let onboard_uuid = onboard
-        .location
-        .expect("Location")
-        .rsplit('/')
-        .next()
-        .expect("uuid")
-        .to_string();
+    let onboard_uuid = onboard.created_uuid();
     keymgr
         .post(
             &key_servers_path(&onboard_uuid),

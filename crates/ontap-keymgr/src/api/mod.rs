@@ -93,10 +93,14 @@ pub fn router(service: Arc<Service>) -> Router {
 pub const OPENAPI_PATH: &str = "/docs/api/openapi.json";
 
 /// The OpenAPI document as served and as committed in `docs/openapi.json`.
-pub fn openapi_text() -> String {
-    let mut text = serde_json::to_string_pretty(&openapi::document()).unwrap_or_default();
-    text.push('\n');
-    text
+pub fn openapi_text() -> &'static str {
+    // Built once: it depends on the code alone.
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let mut text = serde_json::to_string_pretty(&openapi::document()).unwrap_or_default();
+        text.push('\n');
+        text
+    });
+    &TEXT
 }
 
 async fn openapi_json() -> Response {

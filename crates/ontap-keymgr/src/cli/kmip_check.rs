@@ -26,7 +26,7 @@ pub struct CheckArgs {
     /// KMIP password (also read from KEYMGR_KMIP_PASSWORD, which keeps it out of `ps`).
     #[arg(
         long,
-        env = "KEYMGR_KMIP_PASSWORD",
+        env = super::KMIP_PASSWORD,
         hide_env_values = true,
         requires = "username"
     )]

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// The variable a KMIP password may come from instead of the command line or a prompt, which
+/// keeps it out of the process list (`kmip check`, `modify-server`).
+const KMIP_PASSWORD: &str = "KEYMGR_KMIP_PASSWORD";
+
 /// The parsed command line. It parses like the derived [`Cli`], except that ONTAP-style options
 /// (`-vserver`) of the `security` and `svm` commands are first rewritten to clap's `--vserver`
 /// (see [`ontap::normalize`]); `main` keeps calling `Args::parse()`.

@@ -8,7 +8,7 @@ use super::certificate_service::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
 use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
 use super::model::{CertificateType, KeyManager, KeyManagerKind, KeyServer, Secret, SvmRef};
-use super::service::{Service, internal, key_manager_read_error};
+use super::service::{Service, internal, key_manager_read_error, write_error};
 use super::svms::SvmSelector;
 
 /// ONTAP's passphrase length: "32-256 ASCII characters".
@@ -169,10 +169,7 @@ impl Service {
         self.store
             .update_key_manager(key_manager.clone())
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => Error::NotFound { target: "uuid" },
-                other => internal(other),
-            })?;
+            .map_err(write_error(Error::NotFound { target: "uuid" }))?;
         self.connectivity.forget(uuid);
         Ok(key_manager)
     }
@@ -183,10 +180,7 @@ impl Service {
         self.store
             .delete_key_manager(uuid)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => Error::NotFound { target: "uuid" },
-                other => internal(other),
-            })?;
+            .map_err(write_error(Error::NotFound { target: "uuid" }))?;
         self.connectivity.forget(uuid);
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::address::KeyServerAddress;
 use super::error::{Error, Result};
 use super::kmip_check;
 use super::model::{KeyServer, Secret};
-use super::service::{Service, internal};
+use super::service::{Service, internal, write_error};
 
 /// ONTAP's timeout when none is given (what ONTAP shows for servers added without one).
 pub const DEFAULT_TIMEOUT: i64 = 25;
@@ -115,10 +115,9 @@ impl Service {
         self.store
             .update_key_server(key_manager, updated.clone())
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => Error::KeyServerNotConfigured(server.to_string()),
-                other => internal(other),
-            })?;
+            .map_err(write_error(Error::KeyServerNotConfigured(
+                server.to_string(),
+            )))?;
         self.connectivity.forget(key_manager);
         Ok(updated)
     }
@@ -130,10 +129,9 @@ impl Service {
         self.store
             .delete_key_server(key_manager, current.server.as_str())
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => Error::KeyServerNotConfigured(server.to_string()),
-                other => internal(other),
-            })?;
+            .map_err(write_error(Error::KeyServerNotConfigured(
+                server.to_string(),
+            )))?;
         self.connectivity.forget(key_manager);
         Ok(())
     }

@@ -118,6 +118,15 @@ pub(super) fn internal(error: StoreError) -> Error {
     Error::Internal(error.to_string())
 }
 
+/// The failure of a write to one object: `NotFound` means the object went away since it was
+/// read (a concurrent DELETE) and is answered as `missing`; anything else is internal.
+pub(super) fn write_error(missing: Error) -> impl FnOnce(StoreError) -> Error {
+    move |error| match error {
+        StoreError::NotFound => missing,
+        other => internal(other),
+    }
+}
+
 /// Reading a key manager reads its key servers, secrets included: when they cannot be read back
 /// (a wrong key file, altered data), ONTAP's 65536834 says so; any other failure is internal.
 pub(super) fn key_manager_read_error(error: StoreError) -> Error {

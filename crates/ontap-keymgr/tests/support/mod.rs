@@ -54,6 +54,14 @@ impl Response {
         self.body["error"]["message"].as_str().unwrap_or("")
     }
 
+    /// The uuid that ends the `Location` of a `201 Created`.
+    #[track_caller]
+    pub fn created_uuid(&self) -> String {
+        assert_eq!(self.status, 201, "{self:?}");
+        let location = self.location.as_deref().expect("Location");
+        location.rsplit('/').next().expect("uuid").to_string()
+    }
+
     /// Asserts an ONTAP error with this status and code.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
@@ -365,10 +373,9 @@ pub fn good_kmip(pki: &TestPki) -> PyKmip {
 }
 
 pub fn create_svm(keymgr: &Keymgr, name: &str) -> String {
-    let response = keymgr.post("/api/svm/svms", &json!({ "name": name }));
-    assert_eq!(response.status, 201, "{response:?}");
-    let location = response.location.expect("Location");
-    location.rsplit('/').next().expect("uuid").to_string()
+    keymgr
+        .post("/api/svm/svms", &json!({ "name": name }))
+        .created_uuid()
 }
 
 /// Installs the key manager's client certificate and server CA; returns their names.
@@ -418,10 +425,9 @@ pub fn create_key_manager(
     if let Some(svm) = svm {
         body["svm"] = json!({ "name": svm });
     }
-    let response = keymgr.post("/api/security/key-managers", &body);
-    assert_eq!(response.status, 201, "{response:?}");
-    let location = response.location.expect("Location");
-    location.rsplit('/').next().expect("uuid").to_string()
+    keymgr
+        .post("/api/security/key-managers", &body)
+        .created_uuid()
 }
 
 pub fn key_servers_path(key_manager: &str) -> String {

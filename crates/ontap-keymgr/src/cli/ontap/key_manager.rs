@@ -49,9 +49,8 @@ pub struct VserverArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ServersArgs {
-    /// The Vserver (SVM); omitted or the cluster's name: the cluster (admin Vserver).
-    #[arg(long)]
-    vserver: Option<String>,
+    #[command(flatten)]
+    target: VserverArgs,
     /// Key servers: HOST, HOST:PORT, IPv4[:PORT] or [IPv6][:PORT], comma-separated; the port
     /// defaults to 5696.
     #[arg(
@@ -65,9 +64,8 @@ pub struct ServersArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ModifyServerArgs {
-    /// The Vserver (SVM); omitted or the cluster's name: the cluster (admin Vserver).
-    #[arg(long)]
-    vserver: Option<String>,
+    #[command(flatten)]
+    target: VserverArgs,
     /// The key server to change, as configured (the port defaults to 5696).
     #[arg(long, value_name = "SERVER")]
     key_server: String,
@@ -86,9 +84,8 @@ pub struct ModifyServerArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct EnableArgs {
-    /// The Vserver (SVM); omitted or the cluster's name: the cluster (admin Vserver).
-    #[arg(long)]
-    vserver: Option<String>,
+    #[command(flatten)]
+    target: VserverArgs,
     /// The installed client certificate the key manager presents to its key servers.
     #[arg(long, value_name = "NAME")]
     client_cert: String,
@@ -105,9 +102,6 @@ pub struct EnableArgs {
     )]
     key_servers: Vec<String>,
 }
-
-/// The variable that spares the prompt for a KMIP password (as for `kmip check`).
-const KMIP_PASSWORD: &str = "KEYMGR_KMIP_PASSWORD";
 
 pub fn run(client: &Client, command: &KeyManagerCommand) -> Result<(), Failure> {
     let KeyManagerCommand::External { command } = command;
@@ -150,7 +144,7 @@ fn required_list(items: &[String], option: &str) -> Result<Vec<String>, Failure>
 /// All new servers in one request, so that the service adds all or none of them.
 fn add_servers(client: &Client, args: &ServersArgs) -> Result<(), Failure> {
     let servers = required_list(&args.key_servers, "key-servers")?;
-    let scope = scope(client, args.vserver.as_deref())?;
+    let scope = scope(client, args.target.vserver.as_deref())?;
     let key_manager = external_key_manager(client, &scope)?;
     let records: Vec<Value> = servers.iter().map(|s| json!({ "server": s })).collect();
     client.post(
@@ -161,7 +155,7 @@ fn add_servers(client: &Client, args: &ServersArgs) -> Result<(), Failure> {
 }
 
 fn modify_server(client: &Client, args: &ModifyServerArgs) -> Result<(), Failure> {
-    let scope = scope(client, args.vserver.as_deref())?;
+    let scope = scope(client, args.target.vserver.as_deref())?;
     // Find the key manager before asking for a password that would then be thrown away.
     let key_manager = external_key_manager(client, &scope)?;
     let changes = server_changes(args)?;
@@ -180,7 +174,8 @@ fn server_changes(args: &ModifyServerArgs) -> Result<Map<String, Value>, Failure
         changes.insert("timeout".into(), timeout.into());
     }
     if let Some(username) = &args.username {
-        let password = secret::from_env_or_prompt(KMIP_PASSWORD, "Enter the password: ", true)?;
+        let password =
+            secret::from_env_or_prompt(crate::cli::KMIP_PASSWORD, "Enter the password: ", true)?;
         changes.insert("username".into(), username.clone().into());
         changes.insert("password".into(), password.into());
     }
@@ -193,7 +188,7 @@ fn server_changes(args: &ModifyServerArgs) -> Result<Map<String, Value>, Failure
 /// Every named server is looked up before the first is removed, so that a typo removes nothing.
 fn remove_servers(client: &Client, args: &ServersArgs) -> Result<(), Failure> {
     let servers = required_list(&args.key_servers, "key-servers")?;
-    let scope = scope(client, args.vserver.as_deref())?;
+    let scope = scope(client, args.target.vserver.as_deref())?;
     let key_manager = external_key_manager(client, &scope)?;
     let paths: Vec<String> = servers
         .iter()
@@ -211,7 +206,7 @@ fn remove_servers(client: &Client, args: &ServersArgs) -> Result<(), Failure> {
 fn enable(client: &Client, args: &EnableArgs) -> Result<(), Failure> {
     let cas = required_list(&args.server_ca_certs, "server-ca-certs")?;
     let servers = required_list(&args.key_servers, "key-servers")?;
-    let scope = scope(client, args.vserver.as_deref())?;
+    let scope = scope(client, args.target.vserver.as_deref())?;
     let mut body = json!({
         "external": {
             "client_certificate": { "name": args.client_cert },
