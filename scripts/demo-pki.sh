@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Makes a throw-away PKI for trying ontap-keymgr with a local KMIP server: a CA, a KMIP server
 # certificate for 127.0.0.1 and localhost, and a client certificate for the key manager.
-# ECDSA P-256 throughout (PyKMIP's TLS 1.2 cipher suites need ECDSA keys with rustls).
+# RSA 2048 throughout, made the way most people make them (`openssl req -newkey rsa:2048`).
 # Usage: scripts/demo-pki.sh [DIR]   (default: demo/)
 set -euo pipefail
 dir="${1:-demo}"
 mkdir -p "$dir"
 cd "$dir"
 
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
 
 key ca.key
 openssl req -x509 -new -key ca.key -sha256 -days 365 -subj "/CN=demo-ca" \

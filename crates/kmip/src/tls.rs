@@ -1,24 +1,28 @@
-//! The TLS side of a key-server connection: our identity (client certificate and key), the CAs we
-//! trust, and a verifier that remembers which certificate the server presented so that a failure
-//! can name it.
+//! The TLS side of a key-server connection, on OpenSSL as ONTAP's own KMIP client is: our identity
+//! (client certificate and key), the CAs we trust, what we offer (see [`TlsOffer`]), and a
+//! verifier that remembers which certificate the server presented and why it was refused, so
+//! that a failure can say so.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslVerifyMode};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509, X509VerifyResult};
 
+use crate::certificate::{CertificateSummary, format_time};
 use crate::error::IdentityError;
+use crate::offer::TlsOffer;
 
 /// A key manager's TLS identity: the client certificate chain and key it presents, and the
 /// server CA certificates it trusts (and nothing else: no system roots).
+#[derive(Clone)]
 pub struct TlsIdentity {
-    client_chain: Vec<CertificateDer<'static>>,
-    client_key: PrivateKeyDer<'static>,
-    roots: Arc<RootCertStore>,
+    client_chain: Vec<X509>,
+    client_key: PKey<Private>,
+    server_cas: Vec<X509>,
 }
 
 /// Written by hand so that the private key can never reach a log line.
@@ -27,238 +31,281 @@ impl fmt::Debug for TlsIdentity {
         f.debug_struct("TlsIdentity")
             .field("client_chain_len", &self.client_chain.len())
             .field("client_key", &"<redacted>")
-            .field("server_cas", &self.roots.len())
+            .field("server_cas", &self.server_cas.len())
             .finish()
     }
 }
 
-impl Clone for TlsIdentity {
-    fn clone(&self) -> Self {
-        TlsIdentity {
-            client_chain: self.client_chain.clone(),
-            client_key: self.client_key.clone_key(),
-            roots: self.roots.clone(),
-        }
-    }
-}
-
 impl TlsIdentity {
-    /// Reads a client certificate (chain), its private key and the server CA certificates, all
-    /// PEM. Checks that the key belongs to the certificate.
+    /// Reads a client certificate (chain), its private key (PKCS#1, PKCS#8 or SEC1) and the
+    /// server CA certificates, all PEM. Checks that the key belongs to the certificate.
     pub fn from_pem(
         client_certificate: &str,
         client_key: &str,
         server_cas: &[&str],
     ) -> Result<Self, IdentityError> {
-        let client_chain = certificates(client_certificate);
-        if client_chain.is_empty() {
+        let client_chain = X509::stack_from_pem(client_certificate.as_bytes())
+            .map_err(|_| IdentityError::NoClientCertificate)?;
+        let Some(leaf) = client_chain.first() else {
             return Err(IdentityError::NoClientCertificate);
+        };
+        let client_key = PKey::private_key_from_pem(client_key.as_bytes())
+            .map_err(|e| IdentityError::BadPrivateKey(first_reason(&e)))?;
+        let matches = leaf
+            .public_key()
+            .map(|public| public.public_eq(&client_key))
+            .unwrap_or(false);
+        if !matches {
+            return Err(IdentityError::BadClientIdentity(
+                "the private key does not belong to the client certificate".into(),
+            ));
         }
-        let client_key = PrivateKeyDer::from_pem_slice(client_key.as_bytes())
-            .map_err(|e| IdentityError::BadPrivateKey(e.to_string()))?;
-        let mut roots = RootCertStore::empty();
+        let mut cas = Vec::new();
         for pem in server_cas {
-            let found = certificates(pem);
+            let found = X509::stack_from_pem(pem.as_bytes())
+                .map_err(|e| IdentityError::BadServerCa(first_reason(&e)))?;
             if found.is_empty() {
                 return Err(IdentityError::BadServerCa("no certificate in PEM".into()));
             }
-            for ca in found {
-                roots
-                    .add(ca)
-                    .map_err(|e| IdentityError::BadServerCa(e.to_string()))?;
-            }
+            cas.extend(found);
         }
-        if roots.is_empty() {
+        if cas.is_empty() {
             return Err(IdentityError::NoServerCa);
         }
-        let identity = TlsIdentity {
+        Ok(TlsIdentity {
             client_chain,
             client_key,
-            roots: Arc::new(roots),
-        };
-        // Building a configuration once checks that the key matches the certificate.
-        identity.client_config()?;
-        Ok(identity)
+            server_cas: cas,
+        })
     }
 
-    /// A rustls configuration for one connection, and what its verifier will learn of the
-    /// server's certificate.
-    pub(crate) fn client_config(
+    /// The facts of our client certificate, for reports and hints.
+    pub fn client_certificate(&self) -> CertificateSummary {
+        let der = self
+            .client_chain
+            .first()
+            .and_then(|c| c.to_der().ok())
+            .unwrap_or_default();
+        CertificateSummary::from_der(&der)
+    }
+}
+
+/// Everything needed to open connections to key servers: an identity and an offer, compiled once
+/// into an OpenSSL context. Cheap to clone.
+#[derive(Clone)]
+pub struct Connector {
+    context: SslContext,
+    identity: TlsIdentity,
+    offer: Arc<TlsOffer>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("identity", &self.identity)
+            .field("offer", &self.offer.describe())
+            .finish()
+    }
+}
+
+impl Connector {
+    pub fn new(identity: &TlsIdentity, offer: &TlsOffer) -> Result<Connector, IdentityError> {
+        let context = context(identity, |builder| offer.configure(builder))?;
+        Ok(Connector {
+            context,
+            identity: identity.clone(),
+            offer: Arc::new(offer.clone()),
+        })
+    }
+
+    pub fn identity(&self) -> &TlsIdentity {
+        &self.identity
+    }
+
+    pub fn offer(&self) -> &TlsOffer {
+        &self.offer
+    }
+
+    /// A connection's TLS state for `host`, checking the server's certificate against our CAs
+    /// and against `host` (a DNS name or an IP address), and recording what it saw.
+    pub(crate) fn ssl(&self, host: &str) -> Result<(Ssl, Arc<Presented>), String> {
+        ssl_for(&self.context, host, true)
+    }
+
+    /// A probe's connection: same identity, another offer, the server's certificate not checked
+    /// (only the server's choice of version and suite matters).
+    pub(crate) fn probe_ssl(
         &self,
-    ) -> Result<(rustls::ClientConfig, Arc<PresentedCertificate>), IdentityError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider.clone())
-                .build()
-                .map_err(|e| IdentityError::BadServerCa(e.to_string()))?;
-        let presented = Arc::new(PresentedCertificate::default());
-        let verifier = Arc::new(RecordingVerifier {
-            inner,
-            presented: presented.clone(),
-        });
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| IdentityError::BadClientIdentity(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(self.client_chain.clone(), self.client_key.clone_key())
-            .map_err(|e| IdentityError::BadClientIdentity(e.to_string()))?;
-        Ok((config, presented))
+        host: &str,
+        configure: impl FnOnce(
+            &mut openssl::ssl::SslContextBuilder,
+        ) -> Result<(), openssl::error::ErrorStack>,
+    ) -> Result<(Ssl, Arc<Presented>), String> {
+        let context = context(&self.identity, configure).map_err(|e| e.to_string())?;
+        ssl_for(&context, host, false)
     }
 }
 
-fn certificates(pem: &str) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .filter_map(Result::ok)
-        .collect()
-}
-
-/// The subject, issuer and names of the certificate a server presented, once it has.
-#[derive(Debug, Default)]
-pub(crate) struct PresentedCertificate(Mutex<Option<CertificateSummary>>);
-
-#[derive(Debug, Clone)]
-pub(crate) struct CertificateSummary {
-    pub subject: String,
-    pub issuer: String,
-    pub names: Vec<String>,
-}
-
-impl PresentedCertificate {
-    pub fn get(&self) -> Option<CertificateSummary> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+fn context(
+    identity: &TlsIdentity,
+    configure: impl FnOnce(
+        &mut openssl::ssl::SslContextBuilder,
+    ) -> Result<(), openssl::error::ErrorStack>,
+) -> Result<SslContext, IdentityError> {
+    let tls = |e: openssl::error::ErrorStack| IdentityError::BadClientIdentity(first_reason(&e));
+    let mut builder = SslContext::builder(SslMethod::tls_client()).map_err(tls)?;
+    configure(&mut builder).map_err(tls)?;
+    let mut chain = identity.client_chain.iter();
+    if let Some(leaf) = chain.next() {
+        builder.set_certificate(leaf).map_err(tls)?;
     }
-
-    fn set(&self, summary: CertificateSummary) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary);
+    for extra in chain {
+        builder.add_extra_chain_cert(extra.clone()).map_err(tls)?;
     }
+    builder.set_private_key(&identity.client_key).map_err(tls)?;
+    builder.check_private_key().map_err(tls)?;
+    let mut store = X509StoreBuilder::new().map_err(tls)?;
+    for ca in &identity.server_cas {
+        store
+            .add_cert(ca.clone())
+            .map_err(|e| IdentityError::BadServerCa(first_reason(&e)))?;
+    }
+    builder.set_cert_store(store.build());
+    builder.set_verify(SslVerifyMode::PEER);
+    Ok(builder.build())
 }
 
-fn summarize(certificate: &CertificateDer<'_>) -> CertificateSummary {
-    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-    match X509Certificate::from_der(certificate.as_ref()) {
-        Ok((_, cert)) => {
-            let names = cert
-                .subject_alternative_name()
-                .ok()
-                .flatten()
-                .map(|san| {
-                    san.value
-                        .general_names
-                        .iter()
-                        .filter_map(|name| match name {
-                            GeneralName::DNSName(dns) => Some(dns.to_string()),
-                            GeneralName::IPAddress(ip) => ip_to_string(ip),
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            CertificateSummary {
-                subject: cert.subject().to_string(),
-                issuer: cert.issuer().to_string(),
-                names,
-            }
+fn ssl_for(
+    context: &SslContext,
+    host: &str,
+    verify: bool,
+) -> Result<(Ssl, Arc<Presented>), String> {
+    let mut ssl = Ssl::new(context).map_err(|e| first_reason(&e))?;
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ssl.param_mut().set_ip(ip).map_err(|e| first_reason(&e))?,
+        Err(_) => {
+            ssl.param_mut()
+                .set_host(host)
+                .map_err(|e| first_reason(&e))?;
+            // Server Name Indication carries host names only, never addresses.
+            ssl.set_hostname(host).map_err(|e| first_reason(&e))?;
         }
-        Err(_) => CertificateSummary {
-            subject: "<unparsable certificate>".into(),
-            issuer: "<unparsable certificate>".into(),
-            names: Vec::new(),
-        },
+    }
+    let presented = Arc::new(Presented::default());
+    let recorder = presented.clone();
+    ssl.set_verify_callback(SslVerifyMode::PEER, move |preverified, context| {
+        if context.error_depth() == 0
+            && let Some(der) = context.current_cert().and_then(|c| c.to_der().ok())
+        {
+            recorder.set_certificate(&der);
+        }
+        if !preverified {
+            recorder.set_refusal(context.error());
+        }
+        preverified || !verify
+    });
+    Ok((ssl, presented))
+}
+
+/// What the verifier saw of the server's certificate: the leaf, and the first reason to refuse it.
+#[derive(Debug, Default)]
+pub(crate) struct Presented(Mutex<(Option<CertificateSummary>, Option<X509VerifyResult>)>);
+
+impl Presented {
+    pub fn certificate(&self) -> Option<CertificateSummary> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+
+    pub fn refusal(&self) -> Option<X509VerifyResult> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    fn set_certificate(&self, der: &[u8]) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.0.is_none() {
+            seen.0 = Some(CertificateSummary::from_der(der));
+        }
+    }
+
+    fn set_refusal(&self, refusal: X509VerifyResult) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.1.is_none() {
+            seen.1 = Some(refusal);
+        }
     }
 }
 
-fn ip_to_string(bytes: &[u8]) -> Option<String> {
-    match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes)
-            .ok()
-            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
-        16 => <[u8; 16]>::try_from(bytes)
-            .ok()
-            .map(|b| std::net::Ipv6Addr::from(b).to_string()),
-        _ => None,
-    }
-}
-
-/// Verifies like rustls' WebPKI verifier, and records the certificate it was shown.
-#[derive(Debug)]
-struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    presented: Arc<PresentedCertificate>,
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.presented.set(summarize(end_entity));
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+/// OpenSSL's verification error codes we explain (`X509_V_ERR_*`).
+mod verify_code {
+    pub const CERT_NOT_YET_VALID: i32 = 9;
+    pub const CERT_HAS_EXPIRED: i32 = 10;
+    pub const DEPTH_ZERO_SELF_SIGNED_CERT: i32 = 18;
+    pub const SELF_SIGNED_CERT_IN_CHAIN: i32 = 19;
+    pub const UNABLE_TO_GET_ISSUER_CERT_LOCALLY: i32 = 20;
+    pub const UNABLE_TO_VERIFY_LEAF_SIGNATURE: i32 = 21;
+    pub const CERT_SIGNATURE_FAILURE: i32 = 7;
+    pub const INVALID_PURPOSE: i32 = 26;
+    pub const HOSTNAME_MISMATCH: i32 = 62;
+    pub const IP_ADDRESS_MISMATCH: i32 = 64;
 }
 
 /// Plain words for why the server's certificate was not accepted.
 pub(crate) fn untrusted_server_detail(
-    error: &CertificateError,
+    refusal: X509VerifyResult,
     presented: Option<&CertificateSummary>,
 ) -> String {
+    use verify_code::*;
     let issuer = presented.map(|c| c.issuer.as_str()).unwrap_or("unknown");
     let subject = presented.map(|c| c.subject.as_str()).unwrap_or("unknown");
-    match error {
-        CertificateError::UnknownIssuer => format!(
+    match refusal.as_raw() {
+        UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        | UNABLE_TO_VERIFY_LEAF_SIGNATURE
+        | DEPTH_ZERO_SELF_SIGNED_CERT
+        | SELF_SIGNED_CERT_IN_CHAIN => format!(
             "server certificate is not signed by any of the key manager's server CA certificates \
              (issuer: {issuer})"
         ),
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+        HOSTNAME_MISMATCH | IP_ADDRESS_MISMATCH => {
             let names = presented
-                .map(|c| c.names.join(", "))
-                .filter(|n| !n.is_empty())
+                .map(CertificateSummary::names_text)
                 .unwrap_or_else(|| "none".into());
             format!(
                 "server certificate ({subject}) is not valid for this address (names in the \
                  certificate: {names})"
             )
         }
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            format!("server certificate ({subject}) has expired")
-        }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            format!("server certificate ({subject}) is not valid yet")
-        }
-        CertificateError::BadSignature => format!(
+        CERT_HAS_EXPIRED => format!(
+            "server certificate ({subject}) has expired: it was valid until {}",
+            presented
+                .map(|c| format_time(c.not_after))
+                .unwrap_or_else(|| "an unknown date".into())
+        ),
+        CERT_NOT_YET_VALID => format!(
+            "server certificate ({subject}) is not valid yet: it is valid from {}",
+            presented
+                .map(|c| format_time(c.not_before))
+                .unwrap_or_else(|| "an unknown date".into())
+        ),
+        CERT_SIGNATURE_FAILURE => format!(
             "server certificate ({subject}) has a signature that does not verify against its \
              issuer ({issuer})"
         ),
-        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+        INVALID_PURPOSE => {
             format!("server certificate ({subject}) is not meant for TLS server authentication")
         }
-        other => format!("server certificate ({subject}, issuer {issuer}) is not trusted: {other}"),
+        _ => format!(
+            "server certificate ({subject}, issuer {issuer}) is not trusted: {}",
+            refusal.error_string()
+        ),
     }
+}
+
+/// The first reason in an OpenSSL error stack, in OpenSSL's words.
+pub(crate) fn first_reason(errors: &openssl::error::ErrorStack) -> String {
+    errors
+        .errors()
+        .first()
+        .and_then(|e| e.reason())
+        .map(str::to_string)
+        .unwrap_or_else(|| errors.to_string())
 }

@@ -3,9 +3,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kmip::{Credential, Endpoint, Failure, ProtocolVersion, QueryFunction, TlsIdentity};
+use kmip::{
+    Connector, Credential, Endpoint, Failure, ProtocolVersion, QueryFunction, TlsIdentity,
+    TlsOffer, TlsVersion,
+};
 use test_support::fake::{FakeTlsServer, HandshakeFailureServer, SilentListener};
-use test_support::pki::{Issued, TestPki};
+use test_support::pki::{Issued, KeyKind, TestPki};
 use test_support::pykmip::{PyKmip, PyKmipConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,14 +18,16 @@ fn pki() -> &'static TestPki {
     PKI.get_or_init(TestPki::new)
 }
 
-/// The key manager's identity: our client certificate, trusting our CA only.
-fn identity_with(client: &Issued) -> TlsIdentity {
-    TlsIdentity::from_pem(&client.cert_pem, &client.key_pem, &[&pki().ca.cert_pem])
-        .expect("identity")
+/// The key manager's connector: our client certificate, trusting our CA only, offering what
+/// ONTAP offers by default.
+fn connector_with(client: &Issued) -> Connector {
+    let identity = TlsIdentity::from_pem(&client.cert_pem, &client.key_pem, &[&pki().ca.cert_pem])
+        .expect("identity");
+    Connector::new(&identity, &TlsOffer::ontap_default()).expect("connector")
 }
 
-fn identity() -> TlsIdentity {
-    identity_with(&pki().client)
+fn connector() -> Connector {
+    connector_with(&pki().client)
 }
 
 fn local(port: u16) -> Endpoint {
@@ -41,7 +46,7 @@ fn good_server() -> PyKmip {
 }
 
 async fn check(endpoint: &Endpoint) -> Result<Vec<ProtocolVersion>, kmip::Error> {
-    kmip::discover_versions(&identity(), endpoint, None, TIMEOUT).await
+    kmip::discover_versions(&connector(), endpoint, None, TIMEOUT).await
 }
 
 #[tokio::test]
@@ -52,7 +57,7 @@ async fn discovers_the_versions_pykmip_speaks_and_queries_it() {
     assert_eq!(shown, ["2.0", "1.4", "1.3", "1.2", "1.1", "1.0"]);
 
     let answer = kmip::query(
-        &identity(),
+        &connector(),
         &local(server.port),
         None,
         vec![
@@ -114,15 +119,81 @@ async fn a_server_that_trusts_another_ca_rejects_our_client_certificate() {
 }
 
 #[tokio::test]
-async fn a_client_certificate_without_client_auth_usage_gets_a_kmip_error() {
+async fn a_client_certificate_without_client_auth_usage_is_rejected_with_a_hint() {
+    // PyKMIP refuses it in KMIP ("Authentication Not Successful"), after the TLS handshake.
     let server = good_server();
     let client = pki().ca.client_without_client_auth("no-eku");
     let result =
-        kmip::discover_versions(&identity_with(&client), &local(server.port), None, TIMEOUT).await;
+        kmip::discover_versions(&connector_with(&client), &local(server.port), None, TIMEOUT).await;
     let error = result.unwrap_err();
-    assert_eq!(error.failure, Failure::OperationFailed, "{error}");
+    assert_eq!(error.failure, Failure::ClientCertificateRejected, "{error}");
     assert!(
         error.detail.contains("Authentication Not Successful"),
+        "{error}"
+    );
+    assert!(
+        error.detail.contains(
+            "no extended key usage clientAuth, which PyKMIP and many key servers require"
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn pykmip_on_rsa_certificates_is_reached_over_tls_1_2_with_a_cbc_suite() {
+    // PyKMIP's TLS 1.2 auth suite with an RSA key offers CBC suites only (static RSA and
+    // ECDHE-RSA with SHA-256/384): what ONTAP's default offer must reach.
+    let server = good_server();
+    let mut session = connector()
+        .connect(&local(server.port), TIMEOUT)
+        .await
+        .expect("handshake");
+    let handshake = session.handshake().clone();
+    assert_eq!(handshake.version, Some(TlsVersion::Tls1_2));
+    assert!(
+        handshake.cipher_suite.contains("_CBC_"),
+        "{}",
+        handshake.cipher_suite
+    );
+    let certificate = handshake.server_certificate.expect("server certificate");
+    assert_eq!(certificate.key, "RSA 2048");
+    assert!(certificate.names_host("127.0.0.1"));
+    let versions = session.discover_versions(None).await.expect("versions");
+    assert!(versions.contains(&ProtocolVersion { major: 1, minor: 4 }));
+    session.close().await;
+}
+
+#[tokio::test]
+async fn ecdsa_certificates_work_as_well() {
+    let ecdsa = TestPki::with_keys(KeyKind::EcdsaP256);
+    let server = PyKmip::start(PyKmipConfig::good(&ecdsa));
+    let identity = TlsIdentity::from_pem(
+        &ecdsa.client.cert_pem,
+        &ecdsa.client.key_pem,
+        &[&ecdsa.ca.cert_pem],
+    )
+    .expect("identity");
+    let connector = Connector::new(&identity, &TlsOffer::ontap_default()).expect("connector");
+    let session = connector
+        .connect(&local(server.port), TIMEOUT)
+        .await
+        .expect("handshake");
+    assert!(
+        session.handshake().cipher_suite.contains("ECDSA"),
+        "{}",
+        session.handshake().cipher_suite
+    );
+    session.close().await;
+}
+
+#[tokio::test]
+async fn an_expired_server_certificate_is_not_trusted_and_its_date_is_given() {
+    let expired = pki().ca.expired_server("old-kmip", &["127.0.0.1"]);
+    let fake = FakeTlsServer::start(&expired, Vec::new()).await;
+    let error = check(&local(fake.address.port())).await.unwrap_err();
+    assert_eq!(error.failure, Failure::ServerNotTrusted, "{error}");
+    assert!(
+        error.detail.contains("has expired: it was valid until 20"),
         "{error}"
     );
 }
@@ -144,12 +215,12 @@ async fn credentials_are_sent_and_a_wrong_password_is_refused_in_kmip() {
         ..right.clone()
     };
     assert!(
-        kmip::discover_versions(&identity(), &endpoint, Some(&right), TIMEOUT)
+        kmip::discover_versions(&connector(), &endpoint, Some(&right), TIMEOUT)
             .await
             .is_ok()
     );
     for credential in [Some(&wrong), None] {
-        let error = kmip::discover_versions(&identity(), &endpoint, credential, TIMEOUT)
+        let error = kmip::discover_versions(&connector(), &endpoint, credential, TIMEOUT)
             .await
             .unwrap_err();
         assert_eq!(error.failure, Failure::OperationFailed, "{error}");
@@ -187,7 +258,7 @@ async fn a_silent_server_is_cut_off_by_the_timeout() {
     // The outer bound only keeps a broken build from hanging the suite.
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        kmip::discover_versions(&identity(), &endpoint, None, timeout),
+        kmip::discover_versions(&connector(), &endpoint, None, timeout),
     )
     .await
     .expect("the client's own timeout fires");

@@ -19,6 +19,20 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub cluster: ClusterConfig,
+    pub security: SecurityConfig,
+}
+
+/// The cluster's security configuration to apply at start (`[security]` in the file); what it
+/// leaves out keeps its stored value, which `PATCH /api/security` changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// FIPS mode: TLS 1.2 and 1.3 with FIPS-approved suites only.
+    pub fips: Option<bool>,
+    /// `TLSv1.3`, `TLSv1.2`, `TLSv1.1`, `TLSv1`: every version from the lowest given up.
+    pub tls_protocol_versions: Option<Vec<String>>,
+    /// IANA names, such as `TLS_RSA_WITH_AES_128_CBC_SHA256`.
+    pub tls_cipher_suites: Option<Vec<String>>,
 }
 
 /// The cluster the service presents.
@@ -89,6 +103,8 @@ struct FileConfig {
     server: FileServer,
     #[serde(default)]
     cluster: FileCluster,
+    #[serde(default)]
+    security: SecurityConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +138,7 @@ struct Layer {
     cluster_version: Option<String>,
     metrocluster: Option<bool>,
     nodes: Option<Vec<String>>,
+    security: SecurityConfig,
 }
 
 impl Layer {
@@ -136,6 +153,7 @@ impl Layer {
             cluster_version: self.cluster_version.or(base.cluster_version),
             metrocluster: self.metrocluster.or(base.metrocluster),
             nodes: self.nodes.or(base.nodes),
+            security: self.security.or(base.security),
         }
     }
 }
@@ -185,6 +203,7 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
         cluster_version: file.cluster.version,
         metrocluster: file.cluster.metrocluster,
         nodes: file.cluster.nodes,
+        security: file.security,
     })
 }
 
@@ -210,6 +229,10 @@ fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError>
         metrocluster: boolean("KEYMGR_CLUSTER_METROCLUSTER")?,
         nodes: var("KEYMGR_CLUSTER_NODES")
             .map(|list| list.split(',').map(|n| n.trim().to_string()).collect()),
+        security: SecurityConfig {
+            fips: boolean("KEYMGR_FIPS")?,
+            ..SecurityConfig::default()
+        },
     })
 }
 
@@ -245,7 +268,19 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             metrocluster: layer.metrocluster.unwrap_or(false),
             nodes,
         },
+        security: layer.security,
     })
+}
+
+impl SecurityConfig {
+    /// Each setting from `self`, else from `base`.
+    fn or(self, base: SecurityConfig) -> SecurityConfig {
+        SecurityConfig {
+            fips: self.fips.or(base.fips),
+            tls_protocol_versions: self.tls_protocol_versions.or(base.tls_protocol_versions),
+            tls_cipher_suites: self.tls_cipher_suites.or(base.tls_cipher_suites),
+        }
+    }
 }
 
 #[cfg(test)]

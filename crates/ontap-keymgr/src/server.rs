@@ -25,6 +25,7 @@ use crate::api;
 use crate::config::Config;
 use crate::domain::Service;
 use crate::domain::cluster::Cluster;
+use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
 use crate::store::secrets::SecretBox;
 use crate::store::sqlite::SqliteStore;
@@ -67,6 +68,11 @@ pub async fn prepare(
         Arc::new(store),
         Cluster::new(&config.cluster, cluster_uuid),
     ));
+    service
+        .load_security()
+        .await
+        .map_err(|e| fail("cannot read the security configuration")(e.to_string()))?;
+    apply_configured_security(&service, &config.security).await?;
     match service
         .bootstrap_admin(admin_password)
         .await
@@ -88,6 +94,27 @@ pub async fn prepare(
     }
     let router = api::router(service.clone()).layer(middleware::from_fn(log_requests));
     Ok(Prepared { router, service })
+}
+
+/// The configuration file's `[security]` settings, applied as a PATCH of `/api/security` would.
+async fn apply_configured_security(
+    service: &Service,
+    security: &crate::config::SecurityConfig,
+) -> Result<(), StartError> {
+    let changes = SecurityChanges {
+        fips: security.fips,
+        protocol_versions: security.tls_protocol_versions.clone(),
+        cipher_suites: security.tls_cipher_suites.clone(),
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let offer = service
+        .modify_security(changes)
+        .await
+        .map_err(|e| fail("invalid [security] configuration")(e.to_string()))?;
+    tracing::info!(offer = %offer.describe(), "applied the configured security settings");
+    Ok(())
 }
 
 /// Runs until SIGINT or SIGTERM.

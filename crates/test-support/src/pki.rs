@@ -1,5 +1,6 @@
-//! A throw-away PKI: certificate authorities that issue server and client certificates, all ECDSA
-//! P-256 (PyKMIP's TLS 1.2 suite offers AEAD ciphers that rustls accepts only with ECDSA keys).
+//! A throw-away PKI: certificate authorities that issue server and client certificates. RSA 2048
+//! by default, as `openssl req -newkey rsa:2048` makes them and as most key servers are set up;
+//! ECDSA P-256 on request. rcgen signs; OpenSSL makes the RSA keys (ring cannot).
 
 use std::path::{Path, PathBuf};
 
@@ -26,15 +27,45 @@ impl Issued {
     }
 }
 
+/// The kind of key a CA makes for itself and for the certificates it issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa2048,
+    EcdsaP256,
+}
+
+impl KeyKind {
+    fn generate(self) -> KeyPair {
+        match self {
+            KeyKind::EcdsaP256 => KeyPair::generate().expect("ECDSA key"),
+            KeyKind::Rsa2048 => {
+                let rsa = openssl::rsa::Rsa::generate(2048).expect("RSA key");
+                let pkcs8 = openssl::pkey::PKey::from_rsa(rsa)
+                    .and_then(|k| k.private_key_to_pem_pkcs8())
+                    .expect("PKCS#8");
+                let pem = String::from_utf8(pkcs8).expect("PEM is text");
+                KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
+                    .expect("RSA key pair")
+            }
+        }
+    }
+}
+
 /// A certificate authority.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
+    kind: KeyKind,
     pub cert_pem: String,
 }
 
 impl Ca {
+    /// An RSA 2048 CA.
     pub fn new(common_name: &str) -> Ca {
-        let key = KeyPair::generate().expect("CA key");
+        Ca::with_keys(common_name, KeyKind::Rsa2048)
+    }
+
+    pub fn with_keys(common_name: &str, kind: KeyKind) -> Ca {
+        let key = kind.generate();
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params
             .distinguished_name
@@ -49,12 +80,27 @@ impl Ca {
         Ca {
             cert_pem: cert.pem(),
             issuer: Issuer::new(params, key),
+            kind,
         }
     }
 
     /// A server certificate for these names (DNS names or IP addresses).
     pub fn server(&self, common_name: &str, names: &[&str]) -> Issued {
         self.issue(common_name, names, &[ExtendedKeyUsagePurpose::ServerAuth])
+    }
+
+    /// A server certificate that expired a day ago.
+    pub fn expired_server(&self, common_name: &str, names: &[&str]) -> Issued {
+        let now = time::OffsetDateTime::now_utc();
+        self.issue_valid(
+            common_name,
+            names,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+            (
+                now - time::Duration::days(30),
+                now - time::Duration::days(1),
+            ),
+        )
     }
 
     /// A client certificate marked for TLS client authentication.
@@ -80,14 +126,42 @@ impl Ca {
         names: &[&str],
         usages: &[ExtendedKeyUsagePurpose],
     ) -> Issued {
-        let key = KeyPair::generate().expect("key");
+        let now = time::OffsetDateTime::now_utc();
+        self.issue_valid(
+            common_name,
+            names,
+            usages,
+            (
+                now - time::Duration::days(1),
+                now + time::Duration::days(365),
+            ),
+        )
+    }
+
+    fn issue_valid(
+        &self,
+        common_name: &str,
+        names: &[&str],
+        usages: &[ExtendedKeyUsagePurpose],
+        (not_before, not_after): (time::OffsetDateTime, time::OffsetDateTime),
+    ) -> Issued {
+        let key = self.kind.generate();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("params");
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = usages.to_vec();
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.key_usages = match self.kind {
+            // Static-RSA suites encrypt the premaster secret with the server's key.
+            KeyKind::Rsa2048 => vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ],
+            KeyKind::EcdsaP256 => vec![KeyUsagePurpose::DigitalSignature],
+        };
+        params.not_before = not_before;
+        params.not_after = not_after;
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("issue certificate");
@@ -110,9 +184,14 @@ pub struct TestPki {
 }
 
 impl TestPki {
+    /// RSA 2048 throughout.
     pub fn new() -> TestPki {
-        let ca = Ca::new("test-ca");
-        let rogue_ca = Ca::new("rogue-ca");
+        TestPki::with_keys(KeyKind::Rsa2048)
+    }
+
+    pub fn with_keys(kind: KeyKind) -> TestPki {
+        let ca = Ca::with_keys("test-ca", kind);
+        let rogue_ca = Ca::with_keys("rogue-ca", kind);
         TestPki {
             server: ca.server("kmip-server", &["127.0.0.1", "localhost"]),
             client: ca.client("key-manager"),

@@ -66,7 +66,7 @@ impl Body {
     fn from_value(value: Value, prefix: &str) -> Result<Body, Error> {
         match value {
             Value::Object(fields) => Ok(Body {
-                fields,
+                fields: expand_dotted(fields, prefix)?,
                 prefix: prefix.to_string(),
             }),
             Value::Array(_) if !prefix.is_empty() => Err(Error::ArrayNotExpected(
@@ -208,6 +208,60 @@ impl Body {
     }
 }
 
+/// ONTAP reads `{"fips.enabled": true}` as `{"fips": {"enabled": true}}`, and clients send both
+/// forms (Ansible's modules the dotted one): expand dotted names into nested objects.
+fn expand_dotted(fields: Map<String, Value>, prefix: &str) -> Result<Map<String, Value>, Error> {
+    let mut expanded = Map::new();
+    for (name, value) in fields {
+        let Some((head, rest)) = name.split_once('.') else {
+            merge(&mut expanded, name, value, prefix)?;
+            continue;
+        };
+        if head.is_empty() || rest.is_empty() {
+            return Err(Error::UnexpectedArgument(format!("{prefix}{name}")));
+        }
+        let mut inner = Map::new();
+        inner.insert(rest.to_string(), value);
+        merge(
+            &mut expanded,
+            head.to_string(),
+            Value::Object(inner),
+            prefix,
+        )?;
+    }
+    Ok(expanded)
+}
+
+/// Adds `name: value`, merging objects given both ways; any other clash is a conflict.
+fn merge(
+    into: &mut Map<String, Value>,
+    name: String,
+    value: Value,
+    prefix: &str,
+) -> Result<(), Error> {
+    match (into.get_mut(&name), value) {
+        (None, value) => {
+            into.insert(name, value);
+            Ok(())
+        }
+        (Some(Value::Object(existing)), Value::Object(more)) => {
+            for (inner_name, inner_value) in more {
+                merge(
+                    existing,
+                    inner_name,
+                    inner_value,
+                    &format!("{prefix}{name}."),
+                )?;
+            }
+            Ok(())
+        }
+        (Some(_), _) => Err(Error::ConflictingFields {
+            first: format!("{prefix}{name}"),
+            second: format!("{prefix}{name}"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +301,33 @@ mod tests {
                 .unwrap_err()
                 .code(),
             262254
+        );
+    }
+
+    #[test]
+    fn dotted_names_are_nested_objects() {
+        let mut body = Body::parse(
+            br#"{"fips.enabled": true, "tls": {"cipher_suites": ["A"]}, "tls.protocol_versions": ["TLSv1.2"]}"#,
+        )
+        .expect("json");
+        body.allow(&["fips", "tls"]).expect("known");
+        let mut fips = body.object("fips").expect("object").expect("present");
+        assert_eq!(fips.boolean("enabled").expect("bool"), Some(true));
+        let mut tls = body.object("tls").expect("object").expect("present");
+        assert_eq!(
+            tls.string_list("protocol_versions").expect("list"),
+            Some(vec!["TLSv1.2".to_string()])
+        );
+        assert_eq!(
+            tls.string_list("cipher_suites").expect("list"),
+            Some(vec!["A".to_string()])
+        );
+        let mut clash =
+            Body::parse(br#"{"fips.enabled": true, "fips.enabled.x": 1}"#).expect("json");
+        assert_eq!(clash.object("fips").unwrap_err().code(), 262186);
+        assert_eq!(
+            Body::parse(br#"{"fips.": true}"#).unwrap_err().code(),
+            262179
         );
     }
 

@@ -14,6 +14,7 @@ pub mod key_servers;
 pub mod listing;
 pub mod openapi;
 pub mod query;
+pub mod security;
 pub mod svms;
 
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub fn router(service: Arc<Service>) -> Router {
             get(key_servers::get)
                 .patch(key_servers::modify)
                 .delete(key_servers::delete),
+        )
+        .route(
+            security::SECURITY_PATH,
+            get(security::get).patch(security::modify),
         )
         .route("/api/security/audit/messages", get(audit::list))
         .route(

@@ -47,6 +47,19 @@ pub struct Path {
 
 use Type::{Boolean, Integer, String as Text, StringList};
 
+const SECURITY: Resource = Resource {
+    name: "security",
+    description: "The cluster's security configuration: FIPS mode and the TLS protocol versions \
+                  and cipher suites (IANA names) offered to KMIP key servers.",
+    fields: &[
+        ("fips.enabled", Boolean),
+        ("tls.protocol_versions", StringList),
+        ("tls.cipher_suites", StringList),
+        ("tls.offload_enabled", Boolean),
+    ],
+    write_only: &[],
+};
+
 const CLUSTER: Resource = Resource {
     name: "cluster",
     description: "The cluster the service presents (from its configuration).",
@@ -241,6 +254,32 @@ pub const PATHS: &[Path] = &[
             status: 200,
             codes: &[],
         }],
+    },
+    Path {
+        path: "/api/security",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve the security configuration",
+                resource: &SECURITY,
+                query: Some(&super::security::SECURITY_SCHEMA),
+                body: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "patch",
+                summary: "Change FIPS mode and the TLS offer to key servers",
+                resource: &SECURITY,
+                query: None,
+                body: true,
+                status: 200,
+                codes: &[
+                    (52428817, "SSLv3 is not supported when FIPS is enabled."),
+                    (52428824, "TLSv1 is not supported when FIPS is enabled."),
+                ],
+            },
+        ],
     },
     Path {
         path: "/api/svm/svms",

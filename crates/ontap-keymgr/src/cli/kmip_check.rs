@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kmip::{Credential, Endpoint, Failure, TlsIdentity};
+use kmip::{Connector, Credential, Endpoint, Failure, TlsIdentity, TlsOffer};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -71,8 +71,10 @@ fn remedy(failure: Failure) -> &'static str {
 }
 
 pub async fn run(args: CheckArgs) -> ExitCode {
-    let identity = match load_identity(&args) {
-        Ok(identity) => identity,
+    let connector = match load_identity(&args).and_then(|identity| {
+        Connector::new(&identity, &TlsOffer::ontap_default()).map_err(|e| e.to_string())
+    }) {
+        Ok(connector) => connector,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -83,7 +85,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         _ => None,
     };
     let timeout = Duration::from_secs(args.timeout);
-    match kmip::discover_versions(&identity, &args.server, credential.as_ref(), timeout).await {
+    match kmip::discover_versions(&connector, &args.server, credential.as_ref(), timeout).await {
         Ok(versions) => {
             let shown: Vec<String> = versions.iter().map(ToString::to_string).collect();
             println!("{}", shown.join(" "));

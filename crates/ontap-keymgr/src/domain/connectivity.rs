@@ -65,6 +65,13 @@ impl ConnectivityCache {
         }
     }
 
+    /// Drops everything measured, after the TLS offer changed.
+    pub fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     /// Drops what is known of a key manager's servers after they changed.
     pub fn forget(&self, key_manager: &str) {
         if let Ok(mut entries) = self.entries.lock() {
@@ -81,13 +88,12 @@ impl Service {
         servers: &[KeyServer],
     ) -> Result<Vec<Connectivity>> {
         let external = self.external_key_manager(key_manager).await?;
-        let identity = self
-            .installed_certificates(
+        let connector = self
+            .key_manager_connector(
                 &external.client_certificate,
                 &external.server_ca_certificates,
             )
-            .await
-            .and_then(|(client, cas)| kmip_check::identity(&client, &cas));
+            .await;
         let mut measured: Vec<Option<(State, Option<Error>)>> = servers
             .iter()
             .map(|s| {
@@ -100,15 +106,15 @@ impl Service {
             if measured[index].is_some() {
                 continue;
             }
-            let identity = match &identity {
-                Ok(identity) => identity.clone(),
+            let connector = match &connector {
+                Ok(connector) => connector.clone(),
                 Err(error) => {
                     measured[index] = Some((State::Unknown, Some(error.clone())));
                     continue;
                 }
             };
             let server = server.clone();
-            probes.spawn(async move { (index, probe(&identity, &server).await) });
+            probes.spawn(async move { (index, probe(&connector, &server).await) });
         }
         while let Some(Ok((index, (state, problem)))) = probes.join_next().await {
             let key = (key_manager.to_string(), servers[index].server.to_string());
@@ -140,7 +146,7 @@ impl Service {
 }
 
 /// The primary first, then each secondary on the primary's port, until one answers.
-async fn probe(identity: &kmip::TlsIdentity, server: &KeyServer) -> (State, Option<Error>) {
+async fn probe(connector: &kmip::Connector, server: &KeyServer) -> (State, Option<Error>) {
     let credential = kmip_check::credential_of(server);
     let mut candidates = vec![server.server.clone()];
     candidates.extend(
@@ -151,7 +157,8 @@ async fn probe(identity: &kmip::TlsIdentity, server: &KeyServer) -> (State, Opti
     );
     let mut first_problem = None;
     for address in candidates {
-        match kmip_check::check_one(identity, &address, credential.as_ref(), server.timeout).await {
+        match kmip_check::check_one(connector, &address, credential.as_ref(), server.timeout).await
+        {
             Ok(_) => return (State::Available, None),
             Err(error) => {
                 first_problem.get_or_insert(error);

@@ -79,6 +79,12 @@ pub enum Error {
     #[error("Internal error: {0}")]
     Internal(String),
 
+    // ---- the security configuration ---------------------------------------------------------
+    #[error("SSLv3 is not supported when FIPS is enabled.")]
+    SslV3NotFips,
+    #[error("{0} is not supported when FIPS is enabled: only TLSv1.2 and TLSv1.3 are.")]
+    TlsVersionNotFips(String),
+
     // ---- certificates ---------------------------------------------------------------------
     #[error("Failed to read the certificate due to incorrect formatting: {0}")]
     BadCertificate(String),
@@ -220,6 +226,8 @@ impl Error {
             InUse(_) => 8,
             SvmNotFound(_) => 2621462,
             Internal(_) => 262145,
+            SslV3NotFips => 52428817,
+            TlsVersionNotFips(_) => 52428824,
             BadCertificate(_) => 52559975,
             BadPrivateKey(_) => 52560123,
             KeyMismatch => 52559976,
@@ -289,6 +297,7 @@ impl Error {
             ConflictingFields { second, .. } => second,
             AlreadyExists { target, .. } => target,
             SvmNotFound(_) => "svm",
+            SslV3NotFips | TlsVersionNotFips(_) => "tls.protocol_versions",
             BadCertificate(_) | CertificateExpired(_) => "public_certificate",
             BadPrivateKey(_) | KeyMismatch | PrivateKeyMissing | PrivateKeyNotAccepted => {
                 "private_key"

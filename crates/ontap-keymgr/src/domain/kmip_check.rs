@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use kmip::{Credential, Failure, TlsIdentity};
+use kmip::{Connector, Credential, Failure, TlsIdentity, TlsOffer};
 use tokio::task::JoinSet;
 
 use super::address::KeyServerAddress;
@@ -26,8 +26,13 @@ pub fn check_duration(timeout: i64) -> Duration {
     }
 }
 
-/// The TLS identity of a key manager: its client certificate and key, and its server CAs.
-pub fn identity(client: &Certificate, server_cas: &[Certificate]) -> Result<TlsIdentity> {
+/// How a key manager connects to its key servers: its client certificate and key, its server
+/// CAs, and the cluster's TLS offer.
+pub fn connector(
+    client: &Certificate,
+    server_cas: &[Certificate],
+    offer: &TlsOffer,
+) -> Result<Connector> {
     let key = client
         .private_key
         .as_ref()
@@ -39,25 +44,28 @@ pub fn identity(client: &Certificate, server_cas: &[Certificate]) -> Result<TlsI
         .iter()
         .map(|c| c.public_certificate.as_str())
         .collect();
-    TlsIdentity::from_pem(&client.public_certificate, key.expose(), &cas).map_err(|e| {
+    let unusable = |e: kmip::IdentityError| {
         Error::Kmip(kmip::Error {
             server: "key manager".into(),
             failure: Failure::Tls,
             detail: e.to_string(),
             result: None,
         })
-    })
+    };
+    let identity =
+        TlsIdentity::from_pem(&client.public_certificate, key.expose(), &cas).map_err(unusable)?;
+    Connector::new(&identity, offer).map_err(unusable)
 }
 
 /// Asks one server which KMIP versions it speaks.
 pub async fn check_one(
-    identity: &TlsIdentity,
+    connector: &Connector,
     address: &KeyServerAddress,
     credential: Option<&Credential>,
     timeout: i64,
 ) -> Result<Vec<kmip::ProtocolVersion>> {
     kmip::discover_versions(
-        identity,
+        connector,
         address.endpoint(),
         credential,
         check_duration(timeout),
@@ -68,15 +76,15 @@ pub async fn check_one(
 
 /// Checks every server concurrently; the first failure in request order wins, so the answer
 /// does not depend on which server was slowest.
-pub async fn check_all(identity: &TlsIdentity, servers: &[KeyServer]) -> Result<()> {
+pub async fn check_all(connector: &Connector, servers: &[KeyServer]) -> Result<()> {
     let mut checks = JoinSet::new();
     for (index, server) in servers.iter().enumerate() {
-        let identity = identity.clone();
+        let connector = connector.clone();
         let address = server.server.clone();
         let credential = credential_of(server);
         let timeout = server.timeout;
         checks.spawn(async move {
-            let result = check_one(&identity, &address, credential.as_ref(), timeout).await;
+            let result = check_one(&connector, &address, credential.as_ref(), timeout).await;
             (index, result)
         });
     }

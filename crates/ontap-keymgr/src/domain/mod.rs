@@ -13,6 +13,7 @@ pub mod key_managers;
 pub mod key_servers;
 pub mod kmip_check;
 pub mod model;
+pub mod security;
 pub mod service;
 pub mod svms;
 pub mod users;

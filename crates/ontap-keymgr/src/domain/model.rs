@@ -47,6 +47,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The cluster's security configuration as stored: FIPS mode and the TLS offer to key servers,
+/// by ONTAP's names (`TLSv1.2`, IANA suite names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySettings {
+    pub fips: bool,
+    pub protocol_versions: Vec<String>,
+    pub cipher_suites: Vec<String>,
+}
+
 /// A storage VM (a tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Svm {

@@ -15,6 +15,10 @@ pub struct Service {
     pub(super) cluster: Cluster,
     pub(super) connectivity: ConnectivityCache,
     pub(super) credentials: super::users::CredentialCache,
+    /// The cluster's TLS offer to key servers (see `security.rs`).
+    pub(super) tls_offer: std::sync::RwLock<kmip::TlsOffer>,
+    /// Changes of the security configuration, one at a time.
+    pub(super) security_writes: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -24,6 +28,8 @@ impl Service {
             cluster,
             connectivity: ConnectivityCache::default(),
             credentials: Default::default(),
+            tls_offer: Default::default(),
+            security_writes: Default::default(),
         }
     }
 
@@ -74,11 +80,23 @@ impl Service {
         server_ca_uuids: &[String],
         servers: &[KeyServer],
     ) -> Result<()> {
+        let connector = self
+            .key_manager_connector(client_uuid, server_ca_uuids)
+            .await?;
+        super::kmip_check::check_all(&connector, servers).await
+    }
+
+    /// How the key manager with these certificates reaches its key servers, offering what the
+    /// cluster's security configuration says.
+    pub(super) async fn key_manager_connector(
+        &self,
+        client_uuid: &str,
+        server_ca_uuids: &[String],
+    ) -> Result<kmip::Connector> {
         let (client, cas) = self
             .installed_certificates(client_uuid, server_ca_uuids)
             .await?;
-        let identity = super::kmip_check::identity(&client, &cas)?;
-        super::kmip_check::check_all(&identity, servers).await
+        super::kmip_check::connector(&client, &cas, &self.tls_offer())
     }
 
     /// The key manager's certificates, which must still be installed (65536821).

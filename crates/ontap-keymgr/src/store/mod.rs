@@ -8,7 +8,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::domain::model::{AuditRecord, Certificate, KeyManager, KeyServer, Svm, User};
+use crate::domain::model::{
+    AuditRecord, Certificate, KeyManager, KeyServer, SecuritySettings, Svm, User,
+};
 
 /// ONTAP allows at most this many primary key servers per key manager.
 pub const MAX_PRIMARY_KEY_SERVERS: usize = 4;
@@ -81,6 +83,10 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the stored settings of the server with the same address.
     async fn update_key_server(&self, key_manager: &str, server: KeyServer) -> StoreResult<()>;
     async fn delete_key_server(&self, key_manager: &str, server: &str) -> StoreResult<()>;
+
+    // The cluster's security configuration: none until first changed.
+    async fn load_security(&self) -> StoreResult<Option<SecuritySettings>>;
+    async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()>;
 
     // The audit trail.
     async fn append_audit(&self, record: AuditRecord) -> StoreResult<()>;

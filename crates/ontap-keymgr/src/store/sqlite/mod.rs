@@ -11,6 +11,7 @@ mod certificates;
 mod key_managers;
 mod key_servers;
 mod schema;
+mod security;
 mod svms;
 #[cfg(test)]
 mod tests;
@@ -27,7 +28,7 @@ use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::model::{
-    AuditRecord, Certificate, KeyManager, KeyServer, Secret, Svm, SvmRef, User,
+    AuditRecord, Certificate, KeyManager, KeyServer, Secret, SecuritySettings, Svm, SvmRef, User,
 };
 
 /// The [`Store`] on SQLite. Cloning shares the connection.
@@ -231,6 +232,16 @@ impl Store for SqliteStore {
     async fn delete_user(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
         self.write(move |connection, _| users::delete_user(connection, &name))
+            .await
+    }
+
+    async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
+        self.read(|connection, _| security::load_security(connection))
+            .await
+    }
+
+    async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()> {
+        self.write(move |connection, _| security::save_security(connection, &settings))
             .await
     }
 

@@ -16,7 +16,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Append new versions; never edit one that has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+
+/// The cluster's security configuration (`/api/security`): one row, written when first changed.
+const MIGRATION_2: &str = r#"
+CREATE TABLE security_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fips INTEGER NOT NULL CHECK (fips IN (0, 1)),
+    protocol_versions TEXT NOT NULL,
+    cipher_suites TEXT NOT NULL
+) STRICT;
+"#;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE users (
