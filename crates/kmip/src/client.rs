@@ -166,6 +166,11 @@ impl Session {
         &self.handshake
     }
 
+    /// The server, as `host:port`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     /// Sends one request with one batch item and returns that item's successful result.
     pub async fn call(
         &mut self,

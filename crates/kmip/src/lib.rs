@@ -22,6 +22,7 @@ mod error;
 pub mod message;
 mod offer;
 pub mod probe;
+pub mod round_trip;
 mod tls;
 pub mod ttlv;
 

@@ -1,5 +1,6 @@
-//! The few KMIP messages we speak: a request with DiscoverVersions and/or Query batch items, and
-//! the response to it. Tag and enumeration values are those of the KMIP 1.x specification.
+//! The few KMIP messages we speak: DiscoverVersions and Query to check a server, and what ONTAP
+//! needs to keep a key on it (Register, Locate, Get, Revoke, Destroy of a 256-bit AES key), and
+//! the responses to them. Tag and enumeration values are those of the KMIP 1.x specification.
 
 use std::fmt;
 
@@ -7,12 +8,24 @@ use crate::ttlv::{Item, Value};
 
 /// Tags of the KMIP specification (section 9.1.3.1), only those we use.
 pub mod tag {
+    pub const ATTRIBUTE: u32 = 0x420008;
+    pub const ATTRIBUTE_NAME: u32 = 0x42000A;
+    pub const ATTRIBUTE_VALUE: u32 = 0x42000B;
     pub const AUTHENTICATION: u32 = 0x42000C;
     pub const BATCH_COUNT: u32 = 0x42000D;
     pub const BATCH_ITEM: u32 = 0x42000F;
     pub const CREDENTIAL: u32 = 0x420023;
+    pub const CRYPTOGRAPHIC_ALGORITHM: u32 = 0x420028;
+    pub const CRYPTOGRAPHIC_LENGTH: u32 = 0x42002A;
     pub const CREDENTIAL_TYPE: u32 = 0x420024;
     pub const CREDENTIAL_VALUE: u32 = 0x420025;
+    pub const KEY_BLOCK: u32 = 0x420040;
+    pub const KEY_FORMAT_TYPE: u32 = 0x420042;
+    pub const KEY_MATERIAL: u32 = 0x420043;
+    pub const KEY_VALUE: u32 = 0x420045;
+    pub const NAME: u32 = 0x420053;
+    pub const NAME_TYPE: u32 = 0x420054;
+    pub const NAME_VALUE: u32 = 0x420055;
     pub const OBJECT_TYPE: u32 = 0x420057;
     pub const OPERATION: u32 = 0x42005C;
     pub const PASSWORD: u32 = 0x4200A1;
@@ -29,6 +42,11 @@ pub mod tag {
     pub const RESULT_MESSAGE: u32 = 0x42007D;
     pub const RESULT_REASON: u32 = 0x42007E;
     pub const RESULT_STATUS: u32 = 0x42007F;
+    pub const REVOCATION_REASON: u32 = 0x420081;
+    pub const REVOCATION_REASON_CODE: u32 = 0x420082;
+    pub const SYMMETRIC_KEY: u32 = 0x42008F;
+    pub const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
+    pub const UNIQUE_IDENTIFIER: u32 = 0x420094;
     pub const USERNAME: u32 = 0x420099;
     pub const VENDOR_IDENTIFICATION: u32 = 0x42009D;
     pub const SERVER_INFORMATION: u32 = 0x420088;
@@ -112,9 +130,23 @@ impl Credential {
 /// The operations we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    Register = 0x03,
+    Locate = 0x08,
+    Get = 0x0A,
+    Revoke = 0x13,
+    Destroy = 0x14,
     Query = 0x18,
     DiscoverVersions = 0x1E,
 }
+
+/// Enumeration values of the key we store.
+const OBJECT_TYPE_SYMMETRIC_KEY: u32 = 0x02;
+const KEY_FORMAT_RAW: u32 = 0x01;
+const ALGORITHM_AES: u32 = 0x03;
+const NAME_TYPE_UNINTERPRETED_TEXT: u32 = 0x01;
+const USAGE_ENCRYPT_DECRYPT: i32 = 0x04 | 0x08;
+/// Revocation Reason Code "Cessation of Operation": the key is no longer needed.
+const CESSATION_OF_OPERATION: u32 = 0x05;
 
 /// What a Query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +162,24 @@ pub enum Request {
     /// Which of these versions does the server speak? Empty: all it speaks.
     DiscoverVersions(Vec<ProtocolVersion>),
     Query(Vec<QueryFunction>),
+    /// Store this AES key (raw bytes) under this name; the answer gives its unique identifier.
+    Register {
+        name: String,
+        key: Vec<u8>,
+    },
+    /// The unique identifiers of the objects with this name.
+    Locate {
+        name: String,
+    },
+    Get {
+        id: String,
+    },
+    Revoke {
+        id: String,
+    },
+    Destroy {
+        id: String,
+    },
 }
 
 impl Request {
@@ -137,6 +187,11 @@ impl Request {
         match self {
             Request::DiscoverVersions(_) => Operation::DiscoverVersions,
             Request::Query(_) => Operation::Query,
+            Request::Register { .. } => Operation::Register,
+            Request::Locate { .. } => Operation::Locate,
+            Request::Get { .. } => Operation::Get,
+            Request::Revoke { .. } => Operation::Revoke,
+            Request::Destroy { .. } => Operation::Destroy,
         }
     }
 
@@ -147,6 +202,35 @@ impl Request {
                 .iter()
                 .map(|f| Item::new(tag::QUERY_FUNCTION, Value::Enumeration(*f as u32)))
                 .collect(),
+            Request::Register { name, key } => vec![
+                Item::new(
+                    tag::OBJECT_TYPE,
+                    Value::Enumeration(OBJECT_TYPE_SYMMETRIC_KEY),
+                ),
+                Item::new(
+                    tag::TEMPLATE_ATTRIBUTE,
+                    Value::Structure(vec![
+                        attribute(
+                            "Cryptographic Usage Mask",
+                            Value::Integer(USAGE_ENCRYPT_DECRYPT),
+                        ),
+                        name_attribute(name),
+                    ]),
+                ),
+                aes_key(key),
+            ],
+            Request::Locate { name } => vec![name_attribute(name)],
+            Request::Get { id } | Request::Destroy { id } => vec![unique_identifier(id)],
+            Request::Revoke { id } => vec![
+                unique_identifier(id),
+                Item::new(
+                    tag::REVOCATION_REASON,
+                    Value::Structure(vec![Item::new(
+                        tag::REVOCATION_REASON_CODE,
+                        Value::Enumeration(CESSATION_OF_OPERATION),
+                    )]),
+                ),
+            ],
         }
     }
 
@@ -159,6 +243,58 @@ impl Request {
             ]),
         )
     }
+}
+
+fn attribute(name: &str, value: Value) -> Item {
+    Item::new(
+        tag::ATTRIBUTE,
+        Value::Structure(vec![
+            Item::new(tag::ATTRIBUTE_NAME, Value::TextString(name.to_string())),
+            Item::new(tag::ATTRIBUTE_VALUE, value),
+        ]),
+    )
+}
+
+fn name_attribute(name: &str) -> Item {
+    attribute(
+        "Name",
+        Value::Structure(vec![
+            Item::new(tag::NAME_VALUE, Value::TextString(name.to_string())),
+            Item::new(
+                tag::NAME_TYPE,
+                Value::Enumeration(NAME_TYPE_UNINTERPRETED_TEXT),
+            ),
+        ]),
+    )
+}
+
+fn unique_identifier(id: &str) -> Item {
+    Item::new(tag::UNIQUE_IDENTIFIER, Value::TextString(id.to_string()))
+}
+
+fn aes_key(key: &[u8]) -> Item {
+    let bits = i32::try_from(key.len() * 8).unwrap_or(i32::MAX);
+    Item::new(
+        tag::SYMMETRIC_KEY,
+        Value::Structure(vec![Item::new(
+            tag::KEY_BLOCK,
+            Value::Structure(vec![
+                Item::new(tag::KEY_FORMAT_TYPE, Value::Enumeration(KEY_FORMAT_RAW)),
+                Item::new(
+                    tag::KEY_VALUE,
+                    Value::Structure(vec![Item::new(
+                        tag::KEY_MATERIAL,
+                        Value::ByteString(key.to_vec()),
+                    )]),
+                ),
+                Item::new(
+                    tag::CRYPTOGRAPHIC_ALGORITHM,
+                    Value::Enumeration(ALGORITHM_AES),
+                ),
+                Item::new(tag::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+            ]),
+        )]),
+    )
 }
 
 /// Encodes a request message holding `batch`, authenticated by `credential` when given.
@@ -283,6 +419,35 @@ impl BatchResult {
             .children(tag::PROTOCOL_VERSION)
             .map(ProtocolVersion::from_item)
             .collect()
+    }
+
+    /// The unique identifiers a Register, Get or Locate answer names.
+    pub fn unique_identifiers(&self) -> Vec<String> {
+        let Some(payload) = &self.payload else {
+            return Vec::new();
+        };
+        payload
+            .children(tag::UNIQUE_IDENTIFIER)
+            .filter_map(|i| match &i.value {
+                Value::TextString(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The raw key material of a Get answer for a symmetric key.
+    pub fn key_material(&self) -> Option<Vec<u8>> {
+        let material = self
+            .payload
+            .as_ref()?
+            .child(tag::SYMMETRIC_KEY)?
+            .child(tag::KEY_BLOCK)?
+            .child(tag::KEY_VALUE)?
+            .child(tag::KEY_MATERIAL)?;
+        match &material.value {
+            Value::ByteString(bytes) => Some(bytes.clone()),
+            _ => None,
+        }
     }
 
     /// What a Query payload says.

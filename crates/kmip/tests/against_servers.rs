@@ -306,3 +306,39 @@ async fn a_handshake_failure_alert_is_a_tls_failure() {
     assert_eq!(error.failure, Failure::Tls, "{error}");
     assert!(error.detail.contains("handshake"), "{error}");
 }
+
+#[tokio::test]
+async fn a_key_round_trip_stores_reads_and_removes_a_key() {
+    let server = good_server();
+    let endpoint = local(server.port);
+    let mut session = connector()
+        .connect(&endpoint, TIMEOUT)
+        .await
+        .expect("handshake");
+    let trip = kmip::round_trip::key_round_trip(&mut session, None).await;
+    session.close().await;
+    assert!(trip.succeeded(), "{trip:?}");
+    assert!(!trip.key_left_behind());
+    let operations: Vec<&str> = trip.steps.iter().map(|s| s.operation).collect();
+    assert_eq!(
+        operations,
+        ["Register", "Locate", "Get", "Destroy", "Locate"]
+    );
+
+    // Asked afresh, the server holds nothing by that name, nor under that identifier.
+    let mut session = connector()
+        .connect(&endpoint, TIMEOUT)
+        .await
+        .expect("handshake");
+    let locate = kmip::message::Request::Locate {
+        name: trip.name.clone(),
+    };
+    let found = session.call(&locate, None).await.expect("locate");
+    assert!(found.unique_identifiers().is_empty(), "{found:?}");
+    let get = kmip::message::Request::Get {
+        id: trip.key_id.clone().expect("registered"),
+    };
+    let error = session.call(&get, None).await.unwrap_err();
+    assert_eq!(error.failure, Failure::OperationFailed, "{error}");
+    session.close().await;
+}
