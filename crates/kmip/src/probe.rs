@@ -40,8 +40,12 @@ pub fn describe(choices: &[Choice]) -> String {
     parts.join("; ")
 }
 
-/// Suites beyond ONTAP's list that a server may insist on and OpenSSL can still offer.
-const LEGACY_SUITES: [&str; 5] = [
+/// Suites beyond ONTAP's list that a misconfigured server may insist on, and that some OpenSSL
+/// builds can still offer in a probe (never in a real connection): 3DES, and NULL encryption.
+const LEGACY_SUITES: [&str; 8] = [
+    "TLS_RSA_WITH_NULL_SHA256",
+    "TLS_RSA_WITH_NULL_SHA",
+    "TLS_ECDHE_RSA_WITH_NULL_SHA",
     "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
     "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
     "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA",

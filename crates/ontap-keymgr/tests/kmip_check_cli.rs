@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
 use test_support::fake::HandshakeFailureServer;
+use test_support::openssl::OpenSslServer;
 use test_support::pki::{Issued, TestPki};
 use test_support::pykmip::{PyKmip, PyKmipConfig};
 
@@ -27,7 +29,11 @@ impl Files {
 
 fn check(files: &Files, server: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"))
-        .args(["kmip", "check", "--server", server, "--timeout", "10"])
+        .args(["kmip", "check", "--server", server])
+        .args(match extra.contains(&"--timeout") {
+            true => &[][..],
+            false => &["--timeout", "10"][..],
+        })
         .arg("--client-cert")
         .arg(files.path("client.pem"))
         .arg("--client-key")
@@ -59,10 +65,14 @@ fn prints_the_versions_of_a_good_server() {
     let server = start(&pki.server, &pki.ca);
     let output = check(&files, &server.address(), &[]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "2.0 1.4 1.3 1.2 1.1 1.0\n"
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("KMIP versions: 2.0 1.4 1.3 1.2 1.1 1.0\n"),
+        "{report}"
     );
+    // PyKMIP's TLS 1.2 suite with an RSA key: CBC suites only, which ONTAP's offer includes.
+    assert!(report.contains(": TLSv1.2 with TLS_"), "{report}");
+    assert!(report.contains("_CBC_"), "{report}");
 }
 
 #[test]
@@ -95,7 +105,8 @@ fn each_failure_kind_has_its_own_diagnosis_and_exit_code() {
         assert!(message.contains(&server), "{message}");
         assert!(message.contains(diagnosis), "{message}");
         assert!(message.contains("hint: "), "{message}");
-        assert!(output.stdout.is_empty());
+        assert!(message.contains("ONTAP would answer "), "{message}");
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("Key server "));
     }
 }
 
@@ -153,4 +164,308 @@ fn unreadable_files_and_bad_addresses_are_usage_errors() {
         "{}",
         stderr(&bad_address)
     );
+}
+
+/// Runs `kmip check --format json` and parses its one object.
+fn check_json(files: &Files, server: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["--format", "json"];
+    args.extend_from_slice(extra);
+    let output = check(files, server, &args);
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        )
+    });
+    (output.status.code(), report)
+}
+
+#[test]
+fn the_json_report_of_a_good_server_field_by_field() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let server = start(&pki.server, &pki.ca);
+    let (code, report) = check_json(&files, &server.address(), &[]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["server"], server.address());
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["error"], Value::Null);
+    assert_eq!(report["warnings"], serde_json::json!([]));
+    assert_eq!(report["offer"]["fips"], false);
+    assert_eq!(
+        report["offer"]["tls_versions"],
+        serde_json::json!(["TLSv1.3", "TLSv1.2"])
+    );
+    assert_eq!(report["offer"]["cipher_suites"], 128);
+    let connection = &report["connection"];
+    assert_eq!(connection["tls_version"], "TLSv1.2");
+    let suite = connection["cipher_suite"].as_str().expect("suite");
+    assert!(
+        suite.starts_with("TLS_") && suite.contains("_CBC_"),
+        "{suite}"
+    );
+    assert!(connection["connect_ms"].as_f64().expect("ms") >= 0.0);
+    assert!(connection["handshake_ms"].as_f64().expect("ms") > 0.0);
+    let certificate = &report["server_certificate"];
+    assert_eq!(certificate["subject"], "CN=kmip-server");
+    assert_eq!(certificate["issuer"], "CN=test-ca");
+    assert_eq!(
+        certificate["names"],
+        serde_json::json!(["127.0.0.1", "localhost"])
+    );
+    assert_eq!(certificate["key"], "RSA 2048");
+    assert_eq!(certificate["extended_key_usage"], true);
+    assert_eq!(certificate["matches"], true);
+    let days = certificate["days_to_expiry"].as_i64().expect("days");
+    assert!((363..=365).contains(&days), "{days}");
+    assert!(
+        certificate["not_after"]
+            .as_str()
+            .expect("date")
+            .ends_with('Z')
+    );
+    let client = &report["client_certificate"];
+    assert_eq!(client["subject"], "CN=key-manager");
+    assert_eq!(client["extended_key_usage"], true);
+    assert_eq!(client["matches"], true);
+    let kmip = &report["kmip"];
+    assert_eq!(kmip["versions"][0], "2.0");
+    assert!(
+        kmip["vendor"]
+            .as_str()
+            .expect("vendor")
+            .starts_with("PyKMIP")
+    );
+    let operations = kmip["operations"].as_array().expect("operations");
+    for wanted in ["Register", "Locate", "Get", "Destroy", "Discover Versions"] {
+        assert!(
+            operations.iter().any(|o| o == wanted),
+            "{wanted}: {operations:?}"
+        );
+    }
+    assert_eq!(report["suites"], Value::Null);
+    assert_eq!(report["key_round_trip"], Value::Null);
+}
+
+#[test]
+fn the_key_round_trip_leaves_nothing_on_pykmip() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let server = start(&pki.server, &pki.ca);
+    let (code, report) = check_json(&files, &server.address(), &["--key-round-trip"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let trip = &report["key_round_trip"];
+    assert_eq!(trip["ok"], true);
+    assert_eq!(trip["left_on_server"], false);
+    let steps: Vec<(&str, bool)> = trip["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["operation"].as_str().unwrap_or(""), s["ok"] == true))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("Register", true),
+            ("Locate", true),
+            ("Get", true),
+            ("Destroy", true),
+            ("Locate", true)
+        ]
+    );
+}
+
+/// An `openssl s_server` answers no KMIP: the check ends waiting for the KMIP response (65536852,
+/// exit 6), after the TLS facts are in the report.
+fn tls_facts(report: &Value) -> (String, String) {
+    let connection = &report["connection"];
+    (
+        connection["tls_version"].as_str().unwrap_or("").to_string(),
+        connection["cipher_suite"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+#[test]
+fn the_negotiated_version_and_suite_are_reported_one_suite_at_a_time() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let cases = [
+        (vec!["-tls1_3"], "TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+        (
+            vec!["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+            "TLSv1.2",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ),
+        (
+            vec!["-tls1_2", "-cipher", "AES256-SHA256"],
+            "TLSv1.2",
+            "TLS_RSA_WITH_AES_256_CBC_SHA256",
+        ),
+    ];
+    for (options, version, suite) in cases {
+        let server = OpenSslServer::start(&pki.server, &pki.ca, &options);
+        let (code, report) = check_json(&files, &server.address(), &["--timeout", "2"]);
+        assert_eq!(
+            tls_facts(&report),
+            (version.into(), suite.into()),
+            "{report:#}"
+        );
+        assert_eq!(code, Some(6), "{report:#}");
+        assert_eq!(report["error"]["ontap_code"], 65536852);
+        assert_eq!(report["error"]["kind"], "unreachable");
+    }
+}
+
+#[test]
+fn a_suite_outside_ontaps_offer_is_66060340_naming_both_offers() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let server = OpenSslServer::start(
+        &pki.server,
+        &pki.ca,
+        &["-tls1_2", "-cipher", "NULL-SHA256:@SECLEVEL=0"],
+    );
+    let (code, report) = check_json(&files, &server.address(), &[]);
+    assert_eq!(code, Some(5), "{report:#}");
+    assert_eq!(report["error"]["ontap_code"], 66060340);
+    assert_eq!(report["error"]["kind"], "tls");
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("We offer TLS 1.3, TLS 1.2 with 128 cipher suites (FIPS mode off)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the server accepts TLS 1.2 with TLS_RSA_WITH_NULL_SHA256"),
+        "{message}"
+    );
+}
+
+#[test]
+fn fips_mode_refuses_a_non_fips_suite_and_accepts_a_fips_one() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let chacha = OpenSslServer::start(
+        &pki.server,
+        &pki.ca,
+        &["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"],
+    );
+    let (code, report) = check_json(&files, &chacha.address(), &["--fips", "--timeout", "2"]);
+    assert_eq!(code, Some(5), "{report:#}");
+    assert_eq!(report["offer"]["fips"], true);
+    assert_eq!(report["error"]["ontap_code"], 66060340);
+    // Without FIPS mode, ONTAP's default offer includes it.
+    let (_, report) = check_json(&files, &chacha.address(), &["--timeout", "2"]);
+    assert_eq!(
+        tls_facts(&report).1,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+    );
+
+    let aes = OpenSslServer::start(
+        &pki.server,
+        &pki.ca,
+        &["-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+    );
+    let (code, report) = check_json(&files, &aes.address(), &["--fips", "--timeout", "2"]);
+    assert_eq!(
+        tls_facts(&report),
+        ("TLSv1.2".into(), "TLS_RSA_WITH_AES_128_GCM_SHA256".into())
+    );
+    assert_eq!(code, Some(6), "{report:#}");
+}
+
+#[test]
+fn untrusted_server_certificates_say_why() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let expired = pki.ca.expired_server("old-kmip", &["127.0.0.1"]);
+    let elsewhere = pki
+        .ca
+        .server("elsewhere", &["kmip.example.com", "10.9.8.7"]);
+    let cases = [
+        (expired, "has expired: it was valid until 20"),
+        (
+            elsewhere,
+            "is not valid for this address (names in the certificate: kmip.example.com, 10.9.8.7)",
+        ),
+    ];
+    for (certificate, why) in cases {
+        let server = OpenSslServer::start(&certificate, &pki.ca, &[]);
+        let (code, report) = check_json(&files, &server.address(), &[]);
+        assert_eq!(code, Some(3), "{report:#}");
+        assert_eq!(report["error"]["ontap_code"], 66060338);
+        let message = report["error"]["message"].as_str().expect("message");
+        assert!(message.contains(why), "{message}");
+    }
+}
+
+#[test]
+fn a_client_certificate_without_client_auth_is_66060339_with_the_reason() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    pki.ca
+        .client_without_client_auth("no-eku")
+        .write(files.dir.path(), "client");
+    let server = start(&pki.server, &pki.ca);
+    let (code, report) = check_json(&files, &server.address(), &[]);
+    assert_eq!(code, Some(4), "{report:#}");
+    assert_eq!(report["error"]["ontap_code"], 66060339);
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("no extended key usage clientAuth"),
+        "{message}"
+    );
+    assert_eq!(
+        report["client_certificate"]["extended_key_usage"],
+        Value::Null
+    );
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .expect("warning")
+            .contains("has no extended key usage clientAuth")
+    );
+}
+
+#[test]
+fn suites_lists_which_of_ontaps_suites_the_server_accepts() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let server = OpenSslServer::start(
+        &pki.server,
+        &pki.ca,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "AES128-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+        ],
+    );
+    let (_, report) = check_json(&files, &server.address(), &["--suites", "--timeout", "2"]);
+    let suites = report["suites"].as_array().expect("suites");
+    assert_eq!(
+        suites.len(),
+        128,
+        "one line per version and suite of ONTAP's offer"
+    );
+    let accepted: Vec<&str> = suites
+        .iter()
+        .filter(|s| s["result"] == "accepted")
+        .map(|s| s["cipher_suite"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            "TLS_RSA_WITH_AES_128_CBC_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        ]
+    );
+    let psk = suites
+        .iter()
+        .find(|s| s["cipher_suite"] == "TLS_PSK_WITH_AES_128_GCM_SHA256")
+        .expect("a PSK suite");
+    assert_eq!(psk["result"], "not_offerable");
+    assert_eq!(psk["fips_approved"], false);
 }

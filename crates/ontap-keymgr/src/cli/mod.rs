@@ -1,6 +1,7 @@
 //! The command line: every subcommand, parsed by clap and dispatched here.
 
 mod kmip_check;
+mod kmip_report;
 mod ontap;
 mod serve;
 

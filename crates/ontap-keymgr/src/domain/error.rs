@@ -190,7 +190,12 @@ pub enum Error {
 
 /// ONTAP's message for each KMIP failure, followed by our precise diagnosis.
 fn kmip_message(error: &kmip::Error) -> String {
-    let ontap = match error.failure {
+    format!("{} {error}", ontap_kmip_message(error.failure))
+}
+
+/// ONTAP's own message for a class of KMIP failure.
+pub fn ontap_kmip_message(failure: Failure) -> &'static str {
+    match failure {
         Failure::Unreachable => "Failed to query supported KMIP protocol versions.",
         Failure::ServerNotTrusted => {
             "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates."
@@ -202,8 +207,7 @@ fn kmip_message(error: &kmip::Error) -> String {
             "Unable to establish secure connection to KMIP server due to Cryptsoft error."
         }
         Failure::OperationFailed => "Unable to execute the command on the KMIP server.",
-    };
-    format!("{ontap} {error}")
+    }
 }
 
 impl Error {

@@ -1,0 +1,488 @@
+//! The pre-flight report of `kmip check`: gathered step by step, then printed as text for people
+//! or as one JSON object for automation. Its JSON field names are stable (docs/cli.md).
+
+use serde::Serialize;
+
+use kmip::probe::{Pick, SuiteVerdict};
+use kmip::round_trip::RoundTrip;
+use kmip::{
+    CertificateSummary, Connector, Endpoint, Failure, Handshake, ProtocolVersion, QueryAnswer,
+    format_time, now,
+};
+
+use super::kmip_check::{ontap_error, remedy};
+
+/// Certificates expiring within this many days are worth a warning.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub server: String,
+    pub ok: bool,
+    pub offer: Offer,
+    pub connection: Option<Connection>,
+    pub server_certificate: Option<Certificate>,
+    pub client_certificate: Certificate,
+    pub kmip: Option<Kmip>,
+    pub suites: Option<Vec<Suite>>,
+    pub key_round_trip: Option<KeyRoundTrip>,
+    pub warnings: Vec<String>,
+    pub error: Option<Problem>,
+    #[serde(skip)]
+    pub failure: Option<Failure>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Offer {
+    pub fips: bool,
+    pub tls_versions: Vec<String>,
+    pub cipher_suites: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Connection {
+    pub connect_ms: f64,
+    pub handshake_ms: f64,
+    pub tls_version: Option<String>,
+    pub cipher_suite: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Certificate {
+    pub subject: String,
+    pub issuer: String,
+    pub names: Vec<String>,
+    pub key: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_to_expiry: i64,
+    /// Extended key usage serverAuth (server) or clientAuth (client); `null`: no EKU extension.
+    pub extended_key_usage: Option<bool>,
+    /// Server certificate: whether it names the address used. Client: whether the key matches.
+    pub matches: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Kmip {
+    pub versions: Vec<String>,
+    pub operations: Vec<String>,
+    pub object_types: Vec<String>,
+    pub vendor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Suite {
+    pub tls_version: String,
+    pub cipher_suite: String,
+    pub fips_approved: bool,
+    /// `accepted`, `refused`, `not_offerable` (this client cannot offer it) or `failed`.
+    pub result: &'static str,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyRoundTrip {
+    pub ok: bool,
+    pub name: String,
+    pub key_id: Option<String>,
+    pub left_on_server: bool,
+    pub steps: Vec<RoundTripStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoundTripStep {
+    pub operation: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// `server_not_trusted`, `client_certificate_rejected`, `tls`, `unreachable`,
+    /// `operation_failed`.
+    pub kind: &'static str,
+    pub ontap_code: u64,
+    pub ontap_message: &'static str,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+impl Report {
+    pub fn new(server: &Endpoint, connector: &Connector) -> Report {
+        let offer = connector.offer();
+        let client = connector.identity().client_certificate();
+        let mut report = Report {
+            server: server.to_string(),
+            ok: true,
+            offer: Offer {
+                fips: offer.fips(),
+                tls_versions: offer
+                    .enabled_versions()
+                    .iter()
+                    .map(|v| v.ontap_name().to_string())
+                    .collect(),
+                cipher_suites: offer.cipher_suites().len(),
+            },
+            connection: None,
+            server_certificate: None,
+            // The identity was built, so the key matches the certificate.
+            client_certificate: certificate(&client, client.client_auth, true),
+            kmip: None,
+            suites: None,
+            key_round_trip: None,
+            warnings: Vec::new(),
+            error: None,
+            failure: None,
+        };
+        if client.client_auth != Some(true) {
+            report.warn(format!(
+                "the client certificate ({}) has no extended key usage clientAuth: PyKMIP and \
+                 many key servers refuse such certificates",
+                client.subject
+            ));
+        }
+        report.warn_expiry("client", &client);
+        report
+    }
+
+    pub fn connected(&mut self, handshake: &Handshake, host: &str) {
+        self.connection = Some(Connection {
+            connect_ms: milliseconds(handshake.connect_time),
+            handshake_ms: milliseconds(handshake.handshake_time),
+            tls_version: handshake.version.map(|v| v.ontap_name().to_string()),
+            cipher_suite: handshake.cipher_suite.clone(),
+        });
+        if let Some(server) = &handshake.server_certificate {
+            self.server_certificate = Some(certificate(
+                server,
+                server.server_auth,
+                server.names_host(host),
+            ));
+            self.warn_expiry("server", server);
+        }
+    }
+
+    pub fn versions(&mut self, versions: &[ProtocolVersion]) {
+        self.kmip = Some(Kmip {
+            versions: versions.iter().map(ToString::to_string).collect(),
+            operations: Vec::new(),
+            object_types: Vec::new(),
+            vendor: None,
+        });
+    }
+
+    pub fn query(&mut self, answer: &QueryAnswer) {
+        if let Some(kmip) = &mut self.kmip {
+            kmip.operations = answer
+                .operations
+                .iter()
+                .map(|o| operation_name(*o))
+                .collect();
+            kmip.object_types = answer
+                .object_types
+                .iter()
+                .map(|o| object_type_name(*o))
+                .collect();
+            kmip.vendor = answer.vendor_identification.clone();
+        }
+    }
+
+    pub fn round_trip(&mut self, trip: &RoundTrip) {
+        self.key_round_trip = Some(KeyRoundTrip {
+            ok: trip.succeeded(),
+            name: trip.name.clone(),
+            key_id: trip.key_id.clone(),
+            left_on_server: trip.key_left_behind(),
+            steps: trip
+                .steps
+                .iter()
+                .map(|s| RoundTripStep {
+                    operation: s.operation,
+                    ok: s.ok,
+                    detail: s.detail.clone(),
+                })
+                .collect(),
+        });
+        if let Some(error) = &trip.error {
+            self.fail(error);
+        }
+    }
+
+    pub fn suites(&mut self, verdicts: &[SuiteVerdict]) {
+        self.suites = Some(
+            verdicts
+                .iter()
+                .map(|v| {
+                    let (result, detail) = match &v.outcome {
+                        Pick::Chose(_) => ("accepted", None),
+                        Pick::Refused => ("refused", None),
+                        Pick::CannotOffer(why) => ("not_offerable", Some(why.clone())),
+                        Pick::Failed(why) => ("failed", Some(why.clone())),
+                    };
+                    Suite {
+                        tls_version: v.version.ontap_name().to_string(),
+                        cipher_suite: v.suite.clone(),
+                        fips_approved: v.fips_approved,
+                        result,
+                        detail,
+                    }
+                })
+                .collect(),
+        );
+    }
+
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    pub fn fail(&mut self, error: &kmip::Error) {
+        if self.failure.is_some() {
+            return;
+        }
+        let (ontap_code, ontap_message) = ontap_error(error.failure);
+        self.ok = false;
+        self.failure = Some(error.failure);
+        self.error = Some(Problem {
+            kind: failure_kind(error.failure),
+            ontap_code,
+            ontap_message,
+            message: error.to_string(),
+            hint: remedy(error.failure),
+        });
+    }
+
+    fn warn_expiry(&mut self, whose: &str, certificate: &CertificateSummary) {
+        let days = certificate.days_to_expiry(now());
+        if days < 0 {
+            self.warn(format!(
+                "the {whose} certificate expired on {}",
+                format_time(certificate.not_after)
+            ));
+        } else if days < EXPIRY_WARNING_DAYS {
+            self.warn(format!(
+                "the {whose} certificate expires in {days} days, on {}",
+                format_time(certificate.not_after)
+            ));
+        }
+    }
+
+    pub fn print(&self, format: Format) {
+        match format {
+            Format::Json => match serde_json::to_string_pretty(self) {
+                Ok(json) => println!("{json}"),
+                Err(e) => eprintln!("error: cannot write the report: {e}"),
+            },
+            Format::Text => {
+                print!("{}", self.text());
+                if let Some(problem) = &self.error {
+                    eprintln!("error: {}", problem.message);
+                    eprintln!(
+                        "ONTAP would answer {}: {}",
+                        problem.ontap_code, problem.ontap_message
+                    );
+                    eprintln!("hint: {}", problem.hint);
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = Vec::new();
+        out.push(format!("Key server {}", self.server));
+        out.push(format!(
+            "  offered: {} with {} cipher suites (FIPS mode {})",
+            self.offer.tls_versions.join(", "),
+            self.offer.cipher_suites,
+            if self.offer.fips { "on" } else { "off" }
+        ));
+        if let Some(c) = &self.connection {
+            out.push(format!(
+                "  connected in {:.1} ms; TLS handshake in {:.1} ms: {} with {}",
+                c.connect_ms,
+                c.handshake_ms,
+                c.tls_version.as_deref().unwrap_or("?"),
+                c.cipher_suite
+            ));
+        }
+        if let Some(server) = &self.server_certificate {
+            out.push("Server certificate".into());
+            certificate_lines(&mut out, server, "serverAuth", "names the address used");
+        }
+        out.push("Client certificate".into());
+        certificate_lines(
+            &mut out,
+            &self.client_certificate,
+            "clientAuth",
+            "key matches",
+        );
+        if let Some(kmip) = &self.kmip {
+            out.push("KMIP".into());
+            out.push(format!("  KMIP versions: {}", kmip.versions.join(" ")));
+            if let Some(vendor) = &kmip.vendor {
+                out.push(format!("  server: {vendor}"));
+            }
+            if !kmip.operations.is_empty() {
+                out.push(format!("  operations: {}", kmip.operations.join(", ")));
+            }
+            if !kmip.object_types.is_empty() {
+                out.push(format!("  object types: {}", kmip.object_types.join(", ")));
+            }
+        }
+        if let Some(trip) = &self.key_round_trip {
+            out.push(format!(
+                "Key round trip ({}): {}",
+                trip.name,
+                if trip.ok { "ok" } else { "FAILED" }
+            ));
+            for step in &trip.steps {
+                let mark = if step.ok { "ok" } else { "FAILED" };
+                out.push(format!("  {:<9} {mark}: {}", step.operation, step.detail));
+            }
+        }
+        if let Some(suites) = &self.suites {
+            out.push("Cipher suites (each offered alone)".into());
+            for suite in suites {
+                out.push(format!(
+                    "  {:<8} {:<48} {:<13}{}",
+                    suite.tls_version,
+                    suite.cipher_suite,
+                    suite.result,
+                    if suite.fips_approved { " FIPS" } else { "" }
+                ));
+            }
+        }
+        for warning in &self.warnings {
+            out.push(format!("warning: {warning}"));
+        }
+        let mut text = out.join("\n");
+        text.push('\n');
+        text
+    }
+}
+
+fn certificate_lines(out: &mut Vec<String>, c: &Certificate, usage: &str, matches: &str) {
+    out.push(format!("  subject: {}", c.subject));
+    out.push(format!("  issuer: {}", c.issuer));
+    if !c.names.is_empty() {
+        out.push(format!("  names: {}", c.names.join(", ")));
+    }
+    out.push(format!("  key: {}", c.key));
+    out.push(format!(
+        "  valid: {} to {} ({} days left)",
+        c.not_before, c.not_after, c.days_to_expiry
+    ));
+    let usage_text = match c.extended_key_usage {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "no (no extended key usage)",
+    };
+    out.push(format!(
+        "  {usage}: {usage_text}; {matches}: {}",
+        yes_no(c.matches)
+    ));
+}
+
+fn certificate(summary: &CertificateSummary, usage: Option<bool>, matches: bool) -> Certificate {
+    Certificate {
+        subject: summary.subject.clone(),
+        issuer: summary.issuer.clone(),
+        names: summary.names.clone(),
+        key: summary.key.clone(),
+        not_before: format_time(summary.not_before),
+        not_after: format_time(summary.not_after),
+        days_to_expiry: summary.days_to_expiry(now()),
+        extended_key_usage: usage,
+        matches,
+    }
+}
+
+fn failure_kind(failure: Failure) -> &'static str {
+    match failure {
+        Failure::ServerNotTrusted => "server_not_trusted",
+        Failure::ClientCertificateRejected => "client_certificate_rejected",
+        Failure::Tls => "tls",
+        Failure::Unreachable => "unreachable",
+        Failure::OperationFailed => "operation_failed",
+    }
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+fn milliseconds(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// KMIP operation names (KMIP 1.4, section 9.1.3.2.27), for the ones servers commonly list.
+fn operation_name(code: u32) -> String {
+    const NAMES: [&str; 0x23] = [
+        "",
+        "Create",
+        "Create Key Pair",
+        "Register",
+        "Re-key",
+        "Derive Key",
+        "Certify",
+        "Re-certify",
+        "Locate",
+        "Check",
+        "Get",
+        "Get Attributes",
+        "Get Attribute List",
+        "Add Attribute",
+        "Modify Attribute",
+        "Delete Attribute",
+        "Obtain Lease",
+        "Get Usage Allocation",
+        "Activate",
+        "Revoke",
+        "Destroy",
+        "Archive",
+        "Recover",
+        "Validate",
+        "Query",
+        "Cancel",
+        "Poll",
+        "Notify",
+        "Put",
+        "Re-key Key Pair",
+        "Discover Versions",
+        "Encrypt",
+        "Decrypt",
+        "Sign",
+        "Signature Verify",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .filter(|name| !name.is_empty())
+        .map(|name| name.to_string())
+        .unwrap_or_else(|| format!("0x{code:X}"))
+}
+
+fn object_type_name(code: u32) -> String {
+    const NAMES: [&str; 9] = [
+        "",
+        "Certificate",
+        "Symmetric Key",
+        "Public Key",
+        "Private Key",
+        "Split Key",
+        "Template",
+        "Secret Data",
+        "Opaque Object",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .filter(|name| !name.is_empty())
+        .map(|name| name.to_string())
+        .unwrap_or_else(|| format!("0x{code:X}"))
+}
