@@ -46,7 +46,7 @@ fn ansible_netapp_ontap_manages_a_key_manager_idempotently() {
         "server_b_alias": format!("localhost:{}", b.port),
         "untrusted": untrusted.address(),
     });
-    let output = run_playbook(dir.path(), &variables.to_string());
+    let output = run_playbook(dir.path(), "key_manager.yml", &variables.to_string());
     let report = format!("{output}\n--- service log\n{}", keymgr.log());
     assert!(output.contains("failed=0"), "{report}");
     assert!(
@@ -79,6 +79,27 @@ fn ansible_netapp_ontap_manages_a_key_manager_idempotently() {
     }
 }
 
+#[test]
+fn ansible_netapp_ontap_changes_the_security_configuration_idempotently() {
+    let keymgr = Keymgr::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let variables = json!({ "keymgr_port": keymgr.port, "admin_password": keymgr.password });
+    let output = run_playbook(dir.path(), "security_config.yml", &variables.to_string());
+    let report = format!("{output}\n--- service log\n{}", keymgr.log());
+    assert!(output.contains("failed=0"), "{report}");
+    // Switching FIPS off keeps the versions and suites FIPS mode left.
+    let security = keymgr.get("/api/security");
+    assert_eq!(security.body["fips"]["enabled"], false, "{security:?}");
+    assert_eq!(
+        security.body["tls"]["protocol_versions"],
+        json!(["TLSv1.3", "TLSv1.2"])
+    );
+    assert_eq!(
+        security.body["tls"]["cipher_suites"],
+        json!(["TLS_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_CBC_SHA256"])
+    );
+}
+
 /// A distinctive run of a PEM private key's base64 body (JSON escapes its line breaks).
 fn private_key_body(pem: &str) -> String {
     let line = pem
@@ -90,7 +111,7 @@ fn private_key_body(pem: &str) -> String {
 
 /// Runs the playbook with `variables` (JSON) and returns its output; fails the test when
 /// `ansible-playbook` cannot run or does not end in time.
-fn run_playbook(dir: &Path, variables: &str) -> String {
+fn run_playbook(dir: &Path, playbook: &str, variables: &str) -> String {
     let python = python();
     let playbook_command = python.with_file_name("ansible-playbook");
     assert!(
@@ -98,7 +119,9 @@ fn run_playbook(dir: &Path, variables: &str) -> String {
         "{} does not exist: run scripts/test.sh (or scripts/setup-test-env.sh) first",
         playbook_command.display()
     );
-    let playbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ansible/key_manager.yml");
+    let playbook = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ansible")
+        .join(playbook);
     let log = dir.join("ansible.log");
     let mut child = Command::new(&playbook_command)
         .args(["-i", "localhost,", "-c", "local", "-e"])

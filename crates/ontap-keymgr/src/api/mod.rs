@@ -91,7 +91,40 @@ pub fn router(service: Arc<Service>) -> Router {
         ));
     // The API's description is public, as ONTAP's /docs/api is.
     let docs = Router::new().route(OPENAPI_PATH, get(openapi_json));
-    docs.merge(api.with_state(state))
+    let routes = docs.merge(api.with_state(state));
+    // Paths are normalized before they are routed, so this wraps the routes.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(collapse_slashes)
+            .service(routes),
+    )
+}
+
+/// ONTAP reads `/api//security` as `/api/security`, and clients send such paths (Ansible's
+/// netapp.ontap joins `api/` and `/security`): repeated slashes are collapsed.
+fn collapse_slashes(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if !path.contains("//") {
+        return request;
+    }
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    if let Some(query) = request.uri().query() {
+        collapsed.push('?');
+        collapsed.push_str(query);
+    }
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = collapsed.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// Where the OpenAPI document is served.
