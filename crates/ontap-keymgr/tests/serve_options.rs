@@ -34,7 +34,7 @@ fn a_configuration_file_and_plain_http() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nhttp = true\n\n[cluster]\nname = \"lab-cluster\"\nversion = \"9.12.1\"\nnodes = [\"lab-01\", \"lab-02\", \"lab-03\"]\n"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nhttp = true\n\n[cluster]\nname = \"lab-cluster\"\nversion = \"9.12.1\"\nnodes = [\"lab-01\", \"lab-02\", \"lab-03\"]\n\n[security]\nfips = true\ntls_protocol_versions = [\"TLSv1.2\"]\n"
         ),
     )
     .expect("config");
@@ -58,9 +58,20 @@ fn a_configuration_file_and_plain_http() {
         }
     }
     let nodes = raw_get(port, "/api/cluster/nodes", "admin:plain-http-admin");
+    let security = raw_get(
+        port,
+        "/api/security?fields=fips,tls.protocol_versions",
+        "admin:plain-http-admin",
+    );
     let _ = child.kill();
     let _ = child.wait();
     let answer = answer.expect("the service answers plain HTTP");
+    let security = security.expect("the security configuration");
+    assert!(
+        security.contains(r#""fips":{"enabled":true}"#)
+            && security.contains(r#""protocol_versions":["TLSv1.2"]"#),
+        "[security] of the file is applied: {security}"
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"name\":\"lab-cluster\""), "{answer}");
     assert!(answer.contains("\"major\":12"), "{answer}");
