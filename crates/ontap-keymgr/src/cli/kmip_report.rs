@@ -459,12 +459,7 @@ fn operation_name(code: u32) -> String {
         "Sign",
         "Signature Verify",
     ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .filter(|name| !name.is_empty())
-        .map(|name| name.to_string())
-        .unwrap_or_else(|| format!("0x{code:X}"))
+    enumeration_name(&NAMES, code)
 }
 
 fn object_type_name(code: u32) -> String {
@@ -479,9 +474,14 @@ fn object_type_name(code: u32) -> String {
         "Secret Data",
         "Opaque Object",
     ];
+    enumeration_name(&NAMES, code)
+}
+
+/// The name of a KMIP enumeration value from a table indexed by value, else its hex value.
+fn enumeration_name(names: &[&str], code: u32) -> String {
     usize::try_from(code)
         .ok()
-        .and_then(|i| NAMES.get(i))
+        .and_then(|i| names.get(i))
         .filter(|name| !name.is_empty())
         .map(|name| name.to_string())
         .unwrap_or_else(|| format!("0x{code:X}"))
