@@ -327,6 +327,27 @@ fn full_flow_from_svm_to_key_servers() {
         rows.windows(2).all(|w| w[0][0] <= w[1][0]),
         "sorted by node: {status:?}"
     );
+    // With -instance, each entry in full, with how its connection was secured: PyKMIP on RSA
+    // certificates negotiates TLS 1.2 with one of its CBC suites.
+    let instance = external(&keymgr, &["show-status", "-vserver", "svm1", "-instance"]);
+    let text = &instance.assert_success().stdout;
+    assert_eq!(
+        text.matches("                Node: node-0").count(),
+        4,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("TLS Protocol Version: TLSv1.2\n").count(),
+        4,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("        Cipher Suite: TLS_").count(),
+        4,
+        "{text}"
+    );
+    assert!(text.contains("_CBC_SHA"), "{text}");
+    assert!(text.ends_with("\n4 entries were displayed.\n"), "{text}");
 
     // Timeout and secondary key servers.
     external(

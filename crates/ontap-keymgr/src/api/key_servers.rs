@@ -27,6 +27,8 @@ pub const KEY_SERVER_SCHEMA: Schema = Schema {
         "connectivity.node_states.node.name",
         "connectivity.node_states.node.uuid",
         "connectivity.node_states.state",
+        "connectivity.tls_version",
+        "connectivity.cipher_suite",
     ],
     keys: &["server"],
     path_params: &[],
@@ -69,13 +71,19 @@ pub fn key_server_json(key_manager: &str, server: &KeyServer) -> Value {
 }
 
 fn connectivity_json(connectivity: &Connectivity) -> Value {
-    json!({
+    let mut record = json!({
         "cluster_availability": connectivity.cluster_availability,
         "node_states": connectivity.node_states.iter().map(|(node, state)| json!({
             "node": node_ref(node),
             "state": state.as_str(),
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Not ONTAP's: how the last check's connection was secured (docs/compatibility.md).
+    if let Some(tls) = &connectivity.tls {
+        record["tls_version"] = tls.version.clone().into();
+        record["cipher_suite"] = tls.cipher_suite.clone().into();
+    }
+    record
 }
 
 /// The records of `servers`, with `connectivity` measured only when the query needs it.

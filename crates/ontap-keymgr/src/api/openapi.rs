@@ -154,6 +154,8 @@ const KEY_SERVER: Resource = Resource {
         ("connectivity.node_states.node.name", Text),
         ("connectivity.node_states.node.uuid", Text),
         ("connectivity.node_states.state", Text),
+        ("connectivity.tls_version", Text),
+        ("connectivity.cipher_suite", Text),
     ],
     write_only: &[("password", Text)],
 };

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::cluster::Node;
 use super::error::{Error, Result};
-use super::kmip_check;
+use super::kmip_check::{self, NegotiatedTls};
 use super::model::KeyServer;
 use super::service::Service;
 
@@ -42,26 +42,44 @@ pub struct Connectivity {
     pub node_states: Vec<(Node, State)>,
     /// Why the server is not available, for the key manager's status.
     pub problem: Option<Error>,
+    /// How the connection to the server (or the secondary that answered) was secured.
+    pub tls: Option<NegotiatedTls>,
 }
 
-type Measure = (Instant, State, Option<Error>);
+/// What one probe of a server found.
+#[derive(Debug, Clone)]
+struct Probe {
+    state: State,
+    problem: Option<Error>,
+    tls: Option<NegotiatedTls>,
+}
+
+impl Probe {
+    fn unknown(problem: Option<Error>) -> Probe {
+        Probe {
+            state: State::Unknown,
+            problem,
+            tls: None,
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct ConnectivityCache {
-    entries: Mutex<HashMap<(String, String), Measure>>,
+    entries: Mutex<HashMap<(String, String), (Instant, Probe)>>,
 }
 
 impl ConnectivityCache {
-    fn get(&self, key: &(String, String)) -> Option<(State, Option<Error>)> {
+    fn get(&self, key: &(String, String)) -> Option<Probe> {
         let entries = self.entries.lock().ok()?;
-        let (measured, state, problem) = entries.get(key)?;
-        (measured.elapsed() < CACHE_FOR).then(|| (*state, problem.clone()))
+        let (measured, probe) = entries.get(key)?;
+        (measured.elapsed() < CACHE_FOR).then(|| probe.clone())
     }
 
-    fn put(&self, key: (String, String), state: State, problem: Option<Error>) {
+    fn put(&self, key: (String, String), probe: Probe) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (measured, _, _)| measured.elapsed() < CACHE_FOR);
-            entries.insert(key, (Instant::now(), state, problem));
+            entries.retain(|_, (measured, _)| measured.elapsed() < CACHE_FOR);
+            entries.insert(key, (Instant::now(), probe));
         }
     }
 
@@ -94,7 +112,7 @@ impl Service {
                 &external.server_ca_certificates,
             )
             .await;
-        let mut measured: Vec<Option<(State, Option<Error>)>> = servers
+        let mut measured: Vec<Option<Probe>> = servers
             .iter()
             .map(|s| {
                 self.connectivity
@@ -109,44 +127,42 @@ impl Service {
             let connector = match &connector {
                 Ok(connector) => connector.clone(),
                 Err(error) => {
-                    measured[index] = Some((State::Unknown, Some(error.clone())));
+                    measured[index] = Some(Probe::unknown(Some(error.clone())));
                     continue;
                 }
             };
             let server = server.clone();
             probes.spawn(async move { (index, probe(&connector, &server).await) });
         }
-        while let Some(Ok((index, (state, problem)))) = probes.join_next().await {
+        while let Some(Ok((index, probe))) = probes.join_next().await {
             let key = (key_manager.to_string(), servers[index].server.to_string());
-            self.connectivity.put(key, state, problem.clone());
-            measured[index] = Some((state, problem));
+            self.connectivity.put(key, probe.clone());
+            measured[index] = Some(probe);
         }
         Ok(measured
             .into_iter()
-            .map(|m| {
-                let (state, problem) = m.unwrap_or((State::Unknown, None));
-                self.per_node(state, problem)
-            })
+            .map(|m| self.per_node(m.unwrap_or_else(|| Probe::unknown(None))))
             .collect())
     }
 
     /// The service is one host: every node sees the same state.
-    fn per_node(&self, state: State, problem: Option<Error>) -> Connectivity {
+    fn per_node(&self, probe: Probe) -> Connectivity {
         Connectivity {
-            cluster_availability: state == State::Available,
+            cluster_availability: probe.state == State::Available,
             node_states: self
                 .cluster
                 .nodes
                 .iter()
-                .map(|node| (node.clone(), state))
+                .map(|node| (node.clone(), probe.state))
                 .collect(),
-            problem,
+            problem: probe.problem,
+            tls: probe.tls,
         }
     }
 }
 
 /// The primary first, then each secondary on the primary's port, until one answers.
-async fn probe(connector: &kmip::Connector, server: &KeyServer) -> (State, Option<Error>) {
+async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
     let credential = kmip_check::credential_of(server);
     let mut candidates = vec![server.server.clone()];
     candidates.extend(
@@ -159,11 +175,21 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> (State, Optio
     for address in candidates {
         match kmip_check::check_one(connector, &address, credential.as_ref(), server.timeout).await
         {
-            Ok(_) => return (State::Available, None),
+            Ok(tls) => {
+                return Probe {
+                    state: State::Available,
+                    problem: None,
+                    tls: Some(tls),
+                };
+            }
             Err(error) => {
                 first_problem.get_or_insert(error);
             }
         }
     }
-    (State::NotResponding, first_problem)
+    Probe {
+        state: State::NotResponding,
+        problem: first_problem,
+        tls: None,
+    }
 }

@@ -57,21 +57,37 @@ pub fn connector(
     Connector::new(&identity, offer).map_err(unusable)
 }
 
-/// Asks one server which KMIP versions it speaks.
+/// The TLS version and suite a check negotiated with a key server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegotiatedTls {
+    /// ONTAP's name: `TLSv1.2`.
+    pub version: String,
+    /// The IANA name.
+    pub cipher_suite: String,
+}
+
+/// Asks one server which KMIP versions it speaks; answers how the connection was secured.
 pub async fn check_one(
     connector: &Connector,
     address: &KeyServerAddress,
     credential: Option<&Credential>,
     timeout: i64,
-) -> Result<Vec<kmip::ProtocolVersion>> {
-    kmip::discover_versions(
-        connector,
-        address.endpoint(),
-        credential,
-        check_duration(timeout),
-    )
-    .await
-    .map_err(Error::Kmip)
+) -> Result<NegotiatedTls> {
+    let mut session = connector
+        .connect(address.endpoint(), check_duration(timeout))
+        .await
+        .map_err(Error::Kmip)?;
+    let handshake = session.handshake();
+    let negotiated = NegotiatedTls {
+        version: handshake
+            .version
+            .map(|v| v.ontap_name().to_string())
+            .unwrap_or_default(),
+        cipher_suite: handshake.cipher_suite.clone(),
+    };
+    let versions = session.discover_versions(credential).await;
+    session.close().await;
+    versions.map(|_| negotiated).map_err(Error::Kmip)
 }
 
 /// Checks every server concurrently; the first failure in request order wins, so the answer

@@ -32,7 +32,7 @@ pub enum ExternalCommand {
     /// Show the key servers of external key managers.
     Show(VserverArgs),
     /// Show whether each node reaches each key server (a live KMIP round trip).
-    ShowStatus(VserverArgs),
+    ShowStatus(ShowStatusArgs),
     /// Enable external key management for a Vserver: its client certificate, the CAs its key
     /// servers' certificates are signed by, and its first key servers.
     Enable(EnableArgs),
@@ -45,6 +45,16 @@ pub struct VserverArgs {
     /// The Vserver (SVM); omitted or the cluster's name: the cluster (admin Vserver).
     #[arg(long)]
     vserver: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowStatusArgs {
+    #[command(flatten)]
+    target: VserverArgs,
+    /// One entry per node and key server with every field, the negotiated TLS version and
+    /// cipher suite included.
+    #[arg(long)]
+    instance: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -300,10 +310,29 @@ fn secondaries(value: &Value) -> String {
     }
 }
 
-fn show_status(client: &Client, args: &VserverArgs) -> Result<(), Failure> {
+/// The columns of `show-status`; `-instance` adds the TLS facts.
+const STATUS_COLUMNS: [&str; 4] = ["Node", "Vserver", "Key Server", "Status"];
+const STATUS_INSTANCE_FIELDS: [&str; 6] = [
+    "Node",
+    "Vserver",
+    "Key Server",
+    "Status",
+    "TLS Protocol Version",
+    "Cipher Suite",
+];
+
+fn show_status(client: &Client, args: &ShowStatusArgs) -> Result<(), Failure> {
     let cluster = cluster_name(client)?;
-    let managers = key_managers(client, args.vserver.as_deref(), &cluster, "scope,svm.name")?;
-    let mut table = Table::new(&["Node", "Vserver", "Key Server", "Status"]);
+    let managers = key_managers(
+        client,
+        args.target.vserver.as_deref(),
+        &cluster,
+        "scope,svm.name",
+    )?;
+    let mut table = match args.instance {
+        true => Table::new(&STATUS_INSTANCE_FIELDS),
+        false => Table::new(&STATUS_COLUMNS),
+    };
     for manager in &managers {
         let Some(uuid) = manager["uuid"].as_str() else {
             continue;
@@ -316,7 +345,10 @@ fn show_status(client: &Client, args: &VserverArgs) -> Result<(), Failure> {
     }
     // ONTAP lists the status node by node.
     table.sort_by_columns(&[0]);
-    print!("{}", table.render());
+    match args.instance {
+        true => print!("{}", table.render_instances()),
+        false => print!("{}", table.render()),
+    }
     Ok(())
 }
 
@@ -330,11 +362,14 @@ fn status_rows(table: &mut Table, vserver: &str, server: &Value) {
         return;
     }
     for state in states {
+        // Dropped by a table of four columns.
         table.push(vec![
             cell(&state["node"]["name"]),
             vserver.to_string(),
             name.clone(),
             status(&state["state"]),
+            cell(&server["connectivity"]["tls_version"]),
+            cell(&server["connectivity"]["cipher_suite"]),
         ]);
     }
 }

@@ -72,6 +72,31 @@ impl Table {
         out
     }
 
+    /// ONTAP's `-instance` view: each entry as `Label: value` lines, the labels aligned on their
+    /// colons, a blank line between entries.
+    pub fn render_instances(&self) -> String {
+        if self.rows.is_empty() {
+            return format!("{NO_ENTRIES}\n");
+        }
+        let width = self.headers.iter().map(|h| h.len()).max().unwrap_or(0);
+        let entries: Vec<String> = self
+            .rows
+            .iter()
+            .map(|row| {
+                self.headers
+                    .iter()
+                    .zip(row)
+                    .map(|(label, value)| format!("{label:>width$}: {value}\n"))
+                    .collect()
+            })
+            .collect();
+        let mut out = entries.join("\n");
+        if self.rows.len() > 1 {
+            out.push_str(&format!("\n{} entries were displayed.\n", self.rows.len()));
+        }
+        out
+    }
+
     /// Each column is as wide as its widest cell, header included.
     fn widths(&self) -> Vec<usize> {
         self.headers
