@@ -379,17 +379,27 @@ impl TlsOffer {
             .iter()
             .map(ToString::to_string)
             .collect();
+        let count = self.offered_suite_count();
         format!(
-            "{} with {} cipher suite{} (FIPS mode {})",
+            "{} with {count} cipher suite{} (FIPS mode {})",
             versions.join(", "),
-            self.cipher_suites.len(),
-            if self.cipher_suites.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
+            if count == 1 { "" } else { "s" },
             if self.fips { "on" } else { "off" }
         )
+    }
+
+    /// How many configured suites are offered: those that fit an offered version.
+    pub fn offered_suite_count(&self) -> usize {
+        let enabled = self.enabled_versions();
+        let tls13 = enabled.contains(&TlsVersion::Tls1_3);
+        let earlier = enabled.iter().any(|v| *v < TlsVersion::Tls1_3);
+        self.cipher_suites
+            .iter()
+            .filter(|s| match is_tls13_suite(s) {
+                true => tls13,
+                false => earlier,
+            })
+            .count()
     }
 
     /// Restricts an OpenSSL context to this offer.
@@ -479,6 +489,14 @@ mod tests {
             assert!(offer.suites_for(TlsVersion::Tls1_2).contains(&mandatory));
         }
         assert_eq!(offer.suites_for(TlsVersion::Tls1_3).len(), 3);
+        assert_eq!(offer.offered_suite_count(), 128);
+        let tls13_only =
+            TlsOffer::new(&[TlsVersion::Tls1_3], offer.cipher_suites(), false).expect("offer");
+        assert_eq!(tls13_only.offered_suite_count(), 3);
+        assert_eq!(
+            tls13_only.describe(),
+            "TLS 1.3 with 3 cipher suites (FIPS mode off)"
+        );
         assert!(
             ONTAP_DEFAULT_CIPHER_SUITES
                 .iter()

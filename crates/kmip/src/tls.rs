@@ -309,3 +309,72 @@ pub(crate) fn first_reason(errors: &openssl::error::ErrorStack) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| errors.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+
+    use super::*;
+
+    /// A self-signed certificate for `key` (given as PKCS#8), made by rcgen.
+    fn certificate_for(pkcs8: &str, algorithm: &'static rcgen::SignatureAlgorithm) -> String {
+        let pair = rcgen::KeyPair::from_pem_and_sign_algo(pkcs8, algorithm).expect("key pair");
+        rcgen::CertificateParams::new(vec!["key-manager".to_string()])
+            .expect("params")
+            .self_signed(&pair)
+            .expect("certificate")
+            .pem()
+    }
+
+    fn text(pem: Vec<u8>) -> String {
+        String::from_utf8(pem).expect("PEM is text")
+    }
+
+    #[test]
+    fn rsa_and_ec_keys_are_read_in_pkcs1_pkcs8_and_sec1() {
+        let rsa = Rsa::generate(2048).expect("RSA key");
+        let rsa_pkcs1 = text(rsa.private_key_to_pem().expect("PKCS#1"));
+        let rsa_pkcs8 = text(
+            PKey::from_rsa(rsa)
+                .and_then(|k| k.private_key_to_pem_pkcs8())
+                .expect("PKCS#8"),
+        );
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+        let ec = EcKey::generate(&group).expect("EC key");
+        let ec_sec1 = text(ec.private_key_to_pem().expect("SEC1"));
+        let ec_pkcs8 = text(
+            PKey::from_ec_key(ec)
+                .and_then(|k| k.private_key_to_pem_pkcs8())
+                .expect("PKCS#8"),
+        );
+        assert!(rsa_pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(ec_sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        let rsa_cert = certificate_for(&rsa_pkcs8, &rcgen::PKCS_RSA_SHA256);
+        let ec_cert = certificate_for(&ec_pkcs8, &rcgen::PKCS_ECDSA_P256_SHA256);
+        for (cert, key) in [
+            (&rsa_cert, &rsa_pkcs1),
+            (&rsa_cert, &rsa_pkcs8),
+            (&ec_cert, &ec_sec1),
+            (&ec_cert, &ec_pkcs8),
+        ] {
+            let identity = TlsIdentity::from_pem(cert, key, &[cert]).expect("identity");
+            Connector::new(&identity, &TlsOffer::ontap_default()).expect("connector");
+        }
+        // A key of another certificate is refused, whatever its format.
+        assert!(matches!(
+            TlsIdentity::from_pem(&rsa_cert, &ec_sec1, &[&rsa_cert]),
+            Err(IdentityError::BadClientIdentity(_))
+        ));
+        assert!(matches!(
+            TlsIdentity::from_pem(&rsa_cert, "not a key", &[&rsa_cert]),
+            Err(IdentityError::BadPrivateKey(_))
+        ));
+        assert_eq!(
+            TlsIdentity::from_pem("no certificate", &rsa_pkcs1, &[&rsa_cert]).unwrap_err(),
+            IdentityError::NoClientCertificate
+        );
+    }
+}

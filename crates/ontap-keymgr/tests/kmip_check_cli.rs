@@ -469,3 +469,69 @@ fn suites_lists_which_of_ontaps_suites_the_server_accepts() {
     assert_eq!(psk["result"], "not_offerable");
     assert_eq!(psk["fips_approved"], false);
 }
+
+#[test]
+fn a_server_certificate_near_expiry_is_a_warning_not_a_failure() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let soon = pki.ca.server_expiring_in("kmip-server", &["127.0.0.1"], 10);
+    let server = start(&soon, &pki.ca);
+    let (code, report) = check_json(&files, &server.address(), &[]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let days = report["server_certificate"]["days_to_expiry"]
+        .as_i64()
+        .expect("days");
+    assert!((9..=10).contains(&days), "{days}");
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").starts_with(&format!(
+                "the server certificate expires in {days} days, on 20"
+            ))),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn an_offer_the_server_does_not_share_names_what_it_accepts() {
+    // PyKMIP speaks TLS 1.2 only.
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let server = start(&pki.server, &pki.ca);
+    let (code, report) = check_json(&files, &server.address(), &["--tls-versions", "TLSv1.3"]);
+    assert_eq!(code, Some(5), "{report:#}");
+    assert_eq!(
+        report["offer"]["tls_versions"],
+        serde_json::json!(["TLSv1.3"])
+    );
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("it shares no TLS version or cipher suite"),
+        "{message}"
+    );
+    assert!(
+        message.contains("We offer TLS 1.3 with 3 cipher suites"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the server accepts TLS 1.2 with TLS_"),
+        "{message}"
+    );
+    // And with TLS 1.2 and one of PyKMIP's suites only, it is reached.
+    let (code, report) = check_json(
+        &files,
+        &server.address(),
+        &[
+            "--tls-versions",
+            "TLSv1.2",
+            "--cipher-suites",
+            "TLS_RSA_WITH_AES_256_CBC_SHA256",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(
+        report["connection"]["cipher_suite"],
+        "TLS_RSA_WITH_AES_256_CBC_SHA256"
+    );
+}

@@ -103,6 +103,20 @@ impl Ca {
         )
     }
 
+    /// A server certificate that expires in `days` days.
+    pub fn server_expiring_in(&self, common_name: &str, names: &[&str], days: i64) -> Issued {
+        let now = time::OffsetDateTime::now_utc();
+        self.issue_valid(
+            common_name,
+            names,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+            (
+                now - time::Duration::days(30),
+                now + time::Duration::days(days),
+            ),
+        )
+    }
+
     /// A client certificate marked for TLS client authentication.
     pub fn client(&self, common_name: &str) -> Issued {
         self.issue(common_name, &[], &[ExtendedKeyUsagePurpose::ClientAuth])

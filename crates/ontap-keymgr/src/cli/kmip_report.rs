@@ -42,6 +42,7 @@ pub struct Report {
 pub struct Offer {
     pub fips: bool,
     pub tls_versions: Vec<String>,
+    /// How many suites are offered (those that fit an offered version).
     pub cipher_suites: usize,
 }
 
@@ -127,7 +128,7 @@ impl Report {
                     .iter()
                     .map(|v| v.ontap_name().to_string())
                     .collect(),
-                cipher_suites: offer.cipher_suites().len(),
+                cipher_suites: offer.offered_suite_count(),
             },
             connection: None,
             server_certificate: None,
