@@ -20,6 +20,37 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub cluster: ClusterConfig,
     pub security: SecurityConfig,
+    pub login: LoginConfig,
+}
+
+/// ONTAP's `security login role config` settings for failed logins (`[login]` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// 0 (ONTAP's default): accounts are never locked.
+    pub max_failed_login_attempts: u32,
+    pub lockout_duration: std::time::Duration,
+    /// Failures from one address within a minute before it is refused for the rest of it;
+    /// 0: off.
+    pub max_failed_logins_per_address: u32,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_failed_login_attempts: 0,
+            lockout_duration: std::time::Duration::from_secs(86_400),
+            max_failed_logins_per_address: 10,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogin {
+    max_failed_login_attempts: Option<u32>,
+    /// `30s`, `15m`, `2h` or `1d`; ONTAP counts whole days.
+    lockout_duration: Option<String>,
+    max_failed_logins_per_address: Option<u32>,
 }
 
 /// The cluster's security configuration to apply at start (`[security]` in the file); what it
@@ -105,6 +136,8 @@ struct FileConfig {
     cluster: FileCluster,
     #[serde(default)]
     security: SecurityConfig,
+    #[serde(default)]
+    login: FileLogin,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +172,9 @@ struct Layer {
     metrocluster: Option<bool>,
     nodes: Option<Vec<String>>,
     security: SecurityConfig,
+    max_failed_login_attempts: Option<u32>,
+    lockout_duration: Option<String>,
+    max_failed_logins_per_address: Option<u32>,
 }
 
 impl Layer {
@@ -154,6 +190,13 @@ impl Layer {
             metrocluster: self.metrocluster.or(base.metrocluster),
             nodes: self.nodes.or(base.nodes),
             security: self.security.or(base.security),
+            max_failed_login_attempts: self
+                .max_failed_login_attempts
+                .or(base.max_failed_login_attempts),
+            lockout_duration: self.lockout_duration.or(base.lockout_duration),
+            max_failed_logins_per_address: self
+                .max_failed_logins_per_address
+                .or(base.max_failed_logins_per_address),
         }
     }
 }
@@ -204,6 +247,9 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
         metrocluster: file.cluster.metrocluster,
         nodes: file.cluster.nodes,
         security: file.security,
+        max_failed_login_attempts: file.login.max_failed_login_attempts,
+        lockout_duration: file.login.lockout_duration,
+        max_failed_logins_per_address: file.login.max_failed_logins_per_address,
     })
 }
 
@@ -217,6 +263,15 @@ fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError>
                 "{name}={other} is not a boolean"
             ))),
         }
+    };
+    let number = |name: &str| -> Result<Option<u32>, ConfigError> {
+        var(name)
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| ConfigError::Invalid(format!("{name}={v} is not a whole number")))
+            })
+            .transpose()
     };
     Ok(Layer {
         listen: var("KEYMGR_LISTEN"),
@@ -233,6 +288,9 @@ fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError>
             fips: boolean("KEYMGR_FIPS")?,
             ..SecurityConfig::default()
         },
+        max_failed_login_attempts: number("KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS")?,
+        lockout_duration: var("KEYMGR_LOCKOUT_DURATION"),
+        max_failed_logins_per_address: number("KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS")?,
     })
 }
 
@@ -269,7 +327,44 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             nodes,
         },
         security: layer.security,
+        login: LoginConfig {
+            max_failed_login_attempts: layer.max_failed_login_attempts.unwrap_or(0),
+            lockout_duration: match layer.lockout_duration {
+                Some(text) => parse_duration(&text)?,
+                None => LoginConfig::default().lockout_duration,
+            },
+            max_failed_logins_per_address: layer
+                .max_failed_logins_per_address
+                .unwrap_or(LoginConfig::default().max_failed_logins_per_address),
+        },
     })
+}
+
+/// `30s`, `15m`, `2h`, `1d`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, ConfigError> {
+    let text = text.trim();
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "lockout duration \"{text}\" is not like 30s, 15m, 2h or 1d"
+        ))
+    };
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    number
+        .checked_mul(seconds_per_unit)
+        .filter(|seconds| *seconds > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 impl SecurityConfig {
@@ -324,6 +419,18 @@ mod tests {
         assert_eq!(config.cluster.version.to_string(), "9.5.0");
         assert!(config.cluster.metrocluster);
         assert_eq!(config.cluster.nodes, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn durations_have_units() {
+        let seconds = |t: &str| parse_duration(t).map(|d| d.as_secs()).ok();
+        assert_eq!(seconds("30s"), Some(30));
+        assert_eq!(seconds("15m"), Some(900));
+        assert_eq!(seconds("1d"), Some(86_400));
+        assert_eq!(seconds("45"), Some(45));
+        for bad in ["", "0s", "1w", "m", "-1d", "99999999999999999999d"] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
     }
 
     #[test]

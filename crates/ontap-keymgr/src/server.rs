@@ -25,6 +25,7 @@ use crate::api;
 use crate::config::Config;
 use crate::domain::Service;
 use crate::domain::cluster::Cluster;
+use crate::domain::login::LockoutPolicy;
 use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
 use crate::store::secrets::SecretBox;
@@ -64,9 +65,15 @@ pub async fn prepare(
         .map_err(|e| fail("cannot open the database")(e.to_string()))?;
     let cluster_uuid =
         cluster_uuid(&config.data_dir).map_err(fail("cannot read the cluster uuid"))?;
+    let lockout = LockoutPolicy {
+        max_failed_login_attempts: config.login.max_failed_login_attempts,
+        lockout_duration: config.login.lockout_duration,
+        max_failed_logins_per_address: config.login.max_failed_logins_per_address,
+    };
     let service = Arc::new(Service::new(
         Arc::new(store),
         Cluster::new(&config.cluster, cluster_uuid),
+        lockout,
     ));
     service
         .load_security()
@@ -148,7 +155,7 @@ async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, rout
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (tcp, _) = match accepted {
+                let (tcp, peer) = match accepted {
                     Ok(connection) => connection,
                     Err(error) => {
                         // Out of descriptors and the like: back off instead of spinning.
@@ -158,7 +165,7 @@ async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, rout
                     }
                 };
                 let tls = tls.clone();
-                let service = TowerToHyperService::new(router.clone());
+                let service = TowerToHyperService::new(with_client_address(router.clone(), peer));
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     match tls {
@@ -184,8 +191,48 @@ async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, rout
 
 /// HTTP/1.1 on one connection. A client that does not send a request's headers within
 /// [`HEADER_LIMIT`] is dropped, so idle or trickling connections cannot pile up.
-async fn serve_connection<I>(io: I, service: TowerToHyperService<Router>, watcher: Watcher)
+/// The router, with the client's address in each request's extensions.
+fn with_client_address(router: Router, peer: std::net::SocketAddr) -> WithClientAddress {
+    WithClientAddress {
+        inner: router,
+        address: api::auth::ClientAddress(peer.ip()),
+    }
+}
+
+/// A router that tells each request where it came from. Hand-written because `map_request`
+/// closures cannot be generic over hyper's body type.
+#[derive(Clone)]
+struct WithClientAddress {
+    inner: Router,
+    address: api::auth::ClientAddress,
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for WithClientAddress
 where
+    Router: tower::Service<axum::http::Request<B>>,
+{
+    type Response = <Router as tower::Service<axum::http::Request<B>>>::Response;
+    type Error = <Router as tower::Service<axum::http::Request<B>>>::Error;
+    type Future = <Router as tower::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<axum::http::Request<B>>::poll_ready(&mut self.inner, context)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.address);
+        self.inner.call(request)
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<WithClientAddress>,
+    watcher: Watcher,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let connection = http1::Builder::new()
@@ -288,14 +335,27 @@ fn tls_acceptor(config: &Config) -> Result<TlsAcceptor, StartError> {
     Ok(TlsAcceptor::from(Arc::new(server_config)))
 }
 
+/// How long a self-signed HTTPS certificate is valid: ONTAP's default for the certificates it
+/// makes (`security certificate create -expire-days 365`).
+const SELF_SIGNED_DAYS: i64 = 365;
+/// A self-signed certificate this close to its end is replaced at start.
+const RENEW_WITHIN_DAYS: i64 = 30;
+
 /// `tls/cert.pem` and `tls/key.pem` in the data dir, for localhost, 127.0.0.1, ::1 and the
-/// listen address.
+/// listen address: made at first start, and again at a start when they expire within 30 days.
 pub fn self_signed(data_dir: &Path, listen: IpAddr) -> Result<(PathBuf, PathBuf), StartError> {
     let dir = data_dir.join("tls");
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     if cert_path.exists() && key_path.exists() {
-        return Ok((cert_path, key_path));
+        match days_left(&cert_path) {
+            Some(days) if days > RENEW_WITHIN_DAYS => return Ok((cert_path, key_path)),
+            days => tracing::warn!(
+                certificate = %cert_path.display(),
+                days_left = ?days,
+                "renewing the self-signed HTTPS certificate"
+            ),
+        }
     }
     create_private_dir(&dir).map_err(fail("cannot create the TLS dir"))?;
     let mut names = vec![
@@ -312,6 +372,13 @@ pub fn self_signed(data_dir: &Path, listen: IpAddr) -> Result<(PathBuf, PathBuf)
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "ontap-keymgr");
+    // Shaped like the server certificates ONTAP makes: a year, for TLS servers, not a CA.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params
         .self_signed(&key)
         .map_err(|e| fail("cannot make a certificate")(e.to_string()))?;
@@ -320,6 +387,16 @@ pub fn self_signed(data_dir: &Path, listen: IpAddr) -> Result<(PathBuf, PathBuf)
         .map_err(|e| fail("cannot write the HTTPS certificate")(e.to_string()))?;
     tracing::info!(certificate = %cert_path.display(), "made a self-signed HTTPS certificate");
     Ok((cert_path, key_path))
+}
+
+/// Whole days until the certificate in this PEM file expires; `None` when it cannot be read.
+fn days_left(cert_path: &Path) -> Option<i64> {
+    let pem = std::fs::read(cert_path).ok()?;
+    let der = CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let seconds =
+        cert.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+    Some(seconds.div_euclid(86_400))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
@@ -335,4 +412,52 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     file.write_all(contents.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(pem_path: &Path) -> (i64, bool, bool) {
+        let pem = std::fs::read(pem_path).expect("certificate");
+        let der = CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .expect("a PEM block")
+            .expect("PEM");
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).expect("X.509");
+        let server_auth = cert
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.value.server_auth);
+        let not_ca = cert
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|b| !b.value.ca);
+        (days_left(pem_path).expect("days"), server_auth, not_ca)
+    }
+
+    #[test]
+    fn the_self_signed_certificate_is_shaped_like_ontaps_and_renewed_near_its_end() {
+        let dir = tempfile::tempdir().expect("dir");
+        let localhost = IpAddr::from([127, 0, 0, 1]);
+        let (cert, key) = self_signed(dir.path(), localhost).expect("made");
+        let (days, server_auth, not_ca) = parsed(&cert);
+        assert!((363..=365).contains(&days), "{days} days");
+        assert!(server_auth && not_ca);
+        // Kept while it has time left.
+        let first = std::fs::read(&cert).expect("read");
+        self_signed(dir.path(), localhost).expect("kept");
+        assert_eq!(std::fs::read(&cert).expect("read"), first);
+        // Replaced when it expires within 30 days.
+        let key_pair = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(10);
+        let soon = params.self_signed(&key_pair).expect("certificate");
+        std::fs::write(&cert, soon.pem()).expect("write");
+        std::fs::write(&key, key_pair.serialize_pem()).expect("write");
+        self_signed(dir.path(), localhost).expect("renewed");
+        assert!(parsed(&cert).0 > 300, "renewed for a year");
+    }
 }

@@ -143,7 +143,9 @@ pub async fn create(
 pub async fn delete(
     State(state): State<AppState>,
     Path((owner, name)): Path<(String, String)>,
+    QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     check_owner(&state, &owner)?;
     state.service.delete_user(&name).await?;
     Ok(empty_ok())

@@ -16,6 +16,7 @@ pub const AUDIT_SCHEMA: Schema = Schema {
         "index",
         "timestamp",
         "application",
+        "location",
         "user",
         "input",
         "state",
@@ -41,6 +42,8 @@ fn audit_json(record: &AuditRecord) -> Value {
         "index": record.index,
         "timestamp": record.time,
         "application": "http",
+        // ONTAP's name for where the request came from.
+        "location": record.address.clone().unwrap_or_default(),
         "user": record.user,
         "input": input,
         "state": if failed { "error" } else { "success" },

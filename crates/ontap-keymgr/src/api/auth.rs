@@ -1,5 +1,5 @@
 //! HTTP Basic authentication on every `/api` request, the readonly role, and the audit trail of
-//! every write.
+//! every write, every refused write and every failed login.
 
 use axum::body::Body as HttpBody;
 use axum::extract::{Request, State};
@@ -9,13 +9,20 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use std::net::IpAddr;
+
 use crate::domain::Error;
-use crate::domain::audit::AuditEntry;
+use crate::domain::audit::{AuditEntry, is_secret_name};
+use crate::domain::login::LoginRefusal;
 use crate::domain::model::Role;
 
 use super::AppState;
 use super::body;
 use super::error::{ApiError, ErrorCode};
+
+/// The client's address, put in each request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
 
 /// Who is calling, for handlers that care.
 #[derive(Debug, Clone)]
@@ -50,20 +57,61 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
     let Some((name, password)) = basic_credentials(&request) else {
         return ApiError(Error::Unauthenticated).into_response();
     };
-    let role = match state.service.authenticate(&name, &password).await {
+    let role = match state.service.authenticate(&name, &password, address).await {
         Ok(role) => role,
-        Err(error) => return ApiError(error).into_response(),
+        Err(failure) => {
+            let response = ApiError(failure.error).into_response();
+            // Throttled and busy refusals verify nothing: recording them would let anyone
+            // fill the trail.
+            if matches!(
+                failure.refusal,
+                LoginRefusal::UnknownUser | LoginRefusal::WrongPassword | LoginRefusal::Locked
+            ) {
+                record(
+                    &state,
+                    &name,
+                    method_and_path(&request),
+                    address,
+                    outcome(&response),
+                )
+                .await;
+            }
+            return response;
+        }
     };
+    if let Some(parameter) = secret_query_parameter(&request) {
+        // A secret in a URL ends up in proxies' and clients' logs: refused, whatever it is.
+        let response = ApiError(Error::UnexpectedArgument(parameter)).into_response();
+        record(
+            &state,
+            &name,
+            method_and_path(&request),
+            address,
+            outcome(&response),
+        )
+        .await;
+        return response;
+    }
     let method = request.method().clone();
     if role == Role::Readonly && !is_read(&method) {
-        return ApiError(Error::PermissionDenied {
+        let response = ApiError(Error::PermissionDenied {
             role: role.as_str().into(),
             method: method.to_string(),
         })
         .into_response();
+        record(
+            &state,
+            &name,
+            method_and_path(&request),
+            address,
+            outcome(&response),
+        )
+        .await;
+        return response;
     }
     request.extensions_mut().insert(Caller {
         name: name.clone(),
@@ -72,39 +120,115 @@ pub async fn authenticate(
     if is_read(&method) {
         return next.run(request).await;
     }
-    audited(state, name, request, next).await
+    audited(state, name, address, request, next).await
 }
 
 /// Runs a write and records it: who, what, with which input (secrets redacted), and how it ended.
-async fn audited(state: AppState, user: String, request: Request, next: Next) -> Response {
+async fn audited(
+    state: AppState,
+    user: String,
+    address: Option<IpAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(error) = body::check_transfer_coding(request.headers()) {
+        let response = ApiError(error).into_response();
+        record(
+            &state,
+            &user,
+            method_and_path(&request),
+            address,
+            outcome(&response),
+        )
+        .await;
+        return response;
+    }
+    let described = method_and_path(&request);
+    let (parts, body) = request.into_parts();
+    let bytes = match body::read(body).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let response = ApiError(error).into_response();
+            record(&state, &user, described, address, outcome(&response)).await;
+            return response;
+        }
+    };
+    let input: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let request = Request::from_parts(parts, HttpBody::from(bytes));
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = next.run(request).await;
+    let entry = AuditEntry {
+        user: &user,
+        method: method.as_str(),
+        path: uri.path_and_query().map(|p| p.as_str()).unwrap_or_default(),
+        input: input.as_ref(),
+        status: response.status().as_u16(),
+        error_code: error_code(&response),
+        address: address.map(|a| a.to_string()),
+    };
+    write_audit(&state, entry).await;
+    response
+}
+
+/// Records a request refused before it ran: a failed login, a write the role may not make.
+/// Takes what it needs of the request and response rather than references: neither is `Sync`,
+/// so no reference to them may be held across an await.
+async fn record(
+    state: &AppState,
+    user: &str,
+    (method, path): (String, String),
+    address: Option<IpAddr>,
+    (status, code): (u16, Option<String>),
+) {
+    let entry = AuditEntry {
+        user,
+        method: &method,
+        path: &path,
+        input: None,
+        status,
+        error_code: code,
+        address: address.map(|a| a.to_string()),
+    };
+    write_audit(state, entry).await;
+}
+
+/// The first query parameter whose name says it holds a secret.
+fn secret_query_parameter(request: &Request) -> Option<String> {
+    request
+        .uri()
+        .query()?
+        .split('&')
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .map(|name| {
+            percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .find(|name| is_secret_name(name))
+}
+
+fn method_and_path(request: &Request) -> (String, String) {
     let path = request
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let method = request.method().to_string();
-    let (parts, body) = request.into_parts();
-    let bytes = match body::read(body).await {
-        Ok(bytes) => bytes,
-        Err(error) => return ApiError(error).into_response(),
-    };
-    let input: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    let response = next
-        .run(Request::from_parts(parts, HttpBody::from(bytes)))
-        .await;
-    let entry = AuditEntry {
-        user: &user,
-        method: &method,
-        path: &path,
-        input: input.as_ref(),
-        status: response.status().as_u16(),
-        error_code: response
-            .extensions()
-            .get::<ErrorCode>()
-            .map(|c| c.0.clone()),
-    };
+    (request.method().to_string(), path)
+}
+
+fn outcome(response: &Response) -> (u16, Option<String>) {
+    (response.status().as_u16(), error_code(response))
+}
+
+fn error_code(response: &Response) -> Option<String> {
+    response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.0.clone())
+}
+
+async fn write_audit(state: &AppState, entry: AuditEntry<'_>) {
     if let Err(error) = state.service.audit(entry).await {
         tracing::error!(%error, "cannot write the audit trail");
     }
-    response
 }

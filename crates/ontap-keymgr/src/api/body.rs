@@ -17,8 +17,54 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// sees the answer; reading on (bounded) lets it see ONTAP's error envelope instead.
 const MAX_DISCARDED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Reads a request body of at most [`MAX_BODY_BYTES`].
-pub async fn read(mut body: HttpBody) -> Result<Bytes, Error> {
+/// How long a client may take to send a request body, start to end (the headers have their own
+/// limit): a client that declares a body and stops sending must not hold its connection forever.
+pub const BODY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`], within [`BODY_TIME_LIMIT`].
+pub async fn read(body: HttpBody) -> Result<Bytes, Error> {
+    read_within(body, BODY_TIME_LIMIT).await
+}
+
+async fn read_within(body: HttpBody, limit: std::time::Duration) -> Result<Bytes, Error> {
+    tokio::time::timeout(limit, read_all(body))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::InvalidJson(format!(
+                "the body did not arrive within {} seconds",
+                limit.as_secs()
+            )))
+        })
+}
+
+/// Transfer codings other than `chunked` (`gzip, chunked`...) are not decoded here: refused
+/// rather than read as plain bytes.
+pub fn check_transfer_coding(headers: &axum::http::HeaderMap) -> Result<(), Error> {
+    for value in headers.get_all(axum::http::header::TRANSFER_ENCODING) {
+        let text = value.to_str().unwrap_or("?");
+        if let Some(coding) = text
+            .split(',')
+            .map(str::trim)
+            .find(|c| !c.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(Error::InvalidJson(format!(
+                "the transfer coding \"{coding}\" is not supported: send the body plain or chunked"
+            )));
+        }
+    }
+    if let Some(coding) = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .filter(|c| !c.eq_ignore_ascii_case("identity"))
+    {
+        return Err(Error::InvalidJson(format!(
+            "the content coding \"{coding}\" is not supported: send the body uncompressed"
+        )));
+    }
+    Ok(())
+}
+
+async fn read_all(mut body: HttpBody) -> Result<Bytes, Error> {
     let mut kept: Vec<u8> = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
@@ -329,6 +375,44 @@ mod tests {
             Body::parse(br#"{"fips.": true}"#).unwrap_err().code(),
             262179
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_cut_off() {
+        // A client that sent part of its body and then nothing, holding the connection open.
+        let (mut sender, channel) = http_body_util::Channel::<Bytes>::new(1);
+        sender
+            .send_data(Bytes::from_static(b"{\"na"))
+            .await
+            .expect("send");
+        let error = read_within(
+            HttpBody::new(channel),
+            std::time::Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.code(), 262199);
+        assert!(
+            error.to_string().contains("did not arrive within"),
+            "{error}"
+        );
+        drop(sender);
+    }
+
+    #[test]
+    fn only_plain_and_chunked_bodies_are_read() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(check_transfer_coding(&headers).is_ok());
+        headers.insert("transfer-encoding", "chunked".parse().expect("header"));
+        assert!(check_transfer_coding(&headers).is_ok());
+        headers.insert(
+            "transfer-encoding",
+            "gzip, chunked".parse().expect("header"),
+        );
+        assert_eq!(check_transfer_coding(&headers).unwrap_err().code(), 262199);
+        headers.remove("transfer-encoding");
+        headers.insert("content-encoding", "gzip".parse().expect("header"));
+        assert!(check_transfer_coding(&headers).is_err());
     }
 
     #[test]

@@ -135,7 +135,9 @@ pub async fn create(
 pub async fn delete(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     state.service.delete_certificate(&uuid).await?;
     Ok(empty_ok())
 }

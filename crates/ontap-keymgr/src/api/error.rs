@@ -45,6 +45,13 @@ impl IntoResponse for ApiError {
         }
         let mut response = hal_json(status, &json!({ "error": body }));
         response.extensions_mut().insert(ErrorCode(code));
+        if let Some(seconds) = error.retry_after()
+            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
         if matches!(error, Error::Unauthenticated) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -252,8 +252,10 @@ pub async fn create(
 pub async fn modify(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
     body.refuse(&["svm", "uuid", "scope"])?;
     body.allow(&["external", "onboard"])?;
@@ -283,7 +285,9 @@ pub async fn modify(
 pub async fn delete(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     state.service.delete_key_manager(&uuid).await?;
     Ok(empty_ok())
 }

@@ -198,8 +198,10 @@ pub async fn create(
 pub async fn modify(
     State(state): State<AppState>,
     Path((key_manager, server)): Path<(String, String)>,
+    QueryParams(pairs): QueryParams<Pairs>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
     body.refuse(&["server", "records"])?;
     body.allow(&["timeout", "username", "password", "secondary_key_servers"])?;
@@ -219,7 +221,9 @@ pub async fn modify(
 pub async fn delete(
     State(state): State<AppState>,
     Path((key_manager, server)): Path<(String, String)>,
+    QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     state
         .service
         .remove_key_server(&key_manager, &server)

@@ -85,13 +85,12 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+        .with_state(state.clone())
+        // A layer, not a route layer: unknown paths and methods need credentials too.
+        .layer(middleware::from_fn_with_state(state, auth::authenticate));
     // The API's description is public, as ONTAP's /docs/api is.
     let docs = Router::new().route(OPENAPI_PATH, get(openapi_json));
-    let routes = docs.merge(api.with_state(state));
+    let routes = docs.merge(api);
     // Paths are normalized before they are routed, so this wraps the routes.
     Router::new().fallback_service(
         tower::ServiceBuilder::new()

@@ -176,11 +176,13 @@ const ACCOUNT: Resource = Resource {
 
 const AUDIT: Resource = Resource {
     name: "security_audit_log",
-    description: "One write through the API; secrets in `input` are replaced by `<redacted>`.",
+    description: "One write through the API, refused write or failed login; secrets in `input` \
+                  are replaced by `<redacted>`; `location` is the client's address.",
     fields: &[
         ("index", Integer),
         ("timestamp", Text),
         ("application", Text),
+        ("location", Text),
         ("user", Text),
         ("input", Text),
         ("state", Text),

@@ -79,7 +79,9 @@ pub async fn create(
 pub async fn delete(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
     state.service.delete_svm(&uuid).await?;
     Ok(empty_ok())
 }

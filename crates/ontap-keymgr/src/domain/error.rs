@@ -13,7 +13,9 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    TooManyRequests,
     Internal,
+    Unavailable,
 }
 
 impl Status {
@@ -25,7 +27,9 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::Conflict => 409,
+            Status::TooManyRequests => 429,
             Status::Internal => 500,
+            Status::Unavailable => 503,
         }
     }
 }
@@ -62,6 +66,12 @@ pub enum Error {
     ReadOnlyField(String),
     #[error("User is not authenticated.")]
     Unauthenticated,
+    #[error(
+        "User is not authenticated: too many failed logins from this address; retry in {0} seconds."
+    )]
+    LoginThrottled(u64),
+    #[error("The service is busy verifying other logins; retry in a moment.")]
+    Busy,
     #[error("Permission denied: the \"{role}\" role cannot {method} this resource.")]
     PermissionDenied { role: String, method: String },
     #[error("The {method} method is not supported on this resource.")]
@@ -224,7 +234,8 @@ impl Error {
             ArrayExpected(_) => 262254,
             ArrayNotExpected(_) => 262255,
             ReadOnlyField(_) => 262196,
-            Unauthenticated | PermissionDenied { .. } => 6,
+            Unauthenticated | LoginThrottled(_) | PermissionDenied { .. } => 6,
+            Busy => 262145,
             MethodNotAllowed { .. } => 3,
             AlreadyExists { .. } => 1,
             InUse(_) => 8,
@@ -282,11 +293,22 @@ impl Error {
         match self {
             NotFound { .. } | KeyServerNotConfigured(_) => Status::NotFound,
             Unauthenticated => Status::Unauthorized,
+            LoginThrottled(_) => Status::TooManyRequests,
+            Busy => Status::Unavailable,
             PermissionDenied { .. } => Status::Forbidden,
             MethodNotAllowed { .. } => Status::MethodNotAllowed,
             AlreadyExists { .. } | InUse(_) => Status::Conflict,
             Internal(_) | KeyServersUnreadable(_) => Status::Internal,
             _ => Status::BadRequest,
+        }
+    }
+
+    /// For refusals a client should retry later: after how many seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::LoginThrottled(seconds) => Some(*seconds),
+            Error::Busy => Some(1),
+            _ => None,
         }
     }
 

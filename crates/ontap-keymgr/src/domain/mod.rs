@@ -12,6 +12,7 @@ pub mod error;
 pub mod key_managers;
 pub mod key_servers;
 pub mod kmip_check;
+pub mod login;
 pub mod model;
 pub mod security;
 pub mod service;

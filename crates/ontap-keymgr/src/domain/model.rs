@@ -209,6 +209,10 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub password_hash: String,
+    /// Failed logins since the last success or lockout.
+    pub failed_logins: u32,
+    /// Seconds since the Unix epoch until which the account is locked out.
+    pub locked_until: Option<i64>,
 }
 
 /// One write through the API, as the audit trail keeps it. `input` has every secret replaced.
@@ -225,6 +229,8 @@ pub struct AuditRecord {
     pub status: u16,
     /// The ONTAP error code when the request failed.
     pub error_code: Option<String>,
+    /// The client's IP address.
+    pub address: Option<String>,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub struct Service {
     pub(super) cluster: Cluster,
     pub(super) connectivity: ConnectivityCache,
     pub(super) credentials: super::users::CredentialCache,
+    pub(super) login: super::login::LoginGuard,
     /// The cluster's TLS offer to key servers (see `security.rs`).
     pub(super) tls_offer: std::sync::RwLock<kmip::TlsOffer>,
     /// Changes of the security configuration, one at a time.
@@ -22,12 +23,17 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, cluster: Cluster) -> Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cluster: Cluster,
+        lockout: super::login::LockoutPolicy,
+    ) -> Service {
         Service {
             store,
             cluster,
             connectivity: ConnectivityCache::default(),
             credentials: Default::default(),
+            login: super::login::LoginGuard::new(lockout),
             tls_offer: Default::default(),
             security_writes: Default::default(),
         }

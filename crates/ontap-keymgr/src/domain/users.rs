@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -47,20 +47,20 @@ impl CredentialCache {
         hasher.finalize().into()
     }
 
-    fn lookup(&self, name: &str, password: &str) -> Option<Role> {
+    pub(super) fn lookup(&self, name: &str, password: &str) -> Option<Role> {
         let digest = self.digest(name, password);
         let verified = self.verified.lock().ok()?;
         let (role, known) = verified.get(name)?;
         (*known == digest).then_some(*role)
     }
 
-    fn forget(&self, name: &str) {
+    pub(super) fn forget(&self, name: &str) {
         if let Ok(mut verified) = self.verified.lock() {
             verified.remove(name);
         }
     }
 
-    fn remember(&self, name: &str, password: &str, role: Role) {
+    pub(super) fn remember(&self, name: &str, password: &str, role: Role) {
         let digest = self.digest(name, password);
         if let Ok(mut verified) = self.verified.lock() {
             verified.insert(name.to_string(), (role, digest));
@@ -131,6 +131,8 @@ impl Service {
                 name: name.to_string(),
                 role,
                 password_hash,
+                failed_logins: 0,
+                locked_until: None,
             })
             .await
             .map_err(|e| match e {
@@ -141,29 +143,6 @@ impl Service {
                 },
                 other => internal(other),
             })
-    }
-
-    /// The role of a user whose password is right; `Unauthenticated` otherwise.
-    pub async fn authenticate(&self, name: &str, password: &str) -> Result<Role> {
-        if let Some(role) = self.credentials.lookup(name, password) {
-            return Ok(role);
-        }
-        let user = self
-            .store
-            .find_user(name)
-            .await
-            .map_err(internal)?
-            .ok_or(Error::Unauthenticated)?;
-        let hash = user.password_hash.clone();
-        let candidate = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &candidate))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        if !matches {
-            return Err(Error::Unauthenticated);
-        }
-        self.credentials.remember(name, password, user.role);
-        Ok(user.role)
     }
 }
 
@@ -194,7 +173,7 @@ fn generate_password() -> String {
         .collect()
 }
 
-fn hash_password(password: &str) -> Result<String> {
+pub(super) fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -202,7 +181,10 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::Internal(format!("cannot hash a password: {e}")))
 }
 
-fn verify_password(hash: &str, password: &str) -> bool {
+/// The library's own verification: the reference `login::verify_in` is tested against.
+#[cfg(test)]
+pub(super) fn verify_password(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash)
         .map(|parsed| {
             Argon2::default()

@@ -53,6 +53,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Fails with `Conflict` when it would remove the last admin.
     async fn delete_user(&self, name: &str) -> StoreResult<()>;
+    /// Counts a failed login; at `max_attempts` (when not 0) locks the account until
+    /// `now + lockout_seconds` and restarts the count. Answers the lock's end when it locked.
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// After a successful login: no failures, no lock.
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()>;
 
     // SVMs: names are unique.
     async fn list_svms(&self) -> StoreResult<Vec<Svm>>;

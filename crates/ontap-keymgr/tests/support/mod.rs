@@ -166,6 +166,14 @@ impl Keymgr {
         std::fs::read_to_string(self.data_dir.join("../service.out")).unwrap_or_default()
     }
 
+    /// The service's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("the service is up")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
     }

@@ -10,8 +10,8 @@ pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> Sto
     // `record.index` is ignored: the database numbers the records.
     connection
         .execute(
-            "INSERT INTO audit (time, user, method, path, input, status, error_code)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit (time, user, method, path, input, status, error_code, address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 record.time,
                 record.user,
@@ -20,6 +20,7 @@ pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> Sto
                 record.input,
                 record.status,
                 record.error_code,
+                record.address,
             ],
         )
         .db()?;
@@ -29,7 +30,7 @@ pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> Sto
 pub(super) fn list_audit(connection: &Connection) -> StoreResult<Vec<AuditRecord>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT idx, time, user, method, path, input, status, error_code
+            "SELECT idx, time, user, method, path, input, status, error_code, address
              FROM audit ORDER BY idx",
         )
         .db()?;
@@ -44,6 +45,7 @@ pub(super) fn list_audit(connection: &Connection) -> StoreResult<Vec<AuditRecord
                 input: row.get(5)?,
                 status: row.get(6)?,
                 error_code: row.get(7)?,
+                address: row.get(8)?,
             })
         })
         .db()?;

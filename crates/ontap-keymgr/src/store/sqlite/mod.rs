@@ -235,6 +235,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let name = name.to_string();
+        self.write(move |connection, _| {
+            users::record_failed_login(connection, &name, max_attempts, lockout_seconds, now)
+        })
+        .await
+    }
+
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |connection, _| users::clear_failed_logins(connection, &name))
+            .await
+    }
+
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
         self.read(|connection, _| security::load_security(connection))
             .await

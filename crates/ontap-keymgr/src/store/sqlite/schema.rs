@@ -16,7 +16,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Append new versions; never edit one that has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+
+/// Failed logins and lockouts per account; the client address of audited requests.
+const MIGRATION_3: &str = r#"
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0 CHECK (failed_logins >= 0);
+ALTER TABLE users ADD COLUMN locked_until INTEGER;
+ALTER TABLE audit ADD COLUMN address TEXT;
+"#;
 
 /// The cluster's security configuration (`/api/security`): one row, written when first changed.
 const MIGRATION_2: &str = r#"

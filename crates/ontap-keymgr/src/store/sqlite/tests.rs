@@ -137,6 +137,8 @@ async fn users_round_trip() {
         name: "admin".into(),
         role: Role::Admin,
         password_hash: "$argon2id$v=19$...".into(),
+        failed_logins: 0,
+        locked_until: None,
     };
     store.insert_user(admin.clone()).await.expect("insert");
     assert_eq!(store.count_users().await.expect("count"), 1);
@@ -631,6 +633,7 @@ async fn audit_records_are_numbered_by_the_store() {
         input: "{\"password\":\"<redacted>\"}".into(),
         status,
         error_code: error_code.map(String::from),
+        address: Some("192.0.2.7".into()),
     };
     store.append_audit(record(201, None)).await.expect("append");
     store
@@ -756,4 +759,35 @@ async fn a_database_from_a_newer_program_is_refused() {
     }
     let error = SqliteStore::open(&path, SecretBox::from_key(KEY)).expect_err("too new");
     assert!(matches!(error, StoreError::Backend(m) if m.contains("99")));
+}
+
+#[tokio::test]
+async fn failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them() {
+    let store = memory_store();
+    let user = User {
+        name: "ops".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$v=19$...".into(),
+        failed_logins: 0,
+        locked_until: None,
+    };
+    store.insert_user(user).await.expect("insert");
+    for _ in 0..2 {
+        let locked = store.record_failed_login("ops", 3, 60, 1_000).await;
+        assert_eq!(locked.expect("count"), None);
+    }
+    let found = store.find_user("ops").await.expect("find").expect("user");
+    assert_eq!((found.failed_logins, found.locked_until), (2, None));
+    let locked = store.record_failed_login("ops", 3, 60, 1_000).await;
+    assert_eq!(locked.expect("count"), Some(1_060));
+    let found = store.find_user("ops").await.expect("find").expect("user");
+    assert_eq!((found.failed_logins, found.locked_until), (0, Some(1_060)));
+    store.clear_failed_logins("ops").await.expect("clear");
+    let found = store.find_user("ops").await.expect("find").expect("user");
+    assert_eq!((found.failed_logins, found.locked_until), (0, None));
+    // 0 never locks.
+    for _ in 0..10 {
+        let locked = store.record_failed_login("ops", 0, 60, 1_000).await;
+        assert_eq!(locked.expect("count"), None);
+    }
 }

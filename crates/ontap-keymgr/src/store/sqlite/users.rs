@@ -29,27 +29,75 @@ pub(super) fn insert_user(connection: &Connection, user: &User) -> StoreResult<(
 pub(super) fn find_user(connection: &Connection, name: &str) -> StoreResult<Option<User>> {
     let row = connection
         .query_row(
-            "SELECT name, role, password_hash FROM users WHERE name = ?1",
+            "SELECT name, role, password_hash, failed_logins, locked_until FROM users
+             WHERE name = ?1",
             [name],
             |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<i64>>(4)?,
                 ))
             },
         )
         .optional()
         .db()?;
-    row.map(|(name, role, password_hash)| {
+    row.map(|(name, role, password_hash, failed_logins, locked_until)| {
         let role = Role::parse(&role).ok_or_else(|| corrupt(&format!("role {role}")))?;
         Ok(User {
             name,
             role,
             password_hash,
+            failed_logins: u32::try_from(failed_logins)
+                .map_err(|_| corrupt("a negative failed login count"))?,
+            locked_until,
         })
     })
     .transpose()
+}
+
+pub(super) fn record_failed_login(
+    connection: &Connection,
+    name: &str,
+    max_attempts: u32,
+    lockout_seconds: i64,
+    now: i64,
+) -> StoreResult<Option<i64>> {
+    let failures: Option<i64> = connection
+        .query_row(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE name = ?1
+             RETURNING failed_logins",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()
+        .db()?;
+    let Some(failures) = failures else {
+        return Ok(None); // deleted meanwhile
+    };
+    if max_attempts == 0 || failures < i64::from(max_attempts) {
+        return Ok(None);
+    }
+    let until = now.saturating_add(lockout_seconds);
+    connection
+        .execute(
+            "UPDATE users SET failed_logins = 0, locked_until = ?2 WHERE name = ?1",
+            params![name, until],
+        )
+        .db()?;
+    Ok(Some(until))
+}
+
+pub(super) fn clear_failed_logins(connection: &Connection, name: &str) -> StoreResult<()> {
+    connection
+        .execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?1",
+            [name],
+        )
+        .db()?;
+    Ok(())
 }
 
 pub(super) fn list_users(connection: &Connection) -> StoreResult<Vec<User>> {

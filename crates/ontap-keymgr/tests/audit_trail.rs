@@ -1,0 +1,124 @@
+//! The audit trail keeps no secret, however a client sends it, and refuses secrets in URLs.
+
+mod support;
+
+use serde_json::json;
+use support::{Keymgr, create_key_manager, encoded, good_kmip, key_servers_path};
+use test_support::pki::TestPki;
+
+/// Everything the trail shows, read as a readonly user may read it.
+fn trail_as_readonly(keymgr: &Keymgr) -> String {
+    let created = keymgr.post(
+        "/api/security/accounts",
+        &json!({ "name": "reader", "password": "reader-password", "role": { "name": "readonly" } }),
+    );
+    assert!(matches!(created.status, 201 | 409), "{created:?}");
+    let trail = keymgr.request_as(
+        "reader",
+        "reader-password",
+        "GET",
+        "/api/security/audit/messages?fields=*&max_records=10000",
+        None,
+    );
+    assert_eq!(trail.status, 200, "{trail:?}");
+    trail.body.to_string()
+}
+
+#[test]
+fn secrets_never_reach_the_trail_whatever_their_shape() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &[kmip.address()]);
+    let server_path = format!(
+        "{}/{}",
+        key_servers_path(&key_manager),
+        encoded(&kmip.address())
+    );
+    let key_body = pki
+        .client
+        .key_pem
+        .lines()
+        .nth(1)
+        .expect("a key line")
+        .to_string();
+
+    // 1. A password in the query string: refused, and redacted in the trail.
+    keymgr
+        .patch(
+            &format!("{server_path}?password=S3cret-in-url"),
+            &json!({ "timeout": 30 }),
+        )
+        .assert_error(400, "262179");
+    // 2. A secret under a name in another case.
+    keymgr
+        .patch(&server_path, &json!({ "Password": "S3cret-capital" }))
+        .assert_error(400, "262179");
+    // 3. A private key under another field name.
+    keymgr
+        .post(
+            "/api/security/certificates",
+            &json!({ "type": "client", "public_certificate": pki.client.cert_pem, "key": pki.client.key_pem }),
+        )
+        .assert_error(400, "262179");
+    // 4. A certificate and its key in one PEM, in `public_certificate`.
+    let both = format!("{}{}", pki.client.cert_pem, pki.client.key_pem);
+    let response = keymgr.post(
+        "/api/security/certificates",
+        &json!({ "type": "server_ca", "public_certificate": both }),
+    );
+    assert!(response.status >= 400, "{response:?}");
+
+    let trail = trail_as_readonly(&keymgr);
+    for secret in ["S3cret-in-url", "S3cret-capital", key_body.as_str()] {
+        assert!(!trail.contains(secret), "{secret} is in the trail: {trail}");
+    }
+    assert!(trail.contains("password=<redacted>"), "{trail}");
+    assert!(
+        trail.contains("BEGIN CERTIFICATE"),
+        "certificates stay: {trail}"
+    );
+}
+
+#[test]
+fn every_write_refuses_unknown_query_parameters() {
+    let keymgr = Keymgr::start();
+    let svm = keymgr
+        .post("/api/svm/svms", &json!({ "name": "svm1" }))
+        .created_uuid();
+    keymgr
+        .request("DELETE", &format!("/api/svm/svms/{svm}?bogus=1"), None)
+        .assert_error(400, "262179");
+    keymgr
+        .patch(
+            "/api/security?bogus=1",
+            &json!({ "fips": { "enabled": false } }),
+        )
+        .assert_error(400, "262179");
+    // Known ones are accepted, and nothing was changed by the refusals.
+    let deleted = keymgr.request(
+        "DELETE",
+        &format!("/api/svm/svms/{svm}?return_timeout=5"),
+        None,
+    );
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+}
+
+#[test]
+fn long_inputs_are_kept_in_part() {
+    let keymgr = Keymgr::start();
+    let long_name = "n".repeat(100_000);
+    let response = keymgr.post("/api/svm/svms", &json!({ "name": long_name }));
+    assert_eq!(response.status, 400, "{response:?}");
+    let trail = keymgr.get("/api/security/audit/messages?fields=input&max_records=100");
+    let input = trail.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["input"].as_str())
+        .find(|i| i.contains("nnnn"))
+        .expect("the refused POST")
+        .to_string();
+    assert!(input.len() < 5_000, "{} bytes kept", input.len());
+    assert!(input.ends_with("...(truncated)"), "{input}");
+}

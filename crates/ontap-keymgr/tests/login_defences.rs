@@ -1,0 +1,192 @@
+//! What stands between the service and those without credentials: a bounded number of password
+//! verifications at a time, the same cost for unknown users and wrong passwords, lockout after
+//! repeated failures, throttling of addresses that keep failing, and a trail of it all.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Keymgr;
+
+/// The service's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib / 1024)
+        .expect("VmHWM")
+}
+
+fn start(env: &[(&str, &str)]) -> (tempfile::TempDir, Keymgr) {
+    let dir = tempfile::tempdir().expect("dir");
+    let keymgr = Keymgr::start_in(&dir.path().join("data"), env);
+    (dir, keymgr)
+}
+
+/// Every client of these tests is 127.0.0.1: without this, the address throttle would answer
+/// most of them before any verification.
+const NO_ADDRESS_THROTTLE: (&str, &str) = ("KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS", "0");
+
+#[test]
+fn five_hundred_concurrent_wrong_passwords_leave_memory_flat() {
+    const REQUESTS: usize = 500;
+    let (_dir, keymgr) = start(&[NO_ADDRESS_THROTTLE]);
+    let responses: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let keymgr = &keymgr;
+        let running: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                scope.spawn(move || {
+                    let response = keymgr.request_as(
+                        "admin",
+                        &format!("wrong-{i}"),
+                        "GET",
+                        "/api/cluster",
+                        None,
+                    );
+                    (response.status, response.body)
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().expect("client thread"))
+            .collect()
+    });
+    let refused = responses.iter().filter(|(s, _)| *s == 401).count();
+    let busy = responses.iter().filter(|(s, _)| *s == 503).count();
+    assert_eq!(refused + busy, REQUESTS, "only 401 and 503: {responses:?}");
+    assert!(refused > 0, "some were verified");
+    for (status, body) in &responses {
+        let code = if *status == 401 { "6" } else { "262145" };
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let peak = peak_rss_mib(keymgr.pid());
+    assert!(peak < 150, "peak RSS {peak} MiB");
+    assert_eq!(keymgr.get("/api/cluster").status, 200);
+}
+
+#[test]
+fn unknown_users_and_wrong_passwords_cost_the_same() {
+    let (_dir, keymgr) = start(&[NO_ADDRESS_THROTTLE]);
+    let median = |user: &str| {
+        let mut times: Vec<Duration> = (0..7)
+            .map(|i| {
+                let started = Instant::now();
+                let response =
+                    keymgr.request_as(user, &format!("wrong-{i}"), "GET", "/api/cluster", None);
+                assert_eq!(response.status, 401);
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown) = (median("admin"), median("nobody-by-that-name"));
+    let ratio = known.as_secs_f64().max(unknown.as_secs_f64())
+        / known.as_secs_f64().min(unknown.as_secs_f64());
+    assert!(
+        ratio < 2.0,
+        "wrong password {known:?}, unknown user {unknown:?}: the timing tells"
+    );
+}
+
+#[test]
+fn an_account_locks_after_repeated_failures_and_unlocks_after_the_duration() {
+    let (_dir, keymgr) = start(&[
+        NO_ADDRESS_THROTTLE,
+        ("KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS", "3"),
+        ("KEYMGR_LOCKOUT_DURATION", "3s"),
+    ]);
+    let created = keymgr.post(
+        "/api/security/accounts",
+        &json!({ "name": "ops", "password": "ops-password-1", "role": { "name": "admin" } }),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let login = |password: &str| {
+        keymgr
+            .request_as("ops", password, "GET", "/api/cluster", None)
+            .status
+    };
+    assert_eq!(login("ops-password-1"), 200);
+    for _ in 0..3 {
+        assert_eq!(login("wrong"), 401);
+    }
+    let locked_at = Instant::now();
+    // Locked: the right password is refused too, even though it was verified before.
+    assert_eq!(login("ops-password-1"), 401);
+    assert_eq!(
+        keymgr.get("/api/cluster").status,
+        200,
+        "other accounts work"
+    );
+    std::thread::sleep(
+        Duration::from_secs(3).saturating_sub(locked_at.elapsed()) + Duration::from_millis(500),
+    );
+    assert_eq!(login("ops-password-1"), 200, "the lockout ends");
+
+    // Every failed login is in the trail, with who and from where.
+    let audit = keymgr.get("/api/security/audit/messages?user=ops&state=error&fields=*");
+    let records = audit.body["records"].as_array().expect("records").clone();
+    assert_eq!(records.len(), 4, "{audit:?}");
+    for record in &records {
+        assert_eq!(record["location"], "127.0.0.1", "{record}");
+        assert_eq!(record["status"], 401, "{record}");
+        assert!(record["timestamp"].is_string());
+    }
+}
+
+#[test]
+fn an_address_that_keeps_failing_is_throttled() {
+    let (_dir, keymgr) = start(&[]);
+    for i in 0..10 {
+        let response =
+            keymgr.request_as("admin", &format!("wrong-{i}"), "GET", "/api/cluster", None);
+        assert_eq!(response.status, 401);
+    }
+    // The next attempt from this address is refused without a verification, right or wrong.
+    let throttled = keymgr.get("/api/cluster");
+    throttled.assert_error(429, "6");
+    assert!(throttled.message().contains("retry in"), "{throttled:?}");
+}
+
+#[test]
+fn refused_writes_of_readonly_users_are_audited() {
+    let (_dir, keymgr) = start(&[]);
+    let created = keymgr.post(
+        "/api/security/accounts",
+        &json!({ "name": "auditor", "password": "auditor-password", "role": { "name": "readonly" } }),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    keymgr
+        .request_as(
+            "auditor",
+            "auditor-password",
+            "POST",
+            "/api/svm/svms",
+            Some(r#"{"name":"svm9"}"#),
+        )
+        .assert_error(403, "6");
+    let audit = keymgr.get("/api/security/audit/messages?user=auditor&fields=*");
+    assert_eq!(audit.body["num_records"], 1, "{audit:?}");
+    assert_eq!(audit.body["records"][0]["status"], 403);
+    assert_eq!(audit.body["records"][0]["location"], "127.0.0.1");
+}
+
+#[test]
+fn unknown_paths_need_credentials_first() {
+    let (_dir, keymgr) = start(&[]);
+    keymgr
+        .request_as("", "", "GET", "/api/no/such/thing", None)
+        .assert_error(401, "6");
+    keymgr.get("/api/no/such/thing").assert_error(404, "262179");
+}
