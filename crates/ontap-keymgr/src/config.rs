@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// How many connections may be open at once unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
+
 /// The default address: local only, ONTAP's HTTPS port is 443 but that needs privileges.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
@@ -15,12 +18,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Serve plain HTTP (behind a TLS-terminating proxy).
     pub http: bool,
+    /// How many connections may be open at once; at the limit the longest idle one is closed.
+    pub max_connections: usize,
     /// PEM certificate chain and key for HTTPS; generated into the data dir when absent.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub cluster: ClusterConfig,
     pub security: SecurityConfig,
     pub login: LoginConfig,
+    /// How many audit records are kept; the oldest go first.
+    pub audit_max_records: usize,
 }
 
 /// ONTAP's `security login role config` settings for failed logins (`[login]` in the file).
@@ -138,12 +145,21 @@ struct FileConfig {
     security: SecurityConfig,
     #[serde(default)]
     login: FileLogin,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    max_records: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileServer {
     listen: Option<String>,
+    max_connections: Option<usize>,
     data_dir: Option<PathBuf>,
     http: Option<bool>,
     tls_cert: Option<PathBuf>,
@@ -175,6 +191,8 @@ struct Layer {
     max_failed_login_attempts: Option<u32>,
     lockout_duration: Option<String>,
     max_failed_logins_per_address: Option<u32>,
+    audit_max_records: Option<usize>,
+    max_connections: Option<usize>,
 }
 
 impl Layer {
@@ -197,6 +215,8 @@ impl Layer {
             max_failed_logins_per_address: self
                 .max_failed_logins_per_address
                 .or(base.max_failed_logins_per_address),
+            audit_max_records: self.audit_max_records.or(base.audit_max_records),
+            max_connections: self.max_connections.or(base.max_connections),
         }
     }
 }
@@ -250,6 +270,8 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
         max_failed_login_attempts: file.login.max_failed_login_attempts,
         lockout_duration: file.login.lockout_duration,
         max_failed_logins_per_address: file.login.max_failed_logins_per_address,
+        audit_max_records: file.audit.max_records,
+        max_connections: file.server.max_connections,
     })
 }
 
@@ -291,6 +313,8 @@ fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError>
         max_failed_login_attempts: number("KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS")?,
         lockout_duration: var("KEYMGR_LOCKOUT_DURATION"),
         max_failed_logins_per_address: number("KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS")?,
+        audit_max_records: number("KEYMGR_AUDIT_MAX_RECORDS")?.map(|n| n as usize),
+        max_connections: number("KEYMGR_MAX_CONNECTIONS")?.map(|n| n as usize),
     })
 }
 
@@ -316,6 +340,15 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
         listen,
         data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("data")),
         http: layer.http.unwrap_or(false),
+        max_connections: match layer.max_connections {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "max_connections must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_CONNECTIONS,
+        },
         tls_cert: layer.tls_cert,
         tls_key: layer.tls_key,
         cluster: ClusterConfig {
@@ -336,6 +369,15 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             max_failed_logins_per_address: layer
                 .max_failed_logins_per_address
                 .unwrap_or(LoginConfig::default().max_failed_logins_per_address),
+        },
+        audit_max_records: match layer.audit_max_records {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "the audit trail keeps at least one record (max_records >= 1)".into(),
+                ));
+            }
+            Some(n) => n,
+            None => crate::domain::audit::DEFAULT_RETENTION,
         },
     })
 }

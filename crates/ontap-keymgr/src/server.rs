@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api;
 use crate::config::Config;
+use crate::connections::{Activity, Connections};
 use crate::domain::Service;
 use crate::domain::cluster::Cluster;
 use crate::domain::login::LockoutPolicy;
@@ -70,11 +71,14 @@ pub async fn prepare(
         lockout_duration: config.login.lockout_duration,
         max_failed_logins_per_address: config.login.max_failed_logins_per_address,
     };
-    let service = Arc::new(Service::new(
-        Arc::new(store),
-        Cluster::new(&config.cluster, cluster_uuid),
-        lockout,
-    ));
+    let service = Arc::new(
+        Service::new(
+            Arc::new(store),
+            Cluster::new(&config.cluster, cluster_uuid),
+            lockout,
+        )
+        .with_audit_retention(config.audit_max_records),
+    );
     service
         .load_security()
         .await
@@ -141,14 +145,42 @@ pub async fn serve(config: Config, admin_password: Option<String>) -> Result<(),
         tracing::info!(%address, "serving HTTPS");
         Some(acceptor)
     };
-    serve_connections(listener, tls, prepared.router).await;
+    let connections = Connections::new(connection_limit(config.max_connections));
+    serve_connections(listener, tls, prepared.router, connections).await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Descriptors kept for everything but client connections: the database, key-server checks...
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// The configured connection limit, lowered to what the open files limit allows after raising
+/// it as far as it goes.
+fn connection_limit(configured: usize) -> usize {
+    let Some(files) = crate::connections::raise_open_files_limit() else {
+        return configured;
+    };
+    let allowed = usize::try_from(files.saturating_sub(RESERVED_DESCRIPTORS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if allowed < configured {
+        tracing::warn!(
+            open_files = files,
+            max_connections = allowed,
+            "the open files limit allows fewer connections than configured"
+        );
+    }
+    configured.min(allowed)
+}
+
 /// Accepts connections (over TLS unless `tls` is `None`) until SIGINT or SIGTERM, then lets the
 /// open ones finish their requests, for at most [`DRAIN_LIMIT`].
-async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router) {
+async fn serve_connections(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    connections: Arc<Connections>,
+) {
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -164,18 +196,28 @@ async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, rout
                         continue;
                     }
                 };
+                let Some(admitted) = connections.admit() else {
+                    continue; // every connection is busy: this one is closed
+                };
                 let tls = tls.clone();
-                let service = TowerToHyperService::new(with_client_address(router.clone(), peer));
+                let service = TowerToHyperService::new(per_connection(router.clone(), peer, admitted.activity()));
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    match tls {
-                        None => serve_connection(TokioIo::new(tcp), service, watcher).await,
-                        Some(acceptor) => {
-                            let handshake = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp));
-                            if let Ok(Ok(stream)) = handshake.await {
-                                serve_connection(TokioIo::new(stream), service, watcher).await;
+                    let serve = async move {
+                        match tls {
+                            None => serve_connection(TokioIo::new(tcp), service, watcher).await,
+                            Some(acceptor) => {
+                                let handshake = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp));
+                                if let Ok(Ok(stream)) = handshake.await {
+                                    serve_connection(TokioIo::new(stream), service, watcher).await;
+                                }
                             }
                         }
+                    };
+                    // Closed for room only while idle: no request is cut off.
+                    tokio::select! {
+                        () = serve => {}
+                        () = admitted.closing() => {}
                     }
                 });
             }
@@ -189,31 +231,41 @@ async fn serve_connections(listener: TcpListener, tls: Option<TlsAcceptor>, rout
     }
 }
 
-/// HTTP/1.1 on one connection. A client that does not send a request's headers within
-/// [`HEADER_LIMIT`] is dropped, so idle or trickling connections cannot pile up.
-/// The router, with the client's address in each request's extensions.
-fn with_client_address(router: Router, peer: std::net::SocketAddr) -> WithClientAddress {
-    WithClientAddress {
+/// The router as one connection sees it.
+fn per_connection(
+    router: Router,
+    peer: std::net::SocketAddr,
+    activity: Activity,
+) -> ConnectionService {
+    ConnectionService {
         inner: router,
         address: api::auth::ClientAddress(peer.ip()),
+        activity,
     }
 }
 
-/// A router that tells each request where it came from. Hand-written because `map_request`
-/// closures cannot be generic over hyper's body type.
+/// A router that tells each request where it came from, and the connection registry when a
+/// request is in flight. Hand-written because `map_request` closures cannot be generic over
+/// hyper's body type.
 #[derive(Clone)]
-struct WithClientAddress {
+struct ConnectionService {
     inner: Router,
     address: api::auth::ClientAddress,
+    activity: Activity,
 }
 
-impl<B> tower::Service<axum::http::Request<B>> for WithClientAddress
+type RouterFuture<B> = <Router as tower::Service<axum::http::Request<B>>>::Future;
+
+impl<B> tower::Service<axum::http::Request<B>> for ConnectionService
 where
     Router: tower::Service<axum::http::Request<B>>,
+    RouterFuture<B>: Send + 'static,
 {
     type Response = <Router as tower::Service<axum::http::Request<B>>>::Response;
     type Error = <Router as tower::Service<axum::http::Request<B>>>::Error;
-    type Future = <Router as tower::Service<axum::http::Request<B>>>::Future;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
     fn poll_ready(
         &mut self,
@@ -224,13 +276,21 @@ where
 
     fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(self.address);
-        self.inner.call(request)
+        let in_flight = self.activity.request();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(in_flight);
+            response
+        })
     }
 }
 
+/// HTTP/1.1 on one connection. A client that does not send a request's headers within
+/// [`HEADER_LIMIT`] is dropped, so idle or trickling connections cannot pile up.
 async fn serve_connection<I>(
     io: I,
-    service: TowerToHyperService<WithClientAddress>,
+    service: TowerToHyperService<ConnectionService>,
     watcher: Watcher,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

@@ -3,7 +3,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Keymgr, create_key_manager, encoded, good_kmip, key_servers_path};
+use support::{Keymgr, create_key_manager, edit_database, encoded, good_kmip, key_servers_path};
 use test_support::pki::TestPki;
 
 /// Everything the trail shows, read as a readonly user may read it.
@@ -121,4 +121,41 @@ fn long_inputs_are_kept_in_part() {
         .to_string();
     assert!(input.len() < 5_000, "{} bytes kept", input.len());
     assert!(input.ends_with("...(truncated)"), "{input}");
+}
+
+#[test]
+fn a_long_trail_is_read_a_page_at_a_time_and_kept_bounded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let mut keymgr = Keymgr::start_in(&data, &[("KEYMGR_AUDIT_MAX_RECORDS", "20000")]);
+    // 10,000 records of 2 KiB each, then one write of the admin's.
+    edit_database(
+        &keymgr,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
+         INSERT INTO audit (time, user, method, path, input, status) \
+         SELECT '2026-01-01T00:00:00Z', 'bulk', 'POST', '/api/svm/svms', \
+         printf('%.2048c', 'x'), 201 FROM n",
+    );
+    keymgr.post("/api/svm/svms", &json!({ "name": "needle" }));
+
+    let first = keymgr.get("/api/security/audit/messages?max_records=1&fields=user");
+    assert_eq!(first.body["num_records"], 1, "{first:?}");
+    assert_eq!(first.body["records"][0]["user"], "bulk");
+    assert!(
+        first.body["_links"]["next"]["href"].is_string(),
+        "{first:?}"
+    );
+    // A filter that only the last record passes reads on until it finds it.
+    let found = keymgr.get("/api/security/audit/messages?user=admin&max_records=1&fields=path");
+    assert_eq!(found.body["num_records"], 1, "{found:?}");
+    assert_eq!(found.body["records"][0]["path"], "/api/svm/svms");
+    let all = keymgr.get("/api/security/audit/messages?return_records=false");
+    assert_eq!(all.body["num_records"], 10_001, "{all:?}");
+
+    // With a retention of 100, the next write leaves the newest 100.
+    assert!(keymgr.stop());
+    let keymgr = Keymgr::start_in(&data, &[("KEYMGR_AUDIT_MAX_RECORDS", "100")]);
+    keymgr.post("/api/svm/svms", &json!({ "name": "another" }));
+    let kept = keymgr.get("/api/security/audit/messages?return_records=false");
+    assert_eq!(kept.body["num_records"], 100, "{kept:?}");
 }

@@ -55,21 +55,39 @@ fn audit_json(record: &AuditRecord) -> Value {
     })
 }
 
+/// How many records are read from the store at a time.
+const BATCH: usize = 1_000;
+
+/// Reads the trail batch by batch, keeping the records that pass the query's filters, and stops
+/// once the page asked for (and one more, which says whether there is a next page) is complete:
+/// `max_records=1` reads one batch however long the trail is. Only an `order_by` of the
+/// client's own needs every matching record, which the retention setting bounds.
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &AUDIT_SCHEMA)?;
-    let records = state
-        .service
-        .audit_records()
-        .await?
-        .iter()
-        .map(audit_json)
-        .collect();
+    let enough = match (query.has_order(), query.max_records) {
+        (false, Some(max)) => Some(query.offset.saturating_add(max).saturating_add(1)),
+        _ => None,
+    };
+    let mut matching = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = state.service.audit_records_after(after, BATCH).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.index;
+        let full_batch = batch.len() == BATCH;
+        matching.extend(batch.iter().map(audit_json).filter(|r| query.matches(r)));
+        if enough.is_some_and(|enough| matching.len() >= enough) || !full_batch {
+            break;
+        }
+    }
     Ok(respond_collection(
         &query,
-        records,
+        matching,
         "/api/security/audit/messages",
     ))
 }

@@ -21,6 +21,9 @@ const SECRET_NAME_PARTS: [&str; 6] = [
     "key_backup",
 ];
 
+/// How many records the trail keeps unless configured otherwise; the oldest go first.
+pub const DEFAULT_RETENTION: usize = 100_000;
+
 /// At most this much of a request's input is kept, after redaction.
 pub const MAX_AUDITED_INPUT: usize = 4096;
 
@@ -138,23 +141,30 @@ impl Service {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         self.store
-            .append_audit(AuditRecord {
-                index: 0,
-                time,
-                user: entry.user.to_string(),
-                method: entry.method.to_string(),
-                path: capped(redact_query(entry.path)),
-                input,
-                status: entry.status,
-                error_code: entry.error_code,
-                address: entry.address,
-            })
+            .append_audit(
+                AuditRecord {
+                    index: 0,
+                    time,
+                    user: entry.user.to_string(),
+                    method: entry.method.to_string(),
+                    path: capped(redact_query(entry.path)),
+                    input,
+                    status: entry.status,
+                    error_code: entry.error_code,
+                    address: entry.address,
+                },
+                self.audit_retention,
+            )
             .await
             .map_err(internal)
     }
 
-    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>> {
-        self.store.list_audit().await.map_err(internal)
+    /// At most `limit` records after index `after`, oldest first.
+    pub async fn audit_records_after(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.store
+            .list_audit_after(after, limit)
+            .await
+            .map_err(internal)
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Service {
     pub(super) connectivity: ConnectivityCache,
     pub(super) credentials: super::users::CredentialCache,
     pub(super) login: super::login::LoginGuard,
+    /// How many audit records are kept.
+    pub(super) audit_retention: usize,
     /// The cluster's TLS offer to key servers (see `security.rs`).
     pub(super) tls_offer: std::sync::RwLock<kmip::TlsOffer>,
     /// Changes of the security configuration, one at a time.
@@ -34,9 +36,16 @@ impl Service {
             connectivity: ConnectivityCache::default(),
             credentials: Default::default(),
             login: super::login::LoginGuard::new(lockout),
+            audit_retention: super::audit::DEFAULT_RETENTION,
             tls_offer: Default::default(),
             security_writes: Default::default(),
         }
+    }
+
+    /// Keeps at most `records` audit records (at least one).
+    pub fn with_audit_retention(mut self, records: usize) -> Service {
+        self.audit_retention = records.max(1);
+        self
     }
 
     pub fn cluster(&self) -> &Cluster {

@@ -100,6 +100,9 @@ pub trait Store: Send + Sync + 'static {
     async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()>;
 
     // The audit trail.
-    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()>;
-    async fn list_audit(&self) -> StoreResult<Vec<AuditRecord>>;
+    /// Appends a record, then drops the oldest beyond the newest `keep`.
+    async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()>;
+    /// At most `limit` records with an index above `after`, oldest first: a page by key, so that
+    /// reading the trail never loads it whole.
+    async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
 }

@@ -198,6 +198,16 @@ pub fn parse(pairs: &[(String, String)], schema: &Schema) -> Result<Query, Query
 
 impl Query {
     /// Keeps the records that match every filter.
+    /// Whether one record passes every filter.
+    pub fn matches(&self, record: &Value) -> bool {
+        self.filters.iter().all(|filter| filter.matches(record))
+    }
+
+    /// Whether the client asked for an order of its own (`order_by`).
+    pub fn has_order(&self) -> bool {
+        !self.order_by.is_empty()
+    }
+
     pub fn filter(&self, records: Vec<Value>) -> Vec<Value> {
         records
             .into_iter()

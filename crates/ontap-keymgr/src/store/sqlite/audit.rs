@@ -6,7 +6,11 @@ use super::SqlResultExt;
 use crate::domain::model::AuditRecord;
 use crate::store::StoreResult;
 
-pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> StoreResult<()> {
+pub(super) fn append_audit(
+    connection: &Connection,
+    record: &AuditRecord,
+    keep: usize,
+) -> StoreResult<()> {
     // `record.index` is ignored: the database numbers the records.
     connection
         .execute(
@@ -24,18 +28,32 @@ pub(super) fn append_audit(connection: &Connection, record: &AuditRecord) -> Sto
             ],
         )
         .db()?;
+    // Indexes only grow, so the newest `keep` are those above the last minus `keep`: a range
+    // delete on the primary key, which finds nothing to do until the trail is full.
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    connection
+        .execute(
+            "DELETE FROM audit WHERE idx <= last_insert_rowid() - ?1",
+            [keep],
+        )
+        .db()?;
     Ok(())
 }
 
-pub(super) fn list_audit(connection: &Connection) -> StoreResult<Vec<AuditRecord>> {
+pub(super) fn list_audit_after(
+    connection: &Connection,
+    after: i64,
+    limit: usize,
+) -> StoreResult<Vec<AuditRecord>> {
     let mut statement = connection
         .prepare_cached(
             "SELECT idx, time, user, method, path, input, status, error_code, address
-             FROM audit ORDER BY idx",
+             FROM audit WHERE idx > ?1 ORDER BY idx LIMIT ?2",
         )
         .db()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = statement
-        .query_map([], |row| {
+        .query_map(params![after, limit], |row| {
             Ok(AuditRecord {
                 index: row.get(0)?,
                 time: row.get(1)?,

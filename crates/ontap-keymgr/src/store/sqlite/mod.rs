@@ -356,13 +356,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, record: AuditRecord) -> StoreResult<()> {
-        self.write(move |connection, _| audit::append_audit(connection, &record))
+    async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {
+        self.write(move |connection, _| audit::append_audit(connection, &record, keep))
             .await
     }
 
-    async fn list_audit(&self) -> StoreResult<Vec<AuditRecord>> {
-        self.read(|connection, _| audit::list_audit(connection))
+    async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.read(move |connection, _| audit::list_audit_after(connection, after, limit))
             .await
     }
 }

@@ -635,12 +635,15 @@ async fn audit_records_are_numbered_by_the_store() {
         error_code: error_code.map(String::from),
         address: Some("192.0.2.7".into()),
     };
-    store.append_audit(record(201, None)).await.expect("append");
     store
-        .append_audit(record(409, Some("65536823")))
+        .append_audit(record(201, None), 10)
         .await
         .expect("append");
-    let listed = store.list_audit().await.expect("list");
+    store
+        .append_audit(record(409, Some("65536823")), 10)
+        .await
+        .expect("append");
+    let listed = store.list_audit_after(0, 100).await.expect("list");
     assert_eq!(
         listed,
         [
@@ -653,6 +656,38 @@ async fn audit_records_are_numbered_by_the_store() {
                 ..record(409, Some("65536823"))
             },
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_trail_is_read_by_pages_and_keeps_only_the_newest() {
+    let store = memory_store();
+    let record = |n: u16| AuditRecord {
+        index: 0,
+        time: "2025-01-01T00:00:00Z".into(),
+        user: "admin".into(),
+        method: "POST".into(),
+        path: format!("/api/svm/svms/{n}"),
+        input: String::new(),
+        status: 201,
+        error_code: None,
+        address: None,
+    };
+    for n in 1..=25 {
+        store.append_audit(record(n), 20).await.expect("append");
+    }
+    let indexes = |records: Vec<AuditRecord>| records.iter().map(|r| r.index).collect::<Vec<_>>();
+    // The 5 oldest are gone; pages by key.
+    let first = store.list_audit_after(0, 8).await.expect("page");
+    assert_eq!(indexes(first), (6..=13).collect::<Vec<_>>());
+    let next = store.list_audit_after(13, 100).await.expect("page");
+    assert_eq!(indexes(next), (14..=25).collect::<Vec<_>>());
+    assert!(
+        store
+            .list_audit_after(25, 8)
+            .await
+            .expect("page")
+            .is_empty()
     );
 }
 
