@@ -33,7 +33,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = self.0;
         let status = status_code(error.status());
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Refusals to retry later; their causes are logged once where they arise.
+            tracing::debug!(code = error.code(), %error, "request refused for now");
+        } else if status.is_server_error() {
             tracing::error!(code = error.code(), %error, "request failed");
         } else {
             tracing::debug!(code = error.code(), %error, "request refused");

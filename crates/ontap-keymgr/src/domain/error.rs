@@ -72,6 +72,11 @@ pub enum Error {
     LoginThrottled(u64),
     #[error("The service is busy verifying other logins; retry in a moment.")]
     Busy,
+    #[error(
+        "The change cannot be stored: the disk holding the service's database is full. Retry \
+         once space is freed."
+    )]
+    StorageFull,
     #[error("Permission denied: the \"{role}\" role cannot {method} this resource.")]
     PermissionDenied { role: String, method: String },
     #[error("The {method} method is not supported on this resource.")]
@@ -235,7 +240,7 @@ impl Error {
             ArrayNotExpected(_) => 262255,
             ReadOnlyField(_) => 262196,
             Unauthenticated | LoginThrottled(_) | PermissionDenied { .. } => 6,
-            Busy => 262145,
+            Busy | StorageFull => 262145,
             MethodNotAllowed { .. } => 3,
             AlreadyExists { .. } => 1,
             InUse(_) => 8,
@@ -294,7 +299,7 @@ impl Error {
             NotFound { .. } | KeyServerNotConfigured(_) => Status::NotFound,
             Unauthenticated => Status::Unauthorized,
             LoginThrottled(_) => Status::TooManyRequests,
-            Busy => Status::Unavailable,
+            Busy | StorageFull => Status::Unavailable,
             PermissionDenied { .. } => Status::Forbidden,
             MethodNotAllowed { .. } => Status::MethodNotAllowed,
             AlreadyExists { .. } | InUse(_) => Status::Conflict,
@@ -308,6 +313,7 @@ impl Error {
         match self {
             Error::LoginThrottled(seconds) => Some(*seconds),
             Error::Busy => Some(1),
+            Error::StorageFull => Some(30),
             _ => None,
         }
     }

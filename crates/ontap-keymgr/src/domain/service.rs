@@ -148,7 +148,11 @@ pub struct ExternalKeyManager {
 
 /// A store failure the client cannot do anything about.
 pub(super) fn internal(error: StoreError) -> Error {
-    Error::Internal(error.to_string())
+    match error {
+        // Not internal: clients should retry once space is freed (the store logs it once).
+        StoreError::Full(_) => Error::StorageFull,
+        other => Error::Internal(other.to_string()),
+    }
 }
 
 /// The failure of a write to one object: `NotFound` means the object went away since it was
@@ -166,5 +170,22 @@ pub(super) fn key_manager_read_error(error: StoreError) -> Error {
     match error {
         StoreError::Unreadable(detail) => Error::KeyServersUnreadable(detail),
         other => internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Status;
+
+    #[test]
+    fn a_full_disk_is_503_for_clients_to_retry() {
+        let error = internal(StoreError::Full("database or disk is full".into()));
+        assert_eq!(error.status(), Status::Unavailable);
+        assert_eq!(error.retry_after(), Some(30));
+        assert_eq!(
+            internal(StoreError::Backend("I/O".into())).status(),
+            Status::Internal
+        );
     }
 }

@@ -34,7 +34,10 @@ pub enum StoreError {
     /// altered data) or a row the code cannot parse.
     #[error("unreadable stored data: {0}")]
     Unreadable(String),
-    /// The database failed (I/O, a full disk, a lock held too long).
+    /// The disk holding the database is full: writes fail until space is freed.
+    #[error("the disk holding the database is full: {0}")]
+    Full(String),
+    /// The database failed (I/O, a lock held too long).
     #[error("storage failure: {0}")]
     Backend(String),
 }

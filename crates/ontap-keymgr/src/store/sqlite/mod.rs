@@ -19,6 +19,7 @@ mod users;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -36,6 +37,8 @@ use crate::domain::model::{
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
     secrets: Arc<SecretBox>,
+    /// Whether the last write found the disk full: logged once when it starts, once when it ends.
+    disk_full: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -64,6 +67,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
             secrets: Arc::new(secrets),
+            disk_full: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -105,15 +109,36 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, &SecretBox) -> StoreResult<T> + Send + 'static,
     {
-        self.with_connection(move |connection, secrets| {
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .db()?;
-            let value = f(&transaction, secrets)?;
-            transaction.commit().db()?;
-            Ok(value)
-        })
-        .await
+        let result = self
+            .with_connection(move |connection, secrets| {
+                let transaction = connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .db()?;
+                let value = f(&transaction, secrets)?;
+                transaction.commit().db()?;
+                Ok(value)
+            })
+            .await;
+        self.note_disk_space(&result);
+        result
+    }
+
+    /// Logs a full disk when writes start failing for it, and again when they succeed: once per
+    /// episode, not once per request.
+    fn note_disk_space<T>(&self, result: &StoreResult<T>) {
+        match result {
+            Err(StoreError::Full(detail)) => {
+                if !self.disk_full.swap(true, Ordering::Relaxed) {
+                    tracing::error!(%detail, "the disk holding the database is full: writes are refused until space is freed");
+                }
+            }
+            Ok(_) => {
+                if self.disk_full.swap(false, Ordering::Relaxed) {
+                    tracing::info!("writes to the database succeed again");
+                }
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -123,10 +148,12 @@ impl SqliteStore {
 /// another process, a dangling reference) is a conflict, anything else a backend failure. SQLite
 /// names the constraint, never the values, so no secret can leak through the message.
 fn db_error(error: rusqlite::Error) -> StoreError {
-    if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) {
-        StoreError::Conflict(format!("a conflicting record ({error})"))
-    } else {
-        StoreError::Backend(error.to_string())
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => {
+            StoreError::Conflict(format!("a conflicting record ({error})"))
+        }
+        Some(ErrorCode::DiskFull) => StoreError::Full(error.to_string()),
+        _ => StoreError::Backend(error.to_string()),
     }
 }
 

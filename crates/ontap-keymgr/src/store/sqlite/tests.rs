@@ -826,3 +826,34 @@ async fn failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them() 
         assert_eq!(locked.expect("count"), None);
     }
 }
+
+#[tokio::test]
+async fn a_full_disk_is_told_apart_from_other_failures() {
+    let store = memory_store();
+    // A database that may not grow past 40 pages stands for a full disk.
+    store
+        .connection
+        .lock()
+        .expect("connection")
+        .pragma_update(None, "max_page_count", 40)
+        .expect("pragma");
+    let record = AuditRecord {
+        index: 0,
+        time: "2025-01-01T00:00:00Z".into(),
+        user: "admin".into(),
+        method: "POST".into(),
+        path: "/api/svm/svms".into(),
+        input: "x".repeat(4000),
+        status: 201,
+        error_code: None,
+        address: None,
+    };
+    let mut outcome = Ok(());
+    for _ in 0..200 {
+        outcome = store.append_audit(record.clone(), 100_000).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(outcome, Err(StoreError::Full(_))), "{outcome:?}");
+}
