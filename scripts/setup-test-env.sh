@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with what the end-to-end tests need: PyKMIP (the KMIP server the tests talk to),
+# schemathesis (which checks the service against its OpenAPI document),
 # netapp-ontap (NetApp's Python client) and ansible (for NetApp's netapp.ontap collection): the
 # real clients the tests drive the service with.
 # Idempotent: does nothing when .venv already matches scripts/requirements-test.txt.

@@ -20,12 +20,13 @@ pub enum Type {
     StringList,
 }
 
-/// A resource: its name, its readable fields with types, and which are write-only.
+/// A resource: its name, its readable fields with types, and which of its dotted prefixes are
+/// arrays of objects (`external.servers` of a key manager).
 pub struct Resource {
     pub name: &'static str,
     pub description: &'static str,
     pub fields: &'static [(&'static str, Type)],
-    pub write_only: &'static [(&'static str, Type)],
+    pub arrays: &'static [&'static str],
 }
 
 /// One operation of one path.
@@ -35,7 +36,8 @@ pub struct Operation {
     pub resource: &'static Resource,
     /// `Some` for collections and instances that take ONTAP's query parameters.
     pub query: Option<&'static Schema>,
-    pub body: bool,
+    /// The fields a request body may set (any other is refused with 262179); `None`: no body.
+    pub body: Option<&'static [(&'static str, Type)]>,
     pub status: u16,
     pub codes: &'static [(u64, &'static str)],
 }
@@ -57,7 +59,7 @@ const SECURITY: Resource = Resource {
         ("tls.cipher_suites", StringList),
         ("tls.offload_enabled", Boolean),
     ],
-    write_only: &[],
+    arrays: &[],
 };
 
 const CLUSTER: Resource = Resource {
@@ -72,14 +74,14 @@ const CLUSTER: Resource = Resource {
         ("version.minor", Integer),
         ("metrocluster.configured", Boolean),
     ],
-    write_only: &[],
+    arrays: &[],
 };
 
 const NODE: Resource = Resource {
     name: "node",
     description: "A node of the cluster.",
     fields: &[("uuid", Text), ("name", Text)],
-    write_only: &[],
+    arrays: &[],
 };
 
 const SVM: Resource = Resource {
@@ -91,12 +93,12 @@ const SVM: Resource = Resource {
         ("state", Text),
         ("subtype", Text),
     ],
-    write_only: &[],
+    arrays: &[],
 };
 
 const CERTIFICATE: Resource = Resource {
     name: "security_certificate",
-    description: "An installed certificate. `private_key` is write-only.",
+    description: "An installed certificate. `private_key` may be sent, never read back.",
     fields: &[
         ("uuid", Text),
         ("name", Text),
@@ -110,7 +112,7 @@ const CERTIFICATE: Resource = Resource {
         ("expiry_time", Text),
         ("public_certificate", Text),
     ],
-    write_only: &[("private_key", Text)],
+    arrays: &[],
 };
 
 const KEY_MANAGER: Resource = Resource {
@@ -133,12 +135,7 @@ const KEY_MANAGER: Resource = Resource {
         ("status.code", Integer),
         ("status.message", Text),
     ],
-    write_only: &[
-        ("external.servers.password", Text),
-        ("onboard.passphrase", Text),
-        ("onboard.existing_passphrase", Text),
-        ("onboard.synchronize", Boolean),
-    ],
+    arrays: &["external.servers", "external.server_ca_certificates"],
 };
 
 const KEY_SERVER: Resource = Resource {
@@ -157,12 +154,12 @@ const KEY_SERVER: Resource = Resource {
         ("connectivity.tls_version", Text),
         ("connectivity.cipher_suite", Text),
     ],
-    write_only: &[("password", Text)],
+    arrays: &["connectivity.node_states", "records"],
 };
 
 const ACCOUNT: Resource = Resource {
     name: "account",
-    description: "A user of the API and its role (`admin` or `readonly`). `password` is write-only.",
+    description: "A user of the API and its role (`admin` or `readonly`). `password` may be sent, never read back.",
     fields: &[
         ("name", Text),
         ("role.name", Text),
@@ -171,7 +168,7 @@ const ACCOUNT: Resource = Resource {
         ("owner.uuid", Text),
         ("locked", Boolean),
     ],
-    write_only: &[("password", Text)],
+    arrays: &[],
 };
 
 const AUDIT: Resource = Resource {
@@ -192,7 +189,7 @@ const AUDIT: Resource = Resource {
         ("path", Text),
         ("status", Integer),
     ],
-    write_only: &[],
+    arrays: &[],
 };
 
 const NOT_FOUND: (u64, &str) = (4, "An entry with the specified identifiers was not found.");
@@ -233,6 +230,74 @@ const KMIP_CHECK_CODES: [(u64, &str); 5] = [
     ),
 ];
 
+// What each write accepts in its body, as its handler reads it.
+const SECURITY_PATCH: &[(&str, Type)] = &[
+    ("fips.enabled", Boolean),
+    ("tls.protocol_versions", StringList),
+    ("tls.cipher_suites", StringList),
+    ("tls.offload_enabled", Boolean),
+];
+const SVM_POST: &[(&str, Type)] = &[("name", Text)];
+const CERTIFICATE_POST: &[(&str, Type)] = &[
+    ("type", Text),
+    ("name", Text),
+    ("common_name", Text),
+    ("svm.name", Text),
+    ("svm.uuid", Text),
+    ("public_certificate", Text),
+    ("private_key", Text),
+];
+const KEY_MANAGER_POST: &[(&str, Type)] = &[
+    ("svm.name", Text),
+    ("svm.uuid", Text),
+    ("external.client_certificate.name", Text),
+    ("external.client_certificate.uuid", Text),
+    ("external.server_ca_certificates.name", Text),
+    ("external.server_ca_certificates.uuid", Text),
+    ("external.servers.server", Text),
+    ("external.servers.timeout", Integer),
+    ("external.servers.username", Text),
+    ("external.servers.password", Text),
+    ("external.servers.secondary_key_servers", Text),
+    ("onboard.enabled", Boolean),
+    ("onboard.passphrase", Text),
+    ("onboard.synchronize", Boolean),
+];
+const KEY_MANAGER_PATCH: &[(&str, Type)] = &[
+    ("external.client_certificate.name", Text),
+    ("external.client_certificate.uuid", Text),
+    ("external.server_ca_certificates.name", Text),
+    ("external.server_ca_certificates.uuid", Text),
+    ("onboard.passphrase", Text),
+    ("onboard.existing_passphrase", Text),
+    ("onboard.synchronize", Boolean),
+];
+const KEY_SERVER_POST: &[(&str, Type)] = &[
+    ("server", Text),
+    ("timeout", Integer),
+    ("username", Text),
+    ("password", Text),
+    ("secondary_key_servers", StringList),
+    ("records.server", Text),
+    ("records.timeout", Integer),
+    ("records.username", Text),
+    ("records.password", Text),
+    ("records.secondary_key_servers", StringList),
+];
+const KEY_SERVER_PATCH: &[(&str, Type)] = &[
+    ("timeout", Integer),
+    ("username", Text),
+    ("password", Text),
+    ("secondary_key_servers", StringList),
+];
+const ACCOUNT_POST: &[(&str, Type)] = &[
+    ("name", Text),
+    ("password", Text),
+    ("role.name", Text),
+    ("owner.name", Text),
+    ("owner.uuid", Text),
+];
+
 /// Every path and operation the service serves.
 pub const PATHS: &[Path] = &[
     Path {
@@ -242,7 +307,7 @@ pub const PATHS: &[Path] = &[
             summary: "Retrieve the cluster",
             resource: &CLUSTER,
             query: Some(&super::cluster::CLUSTER_SCHEMA),
-            body: false,
+            body: None,
             status: 200,
             codes: &[],
         }],
@@ -254,7 +319,7 @@ pub const PATHS: &[Path] = &[
             summary: "List the nodes",
             resource: &NODE,
             query: Some(&super::cluster::NODE_SCHEMA),
-            body: false,
+            body: None,
             status: 200,
             codes: &[],
         }],
@@ -267,7 +332,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve the security configuration",
                 resource: &SECURITY,
                 query: Some(&super::security::SECURITY_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[],
             },
@@ -276,7 +341,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Change FIPS mode and the TLS offer to key servers",
                 resource: &SECURITY,
                 query: None,
-                body: true,
+                body: Some(SECURITY_PATCH),
                 status: 200,
                 codes: &[
                     (52428817, "SSLv3 is not supported when FIPS is enabled."),
@@ -293,7 +358,7 @@ pub const PATHS: &[Path] = &[
                 summary: "List SVMs",
                 resource: &SVM,
                 query: Some(&super::svms::SVM_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[],
             },
@@ -302,7 +367,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create an SVM",
                 resource: &SVM,
                 query: None,
-                body: true,
+                body: Some(SVM_POST),
                 status: 201,
                 codes: &[(1, "An SVM of this name already exists.")],
             },
@@ -316,7 +381,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve an SVM",
                 resource: &SVM,
                 query: Some(&super::svms::SVM_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -325,7 +390,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Delete an SVM",
                 resource: &SVM,
                 query: None,
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -342,7 +407,7 @@ pub const PATHS: &[Path] = &[
                 summary: "List certificates",
                 resource: &CERTIFICATE,
                 query: Some(&super::certificates::CERTIFICATE_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[],
             },
@@ -351,7 +416,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Install a certificate",
                 resource: &CERTIFICATE,
                 query: None,
-                body: true,
+                body: Some(CERTIFICATE_POST),
                 status: 201,
                 codes: &[
                     (
@@ -389,7 +454,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve a certificate",
                 resource: &CERTIFICATE,
                 query: Some(&super::certificates::CERTIFICATE_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -398,7 +463,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Delete a certificate",
                 resource: &CERTIFICATE,
                 query: None,
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -418,7 +483,7 @@ pub const PATHS: &[Path] = &[
                 summary: "List key managers",
                 resource: &KEY_MANAGER,
                 query: Some(&super::key_managers::KEY_MANAGER_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[],
             },
@@ -427,7 +492,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create a key manager",
                 resource: &KEY_MANAGER,
                 query: None,
-                body: true,
+                body: Some(KEY_MANAGER_POST),
                 status: 201,
                 codes: &[
                     (
@@ -478,7 +543,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve a key manager",
                 resource: &KEY_MANAGER,
                 query: Some(&super::key_managers::KEY_MANAGER_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -487,7 +552,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Update a key manager",
                 resource: &KEY_MANAGER,
                 query: None,
-                body: true,
+                body: Some(KEY_MANAGER_PATCH),
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -512,7 +577,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Delete a key manager",
                 resource: &KEY_MANAGER,
                 query: None,
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -526,7 +591,7 @@ pub const PATHS: &[Path] = &[
                 summary: "List key servers configured in an external key manager",
                 resource: &KEY_SERVER,
                 query: Some(&super::key_servers::KEY_SERVER_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -541,7 +606,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Add primary key servers to an external key manager",
                 resource: &KEY_SERVER,
                 query: None,
-                body: true,
+                body: Some(KEY_SERVER_POST),
                 status: 201,
                 codes: &[
                     NOT_FOUND,
@@ -578,7 +643,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve a key server",
                 resource: &KEY_SERVER,
                 query: Some(&super::key_servers::KEY_SERVER_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -593,7 +658,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Update a primary key server",
                 resource: &KEY_SERVER,
                 query: None,
-                body: true,
+                body: Some(KEY_SERVER_PATCH),
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -642,7 +707,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Delete a primary key server",
                 resource: &KEY_SERVER,
                 query: None,
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -664,7 +729,7 @@ pub const PATHS: &[Path] = &[
             summary: "List the audit trail of writes",
             resource: &AUDIT,
             query: Some(&super::audit::AUDIT_SCHEMA),
-            body: false,
+            body: None,
             status: 200,
             codes: &[],
         }],
@@ -677,7 +742,7 @@ pub const PATHS: &[Path] = &[
                 summary: "List API users",
                 resource: &ACCOUNT,
                 query: Some(&super::accounts::ACCOUNT_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[],
             },
@@ -686,7 +751,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create an API user",
                 resource: &ACCOUNT,
                 query: None,
-                body: true,
+                body: Some(ACCOUNT_POST),
                 status: 201,
                 codes: &[(1, "A user of this name already exists.")],
             },
@@ -700,7 +765,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Retrieve an API user",
                 resource: &ACCOUNT,
                 query: Some(&super::accounts::ACCOUNT_SCHEMA),
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -709,7 +774,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Delete an API user",
                 resource: &ACCOUNT,
                 query: None,
-                body: false,
+                body: None,
                 status: 200,
                 codes: &[NOT_FOUND, (8, "The last admin user cannot be deleted.")],
             },
@@ -731,6 +796,7 @@ pub fn document() -> Value {
         paths.insert(path.path.to_string(), Value::Object(operations));
     }
     let resources = [
+        &SECURITY,
         &ACCOUNT,
         &CLUSTER,
         &NODE,
@@ -742,19 +808,10 @@ pub fn document() -> Value {
     ];
     let mut schemas = Map::new();
     for resource in resources {
-        schemas.insert(
-            resource.name.to_string(),
-            object_schema(resource.fields, resource.description),
-        );
-        if !resource.write_only.is_empty() {
-            let all: Vec<(&str, Type)> = resource
-                .fields
-                .iter()
-                .chain(resource.write_only)
-                .copied()
-                .collect();
-            schemas.insert(format!("{}_input", resource.name), object_schema(&all, "The fields a request may set (writable fields are checked per operation; unknown fields are refused with 262179)."));
-        }
+        let mut schema = object_schema(resource.fields, resource.arrays, false);
+        schema["properties"]["_links"] = json!({ "type": "object" });
+        schema["description"] = resource.description.into();
+        schemas.insert(resource.name.to_string(), schema);
     }
     schemas.insert("error".into(), error_schema());
     json!({
@@ -784,18 +841,32 @@ fn type_json(field_type: Type) -> Value {
     }
 }
 
-/// Nests dotted fields (`svm.name`) into object schemas.
-fn object_schema(fields: &[(&str, Type)], description: &str) -> Value {
-    let mut root = json!({ "type": "object", "properties": {} });
+/// Nests dotted fields (`svm.name`) into object schemas; the prefixes in `arrays` are arrays of
+/// such objects. A request schema (`closed`) refuses other properties, as the service does.
+fn object_schema(fields: &[(&str, Type)], arrays: &[&str], closed: bool) -> Value {
+    let mut root = new_object(closed);
     for (path, field_type) in fields {
-        insert_property(&mut root, &path.split('.').collect::<Vec<_>>(), *field_type);
+        let parts: Vec<&str> = path.split('.').collect();
+        insert_property(&mut root, &parts, "", *field_type, arrays, closed);
     }
-    root["properties"]["_links"] = json!({ "type": "object" });
-    root["description"] = description.into();
     root
 }
 
-fn insert_property(schema: &mut Value, parts: &[&str], field_type: Type) {
+fn new_object(closed: bool) -> Value {
+    match closed {
+        true => json!({ "type": "object", "properties": {}, "additionalProperties": false }),
+        false => json!({ "type": "object", "properties": {} }),
+    }
+}
+
+fn insert_property(
+    schema: &mut Value,
+    parts: &[&str],
+    prefix: &str,
+    field_type: Type,
+    arrays: &[&str],
+    closed: bool,
+) {
     let Some((first, rest)) = parts.split_first() else {
         return;
     };
@@ -804,10 +875,22 @@ fn insert_property(schema: &mut Value, parts: &[&str], field_type: Type) {
         properties[*first] = type_json(field_type);
         return;
     }
+    let path = match prefix {
+        "" => first.to_string(),
+        _ => format!("{prefix}.{first}"),
+    };
+    let is_array = arrays.contains(&path.as_str());
     if properties.get(*first).is_none() {
-        properties[*first] = json!({ "type": "object", "properties": {} });
+        properties[*first] = match is_array {
+            true => json!({ "type": "array", "items": new_object(closed) }),
+            false => new_object(closed),
+        };
     }
-    insert_property(&mut properties[*first], rest, field_type);
+    let inner = match is_array {
+        true => &mut properties[*first]["items"],
+        false => &mut properties[*first],
+    };
+    insert_property(inner, rest, &path, field_type, arrays, closed);
 }
 
 fn error_schema() -> Value {
@@ -829,11 +912,35 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A regular expression for one of these names, dots escaped.
+fn one_of(names: &[&str]) -> String {
+    let escaped: Vec<String> = names.iter().map(|n| n.replace('.', "\\.")).collect();
+    format!("({})", escaped.join("|"))
+}
+
+/// `fields`: a comma-separated list of field names, `*` and `**`.
+fn fields_pattern(schema: &Schema) -> String {
+    let names: Vec<&str> = schema
+        .fields
+        .iter()
+        .chain(schema.expensive)
+        .copied()
+        .collect();
+    let name = format!("(\\*\\*|\\*|{})", &one_of(&names));
+    format!("^{name}(,{name})*$")
+}
+
+/// `order_by`: comma-separated `field [asc|desc]`.
+fn order_by_pattern(schema: &Schema) -> String {
+    let key = format!("{}( (asc|desc))?", one_of(schema.fields));
+    format!("^{key}(,{key})*$")
+}
+
 fn query_parameters(schema: &Schema) -> Vec<Value> {
     let mut parameters = vec![
-        json!({ "name": "fields", "in": "query", "schema": { "type": "string" }, "description": "Comma-separated fields to return; `*` all normal fields, `**` also the expensive ones." }),
+        json!({ "name": "fields", "in": "query", "schema": { "type": "string", "pattern": fields_pattern(schema) }, "description": "Comma-separated fields to return; `*` all normal fields, `**` also the expensive ones." }),
         json!({ "name": "max_records", "in": "query", "schema": { "type": "integer", "minimum": 0 } }),
-        json!({ "name": "order_by", "in": "query", "schema": { "type": "string" }, "description": "`field [asc|desc]`, comma-separated." }),
+        json!({ "name": "order_by", "in": "query", "schema": { "type": "string", "pattern": order_by_pattern(schema) }, "description": "`field [asc|desc]`, comma-separated." }),
         json!({ "name": "return_records", "in": "query", "schema": { "type": "boolean", "default": true } }),
         json!({ "name": "return_timeout", "in": "query", "schema": { "type": "integer", "minimum": 0, "maximum": 120, "default": 15 } }),
     ];
@@ -892,13 +999,10 @@ fn operation_json(path: &str, operation: &Operation) -> Value {
             "default": { "description": errors, "content": { "application/hal+json": { "schema": { "$ref": "#/components/schemas/error" } } } },
         },
     });
-    if operation.body {
-        let input = if operation.resource.write_only.is_empty() {
-            schema_ref
-        } else {
-            format!("{schema_ref}_input")
-        };
-        result["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": input } } } });
+    if let Some(writable) = operation.body {
+        let input = object_schema(writable, operation.resource.arrays, true);
+        result["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": input } } });
     }
     result
 }
