@@ -3,17 +3,21 @@
 
 Why a wrapper rather than `pykmip-server -f server.conf`:
 - it binds port 0 and prints the port it got (`LISTENING <port>`), so tests never race for ports;
-- it exits, with the manager process PyKMIP forks, as soon as its standard input closes or
-  it gets SIGTERM, so a test process that dies (or a test binary
-  that ends without running destructors) never leaves a server behind;
+- it exits, with the manager process PyKMIP forks, on SIGINT or SIGTERM (PyKMIP alone is slow to
+  stop on SIGTERM), and with --stop-on-stdin-eof also as soon as its standard input closes, which
+  the tests use so that a test process that dies never leaves a server behind (without it, it
+  runs in the background: `... &`);
+- a port already in use is said plainly, not as a traceback;
 - with --username/--password it checks the KMIP Username and Password credential of every
   request, as a production key server would (stock PyKMIP ignores credentials unless an external
   SLUGS service is configured), answering "Authentication Not Successful" otherwise.
 
-Usage: kmip_server.py --dir DIR --cert PEM --key PEM --ca PEM [--username U --password P]
+Usage: kmip_server.py --dir DIR --cert PEM --key PEM --ca PEM [--port N]
+                      [--username U --password P] [--stop-on-stdin-eof]
 """
 
 import argparse
+import errno
 import multiprocessing
 import os
 import signal
@@ -67,6 +71,7 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--username")
     parser.add_argument("--password")
+    parser.add_argument("--stop-on-stdin-eof", action="store_true")
     args = parser.parse_args()
 
     if args.username is not None:
@@ -90,13 +95,23 @@ def main():
     )
     # PyKMIP treats port 0 as "not configured"; set it after the configuration is read.
     server.config.settings["port"] = args.port
-    server.start()
+    try:
+        server.start()
+    except Exception as error:  # PyKMIP wraps the OSError in its NetworkingError
+        cause = error if isinstance(error, OSError) else error.__context__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            print(f"port {args.port} is in use: stop what listens there, or choose another "
+                  "with --port", file=sys.stderr)
+            sys.exit(1)
+        raise
     # PyKMIP binds in start() but listens only in serve(); listen now, so that the port is
     # accepting connections by the time we announce it (serve() listening again is harmless).
     server._socket.listen(5)
     port = server._socket.getsockname()[1]
-    threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
+    if args.stop_on_stdin_eof:
+        threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(f"LISTENING {port}", flush=True)
     try:
         server.serve()

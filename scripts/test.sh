@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-test-env.sh
 export KEYMGR_TEST_PYTHON="$PWD/.venv/bin/python"
-# netapp-ontap uses requests, which ignores verify=False when REQUESTS_CA_BUNDLE is set.
+# A plain `requests` session ignores verify=False when REQUESTS_CA_BUNDLE is set (netapp-ontap
+# 9.19 and Ansible do not): unset for the tests' own Python helpers.
 unset REQUESTS_CA_BUNDLE
 
 cargo test --workspace --locked

@@ -25,6 +25,8 @@ pub struct Endpoint {
 pub enum EndpointError {
     #[error("the address is empty")]
     Empty,
+    #[error("\"{0}\" is a URL: give host or host:port, not a URL (such as {1})")]
+    Url(String, String),
     #[error("\"{0}\" is not a valid port (1 to 65535)")]
     BadPort(String),
     #[error("\"{0}\" is not a valid IPv6 address")]
@@ -53,6 +55,11 @@ impl FromStr for Endpoint {
         let text = text.trim();
         if text.is_empty() {
             return Err(EndpointError::Empty);
+        }
+        if let Some((_, rest)) = text.split_once("://") {
+            // KMIP has no URL scheme: `https://ks1:5696` most likely means `ks1:5696`.
+            let meant = rest.split('/').next().unwrap_or(rest).to_string();
+            return Err(EndpointError::Url(text.to_string(), meant));
         }
         if let Some(rest) = text.strip_prefix('[') {
             return parse_bracketed_ipv6(text, rest);
@@ -187,10 +194,18 @@ mod tests {
             "[not-v6]:5696",
             "fd20::1::2",
             "a/b",
+            "https://ks1:5696",
         ];
         for text in cases {
             assert!(text.parse::<Endpoint>().is_err(), "{text:?} was accepted");
         }
+        assert_eq!(
+            "https://ks1:5696/"
+                .parse::<Endpoint>()
+                .unwrap_err()
+                .to_string(),
+            "\"https://ks1:5696/\" is a URL: give host or host:port, not a URL (such as ks1:5696)"
+        );
         let too_long = format!("{}.com", "a".repeat(MAX_LABEL_LEN + 1));
         assert!(too_long.parse::<Endpoint>().is_err());
     }

@@ -55,10 +55,7 @@ pub struct Prepared {
 
 /// Opens the data dir and the store and prepares the first admin. `admin_password` comes from
 /// `KEYMGR_ADMIN_PASSWORD`; a generated one is printed once on standard output.
-pub async fn prepare(
-    config: &Config,
-    admin_password: Option<&str>,
-) -> Result<Prepared, StartError> {
+pub async fn prepare(config: &Config, admin: &AdminStart) -> Result<Prepared, StartError> {
     create_private_dir(&config.data_dir).map_err(fail("cannot create the data dir"))?;
     let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))
         .map_err(|e| fail("cannot read the secret key")(e.to_string()))?;
@@ -84,27 +81,53 @@ pub async fn prepare(
         .await
         .map_err(|e| fail("cannot read the security configuration")(e.to_string()))?;
     apply_configured_security(&service, &config.security).await?;
-    match service
-        .bootstrap_admin(admin_password)
+    let outcome = service
+        .bootstrap_admin(admin.password.as_deref(), admin.reset)
         .await
-        .map_err(|e| fail("cannot create the admin user")(e.to_string()))?
-    {
+        .map_err(|e| fail("cannot prepare the admin user")(e.to_string()))?;
+    report_admin(&outcome, admin, &config.data_dir);
+    let router = api::router(service.clone()).layer(middleware::from_fn(log_requests));
+    Ok(Prepared { router, service })
+}
+
+/// How the `admin` user is prepared at start: `KEYMGR_ADMIN_PASSWORD`, and `--reset-admin-password`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminStart {
+    pub password: Option<String>,
+    pub reset: bool,
+}
+
+/// Says what happened to `admin`. A generated password is printed once on standard output, on
+/// purpose not through the log.
+fn report_admin(outcome: &AdminBootstrap, admin: &AdminStart, data_dir: &Path) {
+    let mut out = std::io::stdout().lock();
+    match outcome {
         AdminBootstrap::Generated(password) => {
-            // Printed once, on purpose not through the log.
-            let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "Created user \"admin\" with password: {password}");
             let _ = writeln!(
                 out,
                 "It is shown only this once; set KEYMGR_ADMIN_PASSWORD to choose it."
             );
         }
+        AdminBootstrap::Reset(Some(password)) => {
+            let _ = writeln!(out, "Set the password of user \"admin\" to: {password}");
+            let _ = writeln!(out, "It is shown only this once.");
+        }
         AdminBootstrap::Configured => {
             tracing::info!("created user \"admin\" from KEYMGR_ADMIN_PASSWORD")
         }
+        AdminBootstrap::Reset(None) => {
+            tracing::info!("set the password of user \"admin\" from KEYMGR_ADMIN_PASSWORD")
+        }
+        AdminBootstrap::Existing if admin.password.is_some() => tracing::warn!(
+            data_dir = %data_dir.display(),
+            "KEYMGR_ADMIN_PASSWORD is set but not applied: the user \"admin\" exists already in \
+             this data dir, with the password it was given then. To change it, PATCH \
+             /api/security/accounts/<cluster uuid>/admin with {{\"password\": ...}}, or start once \
+             with `serve --reset-admin-password`"
+        ),
         AdminBootstrap::Existing => {}
     }
-    let router = api::router(service.clone()).layer(middleware::from_fn(log_requests));
-    Ok(Prepared { router, service })
 }
 
 /// The configuration file's `[security]` settings, applied as a PATCH of `/api/security` would.
@@ -129,8 +152,8 @@ async fn apply_configured_security(
 }
 
 /// Runs until SIGINT or SIGTERM.
-pub async fn serve(config: Config, admin_password: Option<String>) -> Result<(), StartError> {
-    let prepared = prepare(&config, admin_password.as_deref()).await?;
+pub async fn serve(config: Config, admin: AdminStart) -> Result<(), StartError> {
+    let prepared = prepare(&config, &admin).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| fail("cannot listen")(format!("{}: {e}", config.listen)))?;

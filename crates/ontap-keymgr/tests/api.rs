@@ -176,6 +176,12 @@ fn certificates_are_parsed_checked_and_never_show_their_key() {
     post(json!({ "type": "server_ca", "public_certificate": pki.ca.cert_pem, "private_key": pki.client.key_pem })).assert_error(400, "3735618");
     post(json!({ "type": "nonsense", "public_certificate": pki.ca.cert_pem }))
         .assert_error(400, "3735622");
+    let mistyped = post(json!({ "type": "server-ca", "public_certificate": pki.ca.cert_pem }));
+    mistyped.assert_error(400, "3735622");
+    assert!(
+        mistyped.message().contains("Did you mean \"server_ca\"?"),
+        "{mistyped:?}"
+    );
     post(client(json!({ "svm": { "name": "nope" } }))).assert_error(400, "2621462");
 
     let installed = post(client(

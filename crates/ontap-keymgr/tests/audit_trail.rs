@@ -159,3 +159,33 @@ fn a_long_trail_is_read_a_page_at_a_time_and_kept_bounded() {
     let kept = keymgr.get("/api/security/audit/messages?return_records=false");
     assert_eq!(kept.body["num_records"], 100, "{kept:?}");
 }
+
+#[test]
+fn the_trail_returns_whole_records_by_default_as_ontap_does() {
+    let keymgr = Keymgr::start();
+    keymgr.post("/api/svm/svms", &json!({ "name": "svm1" }));
+    let trail = keymgr.get("/api/security/audit/messages");
+    let record = &trail.body["records"][0];
+    for field in [
+        "index",
+        "timestamp",
+        "node",
+        "application",
+        "location",
+        "user",
+        "input",
+        "state",
+        "scope",
+    ] {
+        assert!(!record[field].is_null(), "{field} missing: {record}");
+    }
+    assert_eq!(record["node"]["name"], "node-01");
+    // With `fields`, only what was asked (and the key).
+    let narrow = keymgr.get("/api/security/audit/messages?fields=user");
+    let keys: Vec<&String> = narrow.body["records"][0]
+        .as_object()
+        .expect("record")
+        .keys()
+        .collect();
+    assert_eq!(keys, ["index", "user"], "{narrow:?}");
+}

@@ -190,3 +190,62 @@ fn unknown_paths_need_credentials_first() {
         .assert_error(401, "6");
     keymgr.get("/api/no/such/thing").assert_error(404, "262179");
 }
+
+#[test]
+fn passwords_change_through_the_api_and_a_lost_one_is_reset_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let mut keymgr = Keymgr::start_in(&data, &[]);
+    let owner = keymgr.get("/api/cluster").body["uuid"]
+        .as_str()
+        .expect("cluster uuid")
+        .to_string();
+    let changed = keymgr.patch(
+        &format!("/api/security/accounts/{owner}/admin"),
+        &json!({ "password": "second-password" }),
+    );
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let login = |keymgr: &Keymgr, password: &str| {
+        keymgr
+            .request_as("admin", password, "GET", "/api/cluster", None)
+            .status
+    };
+    assert_eq!(
+        login(&keymgr, &keymgr.password),
+        401,
+        "the old one stops working"
+    );
+    assert_eq!(login(&keymgr, "second-password"), 200);
+    keymgr
+        .request_as(
+            "admin",
+            "second-password",
+            "PATCH",
+            &format!("/api/security/accounts/{owner}/admin"),
+            Some(r#"{"password": "short"}"#),
+        )
+        .assert_error(400, "262197");
+
+    // KEYMGR_ADMIN_PASSWORD is not applied to an existing admin, and the log says so.
+    assert!(keymgr.stop());
+    let keymgr = Keymgr::start_in(&data, &[("KEYMGR_ADMIN_PASSWORD", "third-password")]);
+    assert_eq!(login(&keymgr, "third-password"), 401);
+    assert_eq!(login(&keymgr, "second-password"), 200);
+    assert!(
+        keymgr
+            .log()
+            .contains("KEYMGR_ADMIN_PASSWORD is set but not applied"),
+        "{}",
+        keymgr.log()
+    );
+    // A lost password: reset once at start.
+    let mut keymgr = keymgr;
+    assert!(keymgr.stop());
+    let keymgr = Keymgr::start_with(
+        &data,
+        &[("KEYMGR_ADMIN_PASSWORD", "third-password")],
+        &["--reset-admin-password"],
+    );
+    assert_eq!(login(&keymgr, "third-password"), 200);
+    assert_eq!(login(&keymgr, "second-password"), 401);
+}

@@ -7,7 +7,8 @@
 //! manager, adding or changing a key server) are left out: with a real key manager they would
 //! make the service connect to whatever address the generator invents; `hostile_input.rs` covers
 //! them with a fixed list. Deleting the seeded key manager and key server is left out too, so
-//! that the reads keep something to read.
+//! that the reads keep something to read, and so is changing the admin's password, which the run
+//! authenticates with.
 
 mod support;
 
@@ -25,12 +26,14 @@ const EXAMPLES: &str = "15";
 /// The whole run's bound.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
-const LEFT_OUT: [&str; 5] = [
+const LEFT_OUT: [&str; 6] = [
     "post_security_key_managers",
     "post_security_key_managers_uuid_key_servers",
     "patch_security_key_managers_uuid_key_servers_server",
     "delete_security_key_managers_uuid",
     "delete_security_key_managers_uuid_key_servers_server",
+    // A generated password for `admin` would lock the run out of the service it tests.
+    "patch_security_accounts_owner_name",
 ];
 
 #[test]

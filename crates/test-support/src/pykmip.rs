@@ -110,7 +110,8 @@ impl PyKmip {
             .arg("--ca")
             .arg(ca)
             .arg("--port")
-            .arg(port.to_string());
+            .arg(port.to_string())
+            .arg("--stop-on-stdin-eof");
         if let Some((username, password)) = config.credential {
             command.args(["--username", username, "--password", password]);
         }

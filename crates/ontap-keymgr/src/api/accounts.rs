@@ -28,6 +28,7 @@ pub const ACCOUNT_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &["name", "owner.uuid", "owner.name"],
     path_params: &[],
+    collection_default: &[],
 };
 
 fn account_href(owner: &str, name: &str) -> String {
@@ -138,6 +139,25 @@ pub async fn create(
         &account_href(&state.service.cluster().uuid, &name),
         None,
     ))
+}
+
+/// `PATCH`: a new password (ONTAP's way of changing one through the API). The old password stops
+/// working at once.
+pub async fn modify(
+    State(state): State<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+    QueryParams(pairs): QueryParams<Pairs>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
+    check_owner(&state, &owner)?;
+    let mut body = Body::parse(&bytes)?;
+    body.allow(&["password"])?;
+    let password = body
+        .secret("password")?
+        .ok_or_else(|| Error::MissingValue("password".into()))?;
+    state.service.set_password(&name, password.expose()).await?;
+    Ok(empty_ok())
 }
 
 pub async fn delete(

@@ -4,9 +4,11 @@ use axum::extract::{Query as QueryParams, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::domain::cluster::Node;
 use crate::domain::model::AuditRecord;
 
 use super::AppState;
+use super::cluster::node_ref;
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection};
 use super::query::Schema;
@@ -15,6 +17,8 @@ pub const AUDIT_SCHEMA: Schema = Schema {
     fields: &[
         "index",
         "timestamp",
+        "node.name",
+        "node.uuid",
         "application",
         "location",
         "user",
@@ -29,9 +33,21 @@ pub const AUDIT_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &["index"],
     path_params: &[],
+    // ONTAP's own example of `GET /api/security/audit/messages` shows whole records.
+    collection_default: &[
+        "timestamp",
+        "node.name",
+        "node.uuid",
+        "application",
+        "location",
+        "user",
+        "input",
+        "state",
+        "scope",
+    ],
 };
 
-fn audit_json(record: &AuditRecord) -> Value {
+fn audit_json(record: &AuditRecord, node: Option<&Node>) -> Value {
     let failed = record.status >= 400;
     let input = if record.input.is_empty() {
         format!("{} {}", record.method, record.path)
@@ -41,6 +57,8 @@ fn audit_json(record: &AuditRecord) -> Value {
     json!({
         "index": record.index,
         "timestamp": record.time,
+        // The service is one host: the cluster's first node serves every request.
+        "node": node.map(node_ref),
         "application": "http",
         // ONTAP's name for where the request came from.
         "location": record.address.clone().unwrap_or_default(),
@@ -71,6 +89,7 @@ pub async fn list(
         (false, Some(max)) => Some(query.offset.saturating_add(max).saturating_add(1)),
         _ => None,
     };
+    let node = state.service.cluster().first_node();
     let mut matching = Vec::new();
     let mut after = 0;
     loop {
@@ -80,7 +99,12 @@ pub async fn list(
         };
         after = last.index;
         let full_batch = batch.len() == BATCH;
-        matching.extend(batch.iter().map(audit_json).filter(|r| query.matches(r)));
+        matching.extend(
+            batch
+                .iter()
+                .map(|record| audit_json(record, node))
+                .filter(|r| query.matches(r)),
+        );
         if enough.is_some_and(|enough| matching.len() >= enough) || !full_batch {
             break;
         }

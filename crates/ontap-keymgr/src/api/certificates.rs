@@ -34,6 +34,7 @@ pub const CERTIFICATE_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub fn certificate_href(uuid: &str) -> String {

@@ -25,6 +25,7 @@ pub const CLUSTER_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &[],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub const NODE_SCHEMA: Schema = Schema {
@@ -32,6 +33,7 @@ pub const NODE_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub fn cluster_json(cluster: &Cluster) -> Value {

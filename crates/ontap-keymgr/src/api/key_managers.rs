@@ -40,6 +40,7 @@ pub const KEY_MANAGER_SCHEMA: Schema = Schema {
     expensive: &["status.code", "status.message"],
     keys: &["uuid"],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub fn key_manager_href(uuid: &str) -> String {

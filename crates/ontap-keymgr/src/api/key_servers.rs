@@ -32,6 +32,7 @@ pub const KEY_SERVER_SCHEMA: Schema = Schema {
     ],
     keys: &["server"],
     path_params: &[],
+    collection_default: &[],
 };
 
 /// The fields a key server takes, alone or in `records`.

@@ -81,7 +81,9 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route(
             "/api/security/accounts/{owner}/{name}",
-            get(accounts::get).delete(accounts::delete),
+            get(accounts::get)
+                .patch(accounts::modify)
+                .delete(accounts::delete),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)

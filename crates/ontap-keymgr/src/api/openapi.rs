@@ -178,6 +178,8 @@ const AUDIT: Resource = Resource {
     fields: &[
         ("index", Integer),
         ("timestamp", Text),
+        ("node.name", Text),
+        ("node.uuid", Text),
         ("application", Text),
         ("location", Text),
         ("user", Text),
@@ -290,6 +292,7 @@ const KEY_SERVER_PATCH: &[(&str, Type)] = &[
     ("password", Text),
     ("secondary_key_servers", StringList),
 ];
+const ACCOUNT_PATCH: &[(&str, Type)] = &[("password", Text)];
 const ACCOUNT_POST: &[(&str, Type)] = &[
     ("name", Text),
     ("password", Text),
@@ -766,6 +769,15 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: Some(&super::accounts::ACCOUNT_SCHEMA),
                 body: None,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "patch",
+                summary: "Change an API user's password",
+                resource: &ACCOUNT,
+                query: None,
+                body: Some(ACCOUNT_PATCH),
                 status: 200,
                 codes: &[NOT_FOUND],
             },

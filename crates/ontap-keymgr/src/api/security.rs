@@ -29,6 +29,7 @@ pub const SECURITY_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &[],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub fn security_json(offer: &TlsOffer) -> Value {

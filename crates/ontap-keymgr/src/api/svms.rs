@@ -20,6 +20,7 @@ pub const SVM_SCHEMA: Schema = Schema {
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
+    collection_default: &[],
 };
 
 pub fn svm_href(uuid: &str) -> String {

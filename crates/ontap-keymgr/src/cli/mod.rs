@@ -30,6 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the REST service.
+    #[command(after_help = serve::ENVIRONMENT)]
     Serve(serve::ServeArgs),
     /// Print the OpenAPI document of the REST API (as served at /docs/api/openapi.json).
     Openapi,

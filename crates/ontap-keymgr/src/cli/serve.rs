@@ -8,20 +8,35 @@ use ontap_keymgr::server;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8443; env KEYMGR_LISTEN].
+    /// Address to listen on [default: 127.0.0.1:8443].
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
-    /// Where the database, the secret key and the HTTPS certificate live [default: ./data;
-    /// env KEYMGR_DATA_DIR].
+    /// Where the database, the secret key and the HTTPS certificate live [default: ./data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML configuration file.
-    #[arg(long, value_name = "FILE", env = "KEYMGR_CONFIG")]
+    /// A TOML configuration file (docs/operations.md lists its settings).
+    #[arg(long, value_name = "FILE", env = "KEYMGR_CONFIG", hide_env = true)]
     config: Option<PathBuf>,
     /// Serve plain HTTP, for use behind a TLS-terminating proxy.
     #[arg(long)]
     http: bool,
+    /// Set the password of the existing user `admin` at this start, to KEYMGR_ADMIN_PASSWORD or,
+    /// if that is unset, to a generated one printed once: for a lost password.
+    #[arg(long)]
+    reset_admin_password: bool,
 }
+
+/// The environment variables of `serve`, in one place (`serve --help` shows them).
+pub const ENVIRONMENT: &str = "\
+Environment:
+  KEYMGR_ADMIN_PASSWORD  the password of the user admin when it is created at first start
+                         (or reset with --reset-admin-password); unset: generated, printed once
+  KEYMGR_LISTEN          as --listen
+  KEYMGR_DATA_DIR        as --data-dir
+  KEYMGR_CONFIG          as --config
+  KEYMGR_HTTP            as --http (true or false)
+  KEYMGR_LOG             the log level: info (default), debug, ontap_keymgr=trace...
+Every other setting of the configuration file has its KEYMGR_* variable: see docs/operations.md.";
 
 pub async fn run(args: ServeArgs) -> ExitCode {
     init_logging();
@@ -37,8 +52,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let admin_password = std::env::var("KEYMGR_ADMIN_PASSWORD").ok();
-    match server::serve(config, admin_password).await {
+    let admin = server::AdminStart {
+        password: std::env::var("KEYMGR_ADMIN_PASSWORD").ok(),
+        reset: args.reset_admin_password,
+    };
+    match server::serve(config, admin).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -34,8 +34,12 @@ impl Service {
     }
 
     pub async fn install_certificate(&self, new: NewCertificate) -> Result<Certificate> {
-        let cert_type = CertificateType::parse(&new.cert_type)
-            .ok_or_else(|| Error::CertificateTypeNotSupported(new.cert_type.clone()))?;
+        let cert_type = CertificateType::parse(&new.cert_type).ok_or_else(|| {
+            Error::CertificateTypeNotSupported {
+                given: new.cert_type.clone(),
+                suggestion: CertificateType::suggest(&new.cert_type).map(CertificateType::as_str),
+            }
+        })?;
         let public_certificate = new
             .public_certificate
             .ok_or_else(|| Error::MissingValue("public_certificate".into()))?;

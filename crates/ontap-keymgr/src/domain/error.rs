@@ -113,8 +113,14 @@ pub enum Error {
     PrivateKeyMissing,
     #[error("Cannot accept private key for server_ca or client_ca.")]
     PrivateKeyNotAccepted,
-    #[error("The certificate type \"{0}\" is not supported.")]
-    CertificateTypeNotSupported(String),
+    #[error("The certificate type \"{given}\" is not supported.{}", match suggestion {
+        Some(meant) => format!(" Did you mean \"{meant}\"?"),
+        None => " Use client, server, client_ca, server_ca or root_ca.".to_string(),
+    })]
+    CertificateTypeNotSupported {
+        given: String,
+        suggestion: Option<&'static str>,
+    },
     #[error(
         "Cannot remove this certificate while external key manager is configured: certificate \"{0}\" is used by a key manager."
     )]
@@ -254,7 +260,7 @@ impl Error {
             CertificateExpired(_) => 52559973,
             PrivateKeyMissing => 3735693,
             PrivateKeyNotAccepted => 3735618,
-            CertificateTypeNotSupported(_) => 3735622,
+            CertificateTypeNotSupported { .. } => 3735622,
             CertificateInUse(_) => 3735683,
             KeyManagerExists => 65536823,
             AdminKeyManagerExists => 65539216,
@@ -334,7 +340,7 @@ impl Error {
             BadPrivateKey(_) | KeyMismatch | PrivateKeyMissing | PrivateKeyNotAccepted => {
                 "private_key"
             }
-            CertificateTypeNotSupported(_) => "type",
+            CertificateTypeNotSupported { .. } => "type",
             ExternalConfigIncomplete { target } => target,
             PassphraseLengthOnCreate | PassphraseLengthOnUpdate | PassphraseUnchanged => {
                 "onboard.passphrase"

@@ -112,6 +112,12 @@ impl CertificateType {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }
 
+    /// The type a mistyped name most likely meant: `server-ca` or `Server_CA` for `server_ca`.
+    pub fn suggest(text: &str) -> Option<CertificateType> {
+        let normalized = text.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        Self::parse(&normalized)
+    }
+
     /// Whether certificates of this type come with their private key.
     pub fn has_private_key(self) -> bool {
         matches!(self, CertificateType::Client | CertificateType::Server)

@@ -77,23 +77,55 @@ pub enum AdminBootstrap {
     Configured,
     /// The admin was created with this generated password, to be shown once.
     Generated(String),
+    /// The admin's password was set anew, to the configured one (`None`) or to this generated
+    /// one, to be shown once.
+    Reset(Option<String>),
 }
 
 impl Service {
-    /// Creates the `admin` user when there is no user yet, with `password` or a generated one.
-    pub async fn bootstrap_admin(&self, password: Option<&str>) -> Result<AdminBootstrap> {
-        if self.store.count_users().await.map_err(internal)? > 0 {
+    /// Creates the `admin` user when there is no user yet, with `password` or a generated one;
+    /// with `reset`, sets the password of an existing `admin` the same way (a lost password).
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<&str>,
+        reset: bool,
+    ) -> Result<AdminBootstrap> {
+        let exists = self.store.count_users().await.map_err(internal)? > 0;
+        if exists && !reset {
             return Ok(AdminBootstrap::Existing);
         }
-        let (password, outcome) = match password {
-            Some(p) if !p.is_empty() => (p.to_string(), AdminBootstrap::Configured),
+        let (password, generated) = match password {
+            Some(p) if !p.is_empty() => (p.to_string(), None),
             _ => {
                 let generated = generate_password();
-                (generated.clone(), AdminBootstrap::Generated(generated))
+                (generated.clone(), Some(generated))
             }
         };
+        if exists {
+            self.set_password(ADMIN, &password).await?;
+            return Ok(AdminBootstrap::Reset(generated));
+        }
         self.add_user(ADMIN, &password, Role::Admin).await?;
-        Ok(outcome)
+        Ok(match generated {
+            Some(generated) => AdminBootstrap::Generated(generated),
+            None => AdminBootstrap::Configured,
+        })
+    }
+
+    /// Sets a user's password (`PATCH /api/security/accounts/{owner}/{name}`); the old one stops
+    /// working at once, and a lockout ends.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        check_password(password)?;
+        let hash = hash_password(password)?;
+        self.store
+            .set_password_hash(name, &hash)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound => Error::NotFound { target: "name" },
+                other => internal(other),
+            })?;
+        self.credentials.forget(name);
+        Ok(())
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {
@@ -103,12 +135,7 @@ impl Service {
     /// Creates an API user (`/api/security/accounts`).
     pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
         check_user_name(name)?;
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(Error::InvalidValue {
-                field: "password".into(),
-                message: format!("The password must have at least {MIN_PASSWORD_LEN} characters."),
-            });
-        }
+        check_password(password)?;
         self.add_user(name, password, role).await
     }
 
@@ -143,6 +170,16 @@ impl Service {
                 },
                 other => internal(other),
             })
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    match password.chars().count() < MIN_PASSWORD_LEN {
+        true => Err(Error::InvalidValue {
+            field: "password".into(),
+            message: format!("The password must have at least {MIN_PASSWORD_LEN} characters."),
+        }),
+        false => Ok(()),
     }
 }
 

@@ -65,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
         lockout_seconds: i64,
         now: i64,
     ) -> StoreResult<Option<i64>>;
+    /// Replaces a user's password hash; failures and any lock are cleared. `NotFound` when there
+    /// is no such user.
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()>;
     /// After a successful login: no failures, no lock.
     async fn clear_failed_logins(&self, name: &str) -> StoreResult<()>;
 

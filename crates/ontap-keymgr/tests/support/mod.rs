@@ -89,6 +89,11 @@ impl Keymgr {
 
     /// A service on `data_dir`, with extra environment variables.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Keymgr {
+        Keymgr::start_with(data_dir, env, &[])
+    }
+
+    /// A service on `data_dir`, with extra environment variables and `serve` options.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)], options: &[&str]) -> Keymgr {
         let port = free_port();
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::OpenOptions::new()
@@ -110,6 +115,7 @@ impl Keymgr {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(options)
             .env_remove("KEYMGR_CONFIG")
             .env("KEYMGR_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("KEYMGR_LOG", "info")

@@ -84,6 +84,9 @@ pub struct Schema {
     /// already chose the parent, such a parameter is accepted and ignored unless it is also a
     /// field (then it filters).
     pub path_params: &'static [&'static str],
+    /// Fields a collection GET without `fields` returns besides the keys (the audit log returns
+    /// whole records, as ONTAP's does).
+    pub collection_default: &'static [&'static str],
 }
 
 impl Schema {
@@ -307,7 +310,7 @@ impl Query {
         match &self.selection {
             Some(selection) => selection.add_to(&mut tree, &self.schema),
             None if default == Projection::AllNormal => tree.insert_all(self.schema.fields),
-            None => {}
+            None => tree.insert_all(self.schema.collection_default),
         }
         tree.insert_all(self.schema.keys);
         // ONTAP returns the fields a query filtered on.

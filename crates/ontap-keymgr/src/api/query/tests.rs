@@ -20,6 +20,7 @@ const KEY_SERVERS: Schema = Schema {
     ],
     keys: &["server"],
     path_params: &["uuid"],
+    collection_default: &[],
 };
 
 const KEY_MANAGERS: Schema = Schema {
@@ -42,6 +43,7 @@ const KEY_MANAGERS: Schema = Schema {
     expensive: &["status.code", "status.message"],
     keys: &["uuid"],
     path_params: &[],
+    collection_default: &[],
 };
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -276,6 +276,12 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
+        let (name, hash) = (name.to_string(), hash.to_string());
+        self.write(move |connection, _| users::set_password_hash(connection, &name, &hash))
+            .await
+    }
+
     async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
         self.write(move |connection, _| users::clear_failed_logins(connection, &name))

@@ -90,6 +90,24 @@ pub(super) fn record_failed_login(
     Ok(Some(until))
 }
 
+pub(super) fn set_password_hash(
+    connection: &Connection,
+    name: &str,
+    hash: &str,
+) -> StoreResult<()> {
+    let changed = connection
+        .execute(
+            "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until = NULL
+             WHERE name = ?1",
+            params![name, hash],
+        )
+        .db()?;
+    match changed {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn clear_failed_logins(connection: &Connection, name: &str) -> StoreResult<()> {
     connection
         .execute(
