@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::domain::cluster::{ClusterConfig, OntapVersion};
+
 /// How many connections may be open at once unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
 
@@ -71,53 +73,6 @@ pub struct SecurityConfig {
     pub tls_protocol_versions: Option<Vec<String>>,
     /// IANA names, such as `TLS_RSA_WITH_AES_128_CBC_SHA256`.
     pub tls_cipher_suites: Option<Vec<String>>,
-}
-
-/// The cluster the service presents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterConfig {
-    pub name: String,
-    pub version: OntapVersion,
-    pub metrocluster: bool,
-    pub nodes: Vec<String>,
-}
-
-/// An ONTAP release number such as 9.14.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct OntapVersion {
-    pub generation: u32,
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl OntapVersion {
-    pub fn parse(text: &str) -> Result<OntapVersion, ConfigError> {
-        let bad = || ConfigError::Invalid(format!("cluster version \"{text}\" is not like 9.14.1"));
-        let parts: Vec<u32> = text
-            .trim()
-            .split('.')
-            .map(|part| part.parse().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        match parts[..] {
-            [generation, major] => Ok(OntapVersion {
-                generation,
-                major,
-                minor: 0,
-            }),
-            [generation, major, minor] => Ok(OntapVersion {
-                generation,
-                major,
-                minor,
-            }),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl std::fmt::Display for OntapVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.generation, self.major, self.minor)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -355,7 +310,8 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             name: layer
                 .cluster_name
                 .unwrap_or_else(|| "keymgr-cluster".to_string()),
-            version: OntapVersion::parse(layer.cluster_version.as_deref().unwrap_or("9.14.1"))?,
+            version: OntapVersion::parse(layer.cluster_version.as_deref().unwrap_or("9.14.1"))
+                .map_err(ConfigError::Invalid)?,
             metrocluster: layer.metrocluster.unwrap_or(false),
             nodes,
         },

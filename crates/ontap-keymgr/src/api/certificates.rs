@@ -5,7 +5,7 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::domain::certificate_service::NewCertificate;
+use crate::domain::certificates::NewCertificate;
 use crate::domain::model::Certificate;
 use crate::domain::svms::SvmSelector;
 

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::Error;
-use crate::domain::certificate_service::CertificateRef;
+use crate::domain::certificates::CertificateRef;
 use crate::domain::key_managers::{KeyManagerChanges, NewExternal, NewKeyManager, NewOnboard};
 use crate::domain::key_servers::NewKeyServer;
 use crate::domain::model::{KeyManager, KeyManagerKind, KeyServer};

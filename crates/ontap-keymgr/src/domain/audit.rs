@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use super::error::Result;
 use super::model::AuditRecord;
-use super::service::{Service, internal};
+use super::service::Service;
+use super::store::internal;
 
 /// What replaces a secret in the trail.
 pub const REDACTED: &str = "<redacted>";

@@ -3,10 +3,55 @@
 
 use uuid::Uuid;
 
-use crate::config::{ClusterConfig, OntapVersion};
-
 use super::error::{Error, Result};
 use super::model::SvmRef;
+
+/// The cluster the service presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub version: OntapVersion,
+    pub metrocluster: bool,
+    pub nodes: Vec<String>,
+}
+
+/// An ONTAP release number such as 9.14.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OntapVersion {
+    pub generation: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl OntapVersion {
+    pub fn parse(text: &str) -> std::result::Result<OntapVersion, String> {
+        let bad = || format!("cluster version \"{text}\" is not like 9.14.1");
+        let parts: Vec<u32> = text
+            .trim()
+            .split('.')
+            .map(|part| part.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        match parts[..] {
+            [generation, major] => Ok(OntapVersion {
+                generation,
+                major,
+                minor: 0,
+            }),
+            [generation, major, minor] => Ok(OntapVersion {
+                generation,
+                major,
+                minor,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for OntapVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.generation, self.major, self.minor)
+    }
+}
 
 /// SVM-scoped ("multitenant") key managers need this ONTAP version or later.
 const MULTITENANT_SINCE: OntapVersion = OntapVersion {

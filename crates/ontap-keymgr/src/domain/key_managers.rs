@@ -2,13 +2,14 @@
 //! ones name a client certificate, server CA certificates and key servers (checked like the key
 //! servers POST); onboard ones keep a passphrase.
 
-use crate::store::StoreError;
+use super::store::StoreFailure;
 
-use super::certificate_service::CertificateRef;
+use super::certificates::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
 use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
 use super::model::{CertificateType, KeyManager, KeyManagerKind, KeyServer, Secret, SvmRef};
-use super::service::{Service, internal, key_manager_read_error, write_error};
+use super::service::Service;
+use super::store::{key_manager_read_error, write_error};
 use super::svms::SvmSelector;
 
 /// ONTAP's passphrase length: "32-256 ASCII characters".
@@ -94,14 +95,14 @@ impl Service {
         self.store
             .insert_key_manager(key_manager.clone())
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => already_exists(key_manager.svm.as_ref()),
-                StoreError::KeyServerLimit { existing } => Error::TooManyKeyServers {
-                    existing,
-                    added: key_manager.servers().len(),
-                },
-                StoreError::KeyServerExists(server) => Error::DuplicateKeyServers(server),
-                other => internal(other),
+            .map_err(|e| {
+                StoreFailure {
+                    conflict: already_exists(key_manager.svm.as_ref()),
+                    servers_added: key_manager.servers().len(),
+                    duplicate_in_request: true,
+                    ..StoreFailure::default()
+                }
+                .into_error(e)
             })?;
         Ok(key_manager)
     }

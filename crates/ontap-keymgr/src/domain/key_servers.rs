@@ -6,13 +6,14 @@ use std::collections::HashSet;
 
 use kmip::Credential;
 
-use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError};
+use super::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreFailure};
 
 use super::address::KeyServerAddress;
 use super::error::{Error, Result};
 use super::kmip_check;
 use super::model::{KeyServer, Secret};
-use super::service::{Service, internal, write_error};
+use super::service::Service;
+use super::store::write_error;
 
 /// ONTAP's timeout when none is given (what ONTAP shows for servers added without one).
 pub const DEFAULT_TIMEOUT: i64 = 25;
@@ -286,12 +287,11 @@ pub fn check_limit(existing: usize, added: usize) -> Result<()> {
 
 /// The store re-checks the limit and duplicates atomically: a concurrent request may have won.
 fn store_add_error(error: StoreError, added: usize) -> Error {
-    match error {
-        StoreError::KeyServerLimit { existing } => Error::TooManyKeyServers { existing, added },
-        StoreError::KeyServerExists(server) => Error::KeyServerAlreadyConfigured(server),
-        StoreError::NotFound => Error::NotFound { target: "uuid" },
-        other => internal(other),
+    StoreFailure {
+        servers_added: added,
+        ..StoreFailure::default()
     }
+    .into_error(error)
 }
 
 /// The server as it will be after the PATCH.

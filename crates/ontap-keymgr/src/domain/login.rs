@@ -21,7 +21,8 @@ use tokio::sync::{Semaphore, oneshot};
 
 use super::error::Error;
 use super::model::Role;
-use super::service::{Service, internal};
+use super::service::Service;
+use super::store::internal;
 
 /// How long a login may wait for a verification turn before it is refused as busy.
 pub const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(5);

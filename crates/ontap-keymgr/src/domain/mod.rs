@@ -4,7 +4,6 @@
 
 pub mod address;
 pub mod audit;
-pub mod certificate_service;
 pub mod certificates;
 pub mod cluster;
 pub mod connectivity;
@@ -14,10 +13,13 @@ pub mod key_servers;
 pub mod kmip_check;
 pub mod login;
 pub mod model;
+pub mod pem;
 pub mod security;
 pub mod service;
+pub mod store;
 pub mod svms;
 pub mod users;
+pub mod x509;
 
 pub use error::{Error, Result, Status};
 pub use service::Service;

@@ -6,7 +6,8 @@ use kmip::{OfferError, TlsOffer, TlsVersion};
 
 use super::error::{Error, Result};
 use super::model::SecuritySettings;
-use super::service::{Service, internal};
+use super::service::Service;
+use super::store::internal;
 
 /// What a PATCH of `/api/security` (or the configuration file) asks to change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::store::{Store, StoreError};
+use super::store::Store;
+use super::store::{internal, key_manager_read_error};
 
 use super::cluster::Cluster;
 use super::connectivity::ConnectivityCache;
@@ -144,48 +145,4 @@ pub struct ExternalKeyManager {
     pub client_certificate: String,
     pub server_ca_certificates: Vec<String>,
     pub servers: Vec<KeyServer>,
-}
-
-/// A store failure the client cannot do anything about.
-pub(super) fn internal(error: StoreError) -> Error {
-    match error {
-        // Not internal: clients should retry once space is freed (the store logs it once).
-        StoreError::Full(_) => Error::StorageFull,
-        other => Error::Internal(other.to_string()),
-    }
-}
-
-/// The failure of a write to one object: `NotFound` means the object went away since it was
-/// read (a concurrent DELETE) and is answered as `missing`; anything else is internal.
-pub(super) fn write_error(missing: Error) -> impl FnOnce(StoreError) -> Error {
-    move |error| match error {
-        StoreError::NotFound => missing,
-        other => internal(other),
-    }
-}
-
-/// Reading a key manager reads its key servers, secrets included: when they cannot be read back
-/// (a wrong key file, altered data), ONTAP's 65536834 says so; any other failure is internal.
-pub(super) fn key_manager_read_error(error: StoreError) -> Error {
-    match error {
-        StoreError::Unreadable(detail) => Error::KeyServersUnreadable(detail),
-        other => internal(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Status;
-
-    #[test]
-    fn a_full_disk_is_503_for_clients_to_retry() {
-        let error = internal(StoreError::Full("database or disk is full".into()));
-        assert_eq!(error.status(), Status::Unavailable);
-        assert_eq!(error.retry_after(), Some(30));
-        assert_eq!(
-            internal(StoreError::Backend("I/O".into())).status(),
-            Status::Internal
-        );
-    }
 }

@@ -1,10 +1,11 @@
 //! Storage VMs, the tenants that own certificates and key managers.
 
-use crate::store::StoreError;
+use super::store::StoreFailure;
 
 use super::error::{Error, Result};
 use super::model::{Svm, SvmRef};
-use super::service::{Service, internal};
+use super::service::Service;
+use super::store::internal;
 
 /// ONTAP's limit on SVM names.
 const MAX_NAME_LEN: usize = 47;
@@ -35,29 +36,31 @@ impl Service {
             uuid: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
         };
-        self.store
-            .insert_svm(svm.clone())
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => Error::AlreadyExists {
+        self.store.insert_svm(svm.clone()).await.map_err(|e| {
+            StoreFailure {
+                conflict: Error::AlreadyExists {
                     what: "SVM",
                     name: name.to_string(),
                     target: "name",
                 },
-                other => internal(other),
-            })?;
+                ..StoreFailure::default()
+            }
+            .into_error(e)
+        })?;
         Ok(svm)
     }
 
     pub async fn delete_svm(&self, uuid: &str) -> Result<()> {
         let svm = self.svm(uuid).await?;
-        self.store.delete_svm(uuid).await.map_err(|e| match e {
-            StoreError::NotFound => Error::NotFound { target: "uuid" },
-            StoreError::Conflict(_) => Error::InUse(format!(
-                "SVM \"{}\" still has certificates or a key manager: delete them first.",
-                svm.name
-            )),
-            other => internal(other),
+        self.store.delete_svm(uuid).await.map_err(|e| {
+            StoreFailure {
+                conflict: Error::InUse(format!(
+                    "SVM \"{}\" still has certificates or a key manager: delete them first.",
+                    svm.name
+                )),
+                ..StoreFailure::default()
+            }
+            .into_error(e)
         })
     }
 

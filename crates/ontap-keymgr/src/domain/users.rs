@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
 use super::model::{Role, User};
-use super::service::{Service, internal};
+use super::service::Service;
+use super::store::StoreFailure;
+use super::store::{internal, write_error};
 
 /// The first user's name, as on ONTAP.
 pub const ADMIN: &str = "admin";
@@ -120,10 +122,7 @@ impl Service {
         self.store
             .set_password_hash(name, &hash)
             .await
-            .map_err(|e| match e {
-                crate::store::StoreError::NotFound => Error::NotFound { target: "name" },
-                other => internal(other),
-            })?;
+            .map_err(write_error(Error::NotFound { target: "name" }))?;
         self.credentials.forget(name);
         Ok(())
     }
@@ -140,12 +139,15 @@ impl Service {
     }
 
     pub async fn delete_user(&self, name: &str) -> Result<()> {
-        self.store.delete_user(name).await.map_err(|e| match e {
-            crate::store::StoreError::NotFound => Error::NotFound { target: "name" },
-            crate::store::StoreError::Conflict(_) => Error::InUse(format!(
-                "User \"{name}\" is the last admin and cannot be deleted."
-            )),
-            other => internal(other),
+        self.store.delete_user(name).await.map_err(|e| {
+            StoreFailure {
+                missing: Error::NotFound { target: "name" },
+                conflict: Error::InUse(format!(
+                    "User \"{name}\" is the last admin and cannot be deleted."
+                )),
+                ..StoreFailure::default()
+            }
+            .into_error(e)
         })?;
         self.credentials.forget(name);
         Ok(())
@@ -162,13 +164,16 @@ impl Service {
                 locked_until: None,
             })
             .await
-            .map_err(|e| match e {
-                crate::store::StoreError::Conflict(_) => Error::AlreadyExists {
-                    what: "User",
-                    name: name.to_string(),
-                    target: "name",
-                },
-                other => internal(other),
+            .map_err(|e| {
+                StoreFailure {
+                    conflict: Error::AlreadyExists {
+                        what: "User",
+                        name: name.to_string(),
+                        target: "name",
+                    },
+                    ..StoreFailure::default()
+                }
+                .into_error(e)
             })
     }
 }

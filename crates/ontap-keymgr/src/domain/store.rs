@@ -1,0 +1,246 @@
+//! The store port: what the domain needs from persistence, the one rule a store must enforce
+//! inside its transactions (at most [`MAX_PRIMARY_KEY_SERVERS`] key servers per key manager), and
+//! the one place where a store's failures become ONTAP errors ([`StoreFailure`]). `crate::store`
+//! implements it; the domain never looks there.
+
+use async_trait::async_trait;
+
+use super::error::Error;
+
+use super::model::{AuditRecord, Certificate, KeyManager, KeyServer, SecuritySettings, Svm, User};
+
+/// ONTAP allows at most this many primary key servers per key manager.
+pub const MAX_PRIMARY_KEY_SERVERS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The object to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken: an SVM name, a certificate name within its scope, the key
+    /// manager of an SVM (or of the cluster).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// Adding the key servers would exceed [`MAX_PRIMARY_KEY_SERVERS`].
+    #[error("the key manager already has {existing} key servers")]
+    KeyServerLimit { existing: usize },
+    /// A key server of this address is already configured on the key manager.
+    #[error("key server {0} already exists")]
+    KeyServerExists(String),
+    /// A stored value cannot be read back: a secret that does not decrypt (a wrong key file, or
+    /// altered data) or a row the code cannot parse.
+    #[error("unreadable stored data: {0}")]
+    Unreadable(String),
+    /// The disk holding the database is full: writes fail until space is freed.
+    #[error("the disk holding the database is full: {0}")]
+    Full(String),
+    /// The database failed (I/O, a lock held too long).
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the service persists. Every method is one transaction: a write is acknowledged
+/// only once it is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Users
+    async fn count_users(&self) -> StoreResult<usize>;
+    async fn insert_user(&self, user: User) -> StoreResult<()>;
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Users by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Fails with `Conflict` when it would remove the last admin.
+    async fn delete_user(&self, name: &str) -> StoreResult<()>;
+    /// Counts a failed login; at `max_attempts` (when not 0) locks the account until
+    /// `now + lockout_seconds` and restarts the count. Answers the lock's end when it locked.
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// Replaces a user's password hash; failures and any lock are cleared. `NotFound` when there
+    /// is no such user.
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()>;
+    /// After a successful login: no failures, no lock.
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()>;
+
+    // SVMs: names are unique.
+    async fn list_svms(&self) -> StoreResult<Vec<Svm>>;
+    async fn insert_svm(&self, svm: Svm) -> StoreResult<()>;
+    /// Fails with `Conflict` when a certificate or key manager still belongs to the SVM.
+    async fn delete_svm(&self, uuid: &str) -> StoreResult<()>;
+
+    // Certificates: names are unique within their SVM (or the cluster scope).
+    async fn list_certificates(&self) -> StoreResult<Vec<Certificate>>;
+    async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()>;
+    /// Fails with `Conflict` when a key manager uses the certificate.
+    async fn delete_certificate(&self, uuid: &str) -> StoreResult<()>;
+
+    // Key managers: at most one per SVM, and one for the cluster (svm = None).
+    async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>>;
+    async fn get_key_manager(&self, uuid: &str) -> StoreResult<Option<KeyManager>>;
+    /// Inserts the key manager with its key servers, if any.
+    async fn insert_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
+    /// Replaces the key manager's own settings (certificates, passphrase); its key servers are
+    /// left as they are.
+    async fn update_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
+    async fn delete_key_manager(&self, uuid: &str) -> StoreResult<()>;
+
+    // Key servers of external key managers.
+    /// Adds all the servers or none, in one transaction that re-checks the limit and the
+    /// duplicates, so that concurrent requests can never exceed them.
+    async fn add_key_servers(&self, key_manager: &str, servers: Vec<KeyServer>) -> StoreResult<()>;
+    /// Replaces the stored settings of the server with the same address.
+    async fn update_key_server(&self, key_manager: &str, server: KeyServer) -> StoreResult<()>;
+    async fn delete_key_server(&self, key_manager: &str, server: &str) -> StoreResult<()>;
+
+    // The cluster's security configuration: none until first changed.
+    async fn load_security(&self) -> StoreResult<Option<SecuritySettings>>;
+    async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()>;
+
+    // The audit trail.
+    /// Appends a record, then drops the oldest beyond the newest `keep`.
+    async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()>;
+    /// At most `limit` records with an index above `after`, oldest first: a page by key, so that
+    /// reading the trail never loads it whole.
+    async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// How one operation names the failures a store reports. Every mapping of a [`StoreError`] to the
+/// domain's [`Error`] goes through [`StoreFailure::into_error`]: an operation says what a missing
+/// object or a conflict means for it, the rest is the same everywhere.
+pub struct StoreFailure {
+    /// `NotFound`: the object is gone (a concurrent DELETE, or it never was).
+    pub missing: Error,
+    /// `Conflict`: a unique value is taken, or the object is still in use.
+    pub conflict: Error,
+    /// For `KeyServerLimit`: how many key servers the request adds.
+    pub servers_added: usize,
+    /// `KeyServerExists`: a key server named twice within the request (creating a key manager)
+    /// rather than one already configured (adding key servers).
+    pub duplicate_in_request: bool,
+    /// `Unreadable` means key servers' secrets that do not decrypt (65536834), rather than some
+    /// other damaged row.
+    pub key_servers_read: bool,
+}
+
+impl Default for StoreFailure {
+    fn default() -> Self {
+        StoreFailure {
+            missing: Error::NotFound { target: "uuid" },
+            conflict: Error::Internal("an unexpected conflict in the store".into()),
+            servers_added: 0,
+            duplicate_in_request: false,
+            key_servers_read: false,
+        }
+    }
+}
+
+impl StoreFailure {
+    pub fn into_error(self, error: StoreError) -> Error {
+        match error {
+            StoreError::NotFound => self.missing,
+            StoreError::Conflict(_) => self.conflict,
+            StoreError::KeyServerLimit { existing } => Error::TooManyKeyServers {
+                existing,
+                added: self.servers_added,
+            },
+            StoreError::KeyServerExists(server) if self.duplicate_in_request => {
+                Error::DuplicateKeyServers(server)
+            }
+            StoreError::KeyServerExists(server) => Error::KeyServerAlreadyConfigured(server),
+            StoreError::Unreadable(detail) if self.key_servers_read => {
+                Error::KeyServersUnreadable(detail)
+            }
+            // Not internal: clients should retry once space is freed (the store logs it once).
+            StoreError::Full(_) => Error::StorageFull,
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A store failure the client cannot do anything about (reads, and writes whose object cannot
+/// be missing).
+pub fn internal(error: StoreError) -> Error {
+    StoreFailure::default().into_error(error)
+}
+
+/// The failure of a write to one object: `NotFound` means the object went away since it was
+/// read (a concurrent DELETE) and is answered as `missing`.
+pub fn write_error(missing: Error) -> impl FnOnce(StoreError) -> Error {
+    move |error| {
+        StoreFailure {
+            missing,
+            ..StoreFailure::default()
+        }
+        .into_error(error)
+    }
+}
+
+/// Reading a key manager reads its key servers, secrets included: when they cannot be read back
+/// (a wrong key file, altered data), ONTAP's 65536834 says so.
+pub fn key_manager_read_error(error: StoreError) -> Error {
+    StoreFailure {
+        key_servers_read: true,
+        ..StoreFailure::default()
+    }
+    .into_error(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Status;
+
+    #[test]
+    fn a_full_disk_is_503_for_clients_to_retry() {
+        let error = internal(StoreError::Full("database or disk is full".into()));
+        assert_eq!(error.status(), Status::Unavailable);
+        assert_eq!(error.retry_after(), Some(30));
+        assert_eq!(
+            internal(StoreError::Backend("I/O".into())).status(),
+            Status::Internal
+        );
+    }
+
+    #[test]
+    fn each_operation_names_missing_objects_and_conflicts_its_way() {
+        let failure = || StoreFailure {
+            missing: Error::NotFound { target: "name" },
+            conflict: Error::InUse("in use".into()),
+            servers_added: 2,
+            ..StoreFailure::default()
+        };
+        assert_eq!(
+            failure().into_error(StoreError::NotFound),
+            Error::NotFound { target: "name" }
+        );
+        assert_eq!(
+            failure()
+                .into_error(StoreError::Conflict("x".into()))
+                .code(),
+            8
+        );
+        assert_eq!(
+            failure().into_error(StoreError::KeyServerLimit { existing: 3 }),
+            Error::TooManyKeyServers {
+                existing: 3,
+                added: 2
+            }
+        );
+        assert_eq!(
+            failure()
+                .into_error(StoreError::Unreadable("x".into()))
+                .code(),
+            262145
+        );
+        assert_eq!(
+            key_manager_read_error(StoreError::Unreadable("x".into())).code(),
+            65536834
+        );
+    }
+}
