@@ -168,6 +168,13 @@ pub async fn serve(config: Config, admin: AdminStart) -> Result<(), StartError> 
         tracing::info!(%address, "serving HTTPS");
         Some(acceptor)
     };
+    // The address actually bound, on standard output for scripts and tests: with port 0 the
+    // system chose it.
+    println!(
+        "Listening on {}://{address}",
+        if config.http { "http" } else { "https" }
+    );
+    let _ = std::io::stdout().flush();
     let connections = Connections::new(connection_limit(config.max_connections));
     serve_connections(listener, tls, prepared.router, connections).await;
     tracing::info!("stopped");

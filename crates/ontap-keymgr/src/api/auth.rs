@@ -24,13 +24,6 @@ use super::error::{ApiError, ErrorCode};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);
 
-/// Who is calling, for handlers that care.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    pub role: Role,
-}
-
 /// `Authorization: Basic base64(user:password)`.
 fn basic_credentials(request: &Request) -> Option<(String, String)> {
     let value = request
@@ -52,11 +45,7 @@ fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
     let Some((name, password)) = basic_credentials(&request) else {
         return ApiError(Error::Unauthenticated).into_response();
@@ -113,10 +102,6 @@ pub async fn authenticate(
         .await;
         return response;
     }
-    request.extensions_mut().insert(Caller {
-        name: name.clone(),
-        role,
-    });
     if is_read(&method) {
         return next.run(request).await;
     }

@@ -64,12 +64,16 @@ pub fn created(location: &str, records: Option<Vec<Value>>) -> Response {
     response
 }
 
-/// A path segment, percent-encoded as ONTAP writes keys in links (`ks1:5696` → `ks1%3A5696`).
+/// RFC 3986's unreserved characters, the only ones a path segment or a query value keeps as
+/// they are: the one encoding set of the service and its command line.
+const UNRESERVED_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A path segment or query value, percent-encoded as ONTAP writes keys in links (`ks1:5696` →
+/// `ks1%3A5696`).
 pub fn encode_segment(segment: &str) -> String {
-    const KEY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(segment, KEY).to_string()
+    percent_encoding::utf8_percent_encode(segment, UNRESERVED_KEPT).to_string()
 }

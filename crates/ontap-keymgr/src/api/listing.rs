@@ -33,12 +33,7 @@ pub fn parse(pairs: &[(String, String)], schema: &Schema) -> ApiResult<Query> {
 /// parameter, because NetApp's Python client follows it without them.
 pub fn respond_collection(query: &Query, records: Vec<Value>, path: &str) -> Response {
     let page = query.apply_collection(records);
-    let next = page.next_offset.map(|offset| {
-        format!(
-            "{path}?{}",
-            query.to_query_string(&[("start.offset", offset.to_string())])
-        )
-    });
+    let next = page.next_offset.map(|offset| query.next_href(path, offset));
     collection(page.records, path, next, query.return_records)
 }
 

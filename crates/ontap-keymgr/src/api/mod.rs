@@ -174,17 +174,11 @@ pub fn return_records(pairs: &[(String, String)]) -> ApiResult<bool> {
     for (name, value) in pairs {
         match name.as_str() {
             "return_records" => {
-                return_records = match value.to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(Error::InvalidFieldsValue {
-                            field: name.clone(),
-                            value: value.clone(),
-                        }
-                        .into());
-                    }
-                }
+                return_records =
+                    query::params::parse_bool(value).ok_or_else(|| Error::InvalidFieldsValue {
+                        field: name.clone(),
+                        value: value.clone(),
+                    })?;
             }
             "return_timeout" | "force" => {}
             _ => return Err(Error::UnexpectedArgument(name.clone()).into()),

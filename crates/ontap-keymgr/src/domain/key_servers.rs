@@ -4,13 +4,10 @@
 
 use std::collections::HashSet;
 
-use kmip::Credential;
-
 use super::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreFailure};
 
 use super::address::KeyServerAddress;
 use super::error::{Error, Result};
-use super::kmip_check;
 use super::model::{KeyServer, Secret};
 use super::service::Service;
 use super::store::write_error;
@@ -317,11 +314,6 @@ fn apply_changes(
         updated.secondary_key_servers = parse_secondaries(&current.server, &list, primaries)?;
     }
     Ok(updated)
-}
-
-/// The credential a server would be checked with.
-pub fn credential(server: &KeyServer) -> Option<Credential> {
-    kmip_check::credential_of(server)
 }
 
 #[cfg(test)]

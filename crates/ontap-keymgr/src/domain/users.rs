@@ -107,7 +107,7 @@ impl Service {
             self.set_password(ADMIN, &password).await?;
             return Ok(AdminBootstrap::Reset(generated));
         }
-        self.add_user(ADMIN, &password, Role::Admin).await?;
+        self.insert_user(ADMIN, &password, Role::Admin).await?;
         Ok(match generated {
             Some(generated) => AdminBootstrap::Generated(generated),
             None => AdminBootstrap::Configured,
@@ -135,7 +135,7 @@ impl Service {
     pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
         check_user_name(name)?;
         check_password(password)?;
-        self.add_user(name, password, role).await
+        self.insert_user(name, password, role).await
     }
 
     pub async fn delete_user(&self, name: &str) -> Result<()> {
@@ -153,7 +153,9 @@ impl Service {
         Ok(())
     }
 
-    pub async fn add_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
+    /// Stores a user; callers check the name and password first (`create_user`), or choose them
+    /// (the first admin).
+    async fn insert_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
         let password_hash = hash_password(password)?;
         self.store
             .insert_user(User {

@@ -70,13 +70,6 @@ impl Response {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 impl Keymgr {
     /// A fresh service with its own data dir.
     pub fn start() -> Keymgr {
@@ -92,9 +85,9 @@ impl Keymgr {
         Keymgr::start_with(data_dir, env, &[])
     }
 
-    /// A service on `data_dir`, with extra environment variables and `serve` options.
+    /// A service on `data_dir`, with extra environment variables and `serve` options. It binds
+    /// port 0 and says which port it got: no port is picked here and lost to a race.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)], options: &[&str]) -> Keymgr {
-        let port = free_port();
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -108,12 +101,7 @@ impl Keymgr {
             .expect("stdout file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"));
         command
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(options)
             .env_remove("KEYMGR_CONFIG")
@@ -125,27 +113,38 @@ impl Keymgr {
         for (name, value) in env {
             command.env(name, value);
         }
+        // Standard output is appended across restarts: only what this start adds counts.
+        let output_before = std::fs::metadata(data_dir.join("../service.out"))
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
         let child = command.spawn().expect("start ontap-keymgr");
         let mut keymgr = Keymgr {
             child: Some(child),
-            port,
+            port: 0,
             data_dir: data_dir.to_path_buf(),
             _dir: None,
             agent: None,
             user: "admin".into(),
             password: ADMIN_PASSWORD.into(),
         };
-        keymgr.wait_until_ready();
+        keymgr.wait_until_ready(output_before);
         keymgr
     }
 
-    fn wait_until_ready(&mut self) {
+    fn wait_until_ready(&mut self, output_before: usize) {
         let deadline = Instant::now() + START_LIMIT;
         let cert_path = self.data_dir.join("tls/cert.pem");
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("ontap-keymgr exited with {status}:\n{}", self.log());
+                }
+            }
+            if self.port == 0 {
+                self.port = self.announced_port(output_before).unwrap_or(0);
+                if self.port == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
                 }
             }
             if self.agent.is_none() && cert_path.exists() {
@@ -160,6 +159,20 @@ impl Keymgr {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("ontap-keymgr did not answer in time:\n{}", self.log());
+    }
+
+    /// The port of the `Listening on https://127.0.0.1:<port>` line this start printed.
+    fn announced_port(&self, output_before: usize) -> Option<u16> {
+        let output = self.output();
+        output
+            .get(output_before..)?
+            .lines()
+            .find_map(|line| line.strip_prefix("Listening on "))?
+            .rsplit(':')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The service's log so far (standard error).

@@ -25,12 +25,11 @@
 mod fields;
 mod filter;
 mod order;
-mod params;
+pub mod params;
 mod records;
 #[cfg(test)]
 mod tests;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 use self::fields::{FieldSelection, KeepTree, is_under, paths_overlap};
@@ -325,12 +324,6 @@ fn is_paging_position(name: &str) -> bool {
     name == START_OFFSET || name == "start"
 }
 
-/// Leaves `-_.~` and alphanumerics as they are, as RFC 3986 allows in a query.
 fn encode(text: &str) -> String {
-    const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    utf8_percent_encode(text, QUERY_COMPONENT).to_string()
+    crate::api::envelope::encode_segment(text)
 }

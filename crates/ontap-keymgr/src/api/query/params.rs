@@ -29,7 +29,7 @@ pub(super) fn parse_flag(field: &str, value: &str) -> Result<bool, QueryError> {
 }
 
 /// `true`/`false` in any case: Python clients send `True`/`False`.
-pub(super) fn parse_bool(value: &str) -> Option<bool> {
+pub fn parse_bool(value: &str) -> Option<bool> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("true") {
         Some(true)

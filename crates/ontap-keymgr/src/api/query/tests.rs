@@ -304,24 +304,35 @@ fn order_by_syntax() {
 }
 
 #[test]
-fn odd_inputs_do_not_panic() {
+fn odd_inputs_are_accepted_or_refused_as_stated() {
     let odd = [
         "", "|", "||", "!", "!!", "*", "**", "..", "<", ">=", "<=..", "ü*ß", "*ǅ*", "\u{0}", "!*|",
     ];
     for value in odd {
+        // Any text is a filter: it matches what it matches, and is never refused.
         for field in [
             "server",
             "timeout",
             "secondary_key_servers",
             "connectivity.node_states.state",
         ] {
-            let _ = query(&KEY_SERVERS, &[(field, value)]).filter(key_servers());
+            let parsed = parse(&pairs(&[(field, value)]), &KEY_SERVERS);
+            let query = parsed.unwrap_or_else(|e| panic!("{field}={value:?} refused: {e:?}"));
+            assert!(query.filter(key_servers()).len() <= key_servers().len());
         }
-        let _ = parse(&pairs(&[("fields", value)]), &KEY_SERVERS);
-        let _ = parse(&pairs(&[("order_by", value)]), &KEY_SERVERS);
-        let _ = parse(&pairs(&[("max_records", value)]), &KEY_SERVERS);
+        let accepted = |name: &str| parse(&pairs(&[(name, value)]), &KEY_SERVERS).is_ok();
+        // `fields` takes names, `*` and `**`; empty means the default.
+        assert_eq!(
+            accepted("fields"),
+            matches!(value, "" | "*" | "**"),
+            "fields={value:?}"
+        );
+        // `order_by` takes field names; empty means no order.
+        assert_eq!(accepted("order_by"), value.is_empty(), "order_by={value:?}");
+        // `max_records` takes a number only.
+        assert!(!accepted("max_records"), "max_records={value:?}");
     }
-    let _ = query(
+    let page = query(
         &KEY_SERVERS,
         &[
             ("max_records", "18446744073709551615"),
@@ -329,6 +340,7 @@ fn odd_inputs_do_not_panic() {
         ],
     )
     .apply_collection(key_servers());
+    assert!(page.records.is_empty() && page.next_offset.is_none());
 }
 
 // --- filters -------------------------------------------------------------------------

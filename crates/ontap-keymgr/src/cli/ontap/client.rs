@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use ureq::http;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
@@ -64,17 +63,9 @@ const SYSTEM_BUNDLES: [&str; 4] = [
     "/usr/local/share/certs/ca-root-nss.crt",
 ];
 
-/// The characters kept as they are in a query value or a path segment: ONTAP's key in a path
-/// is percent-encoded (`ks1:5696` → `ks1%3A5696`).
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// One path segment or query value, percent-encoded.
+/// One path segment or query value, percent-encoded as the service encodes them.
 pub fn encode(text: &str) -> String {
-    utf8_percent_encode(text, COMPONENT).to_string()
+    ontap_keymgr::api::envelope::encode_segment(text)
 }
 
 /// `path?name=value&...`, each value percent-encoded.
