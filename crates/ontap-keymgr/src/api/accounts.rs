@@ -14,21 +14,22 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, encode_segment, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::Schema;
+use super::query::{Schema, Type};
 
 pub const ACCOUNT_SCHEMA: Schema = Schema {
     fields: &[
-        "name",
-        "role.name",
-        "scope",
-        "owner.name",
-        "owner.uuid",
-        "locked",
+        ("name", Type::String),
+        ("role.name", Type::String),
+        ("scope", Type::String),
+        ("owner.name", Type::String),
+        ("owner.uuid", Type::String),
+        ("locked", Type::Boolean),
     ],
     expensive: &[],
     keys: &["name", "owner.uuid", "owner.name"],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 fn account_href(owner: &str, name: &str) -> String {

@@ -11,24 +11,24 @@ use super::AppState;
 use super::cluster::node_ref;
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection};
-use super::query::Schema;
+use super::query::{Schema, Type};
 
 pub const AUDIT_SCHEMA: Schema = Schema {
     fields: &[
-        "index",
-        "timestamp",
-        "node.name",
-        "node.uuid",
-        "application",
-        "location",
-        "user",
-        "input",
-        "state",
-        "scope",
-        "message",
-        "method",
-        "path",
-        "status",
+        ("index", Type::Integer),
+        ("timestamp", Type::String),
+        ("node.name", Type::String),
+        ("node.uuid", Type::String),
+        ("application", Type::String),
+        ("location", Type::String),
+        ("user", Type::String),
+        ("input", Type::String),
+        ("state", Type::String),
+        ("scope", Type::String),
+        ("message", Type::String),
+        ("method", Type::String),
+        ("path", Type::String),
+        ("status", Type::Integer),
     ],
     expensive: &[],
     keys: &["index"],
@@ -45,6 +45,7 @@ pub const AUDIT_SCHEMA: Schema = Schema {
         "state",
         "scope",
     ],
+    arrays: &[],
 };
 
 fn audit_json(record: &AuditRecord, node: Option<&Node>) -> Value {

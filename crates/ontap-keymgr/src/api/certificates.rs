@@ -14,27 +14,28 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::Schema;
+use super::query::{Schema, Type};
 use super::svms::svm_ref;
 
 pub const CERTIFICATE_SCHEMA: Schema = Schema {
     fields: &[
-        "uuid",
-        "name",
-        "type",
-        "common_name",
-        "scope",
-        "svm.name",
-        "svm.uuid",
-        "serial_number",
-        "ca",
-        "expiry_time",
-        "public_certificate",
+        ("uuid", Type::String),
+        ("name", Type::String),
+        ("type", Type::String),
+        ("common_name", Type::String),
+        ("scope", Type::String),
+        ("svm.name", Type::String),
+        ("svm.uuid", Type::String),
+        ("serial_number", Type::String),
+        ("ca", Type::String),
+        ("expiry_time", Type::String),
+        ("public_certificate", Type::String),
     ],
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 pub fn certificate_href(uuid: &str) -> String {

@@ -10,30 +10,32 @@ use super::AppState;
 use super::envelope::self_link;
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::Schema;
+use super::query::{Schema, Type};
 
 pub const CLUSTER_SCHEMA: Schema = Schema {
     fields: &[
-        "name",
-        "uuid",
-        "version.full",
-        "version.generation",
-        "version.major",
-        "version.minor",
-        "metrocluster.configured",
+        ("name", Type::String),
+        ("uuid", Type::String),
+        ("version.full", Type::String),
+        ("version.generation", Type::Integer),
+        ("version.major", Type::Integer),
+        ("version.minor", Type::Integer),
+        ("metrocluster.configured", Type::Boolean),
     ],
     expensive: &[],
     keys: &[],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 pub const NODE_SCHEMA: Schema = Schema {
-    fields: &["uuid", "name"],
+    fields: &[("uuid", Type::String), ("name", Type::String)],
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 pub fn cluster_json(cluster: &Cluster) -> Value {

@@ -19,28 +19,32 @@ use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::key_servers::key_server_json;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Query, Schema};
+use super::query::{Query, Schema, Type};
 use super::svms::svm_ref;
 
 pub const KEY_MANAGER_SCHEMA: Schema = Schema {
     fields: &[
-        "uuid",
-        "scope",
-        "svm.name",
-        "svm.uuid",
-        "external.client_certificate.uuid",
-        "external.client_certificate.name",
-        "external.server_ca_certificates.uuid",
-        "external.servers.server",
-        "external.servers.timeout",
-        "external.servers.username",
-        "external.servers.secondary_key_servers",
-        "onboard.enabled",
+        ("uuid", Type::String),
+        ("scope", Type::String),
+        ("svm.name", Type::String),
+        ("svm.uuid", Type::String),
+        ("external.client_certificate.uuid", Type::String),
+        ("external.client_certificate.name", Type::String),
+        ("external.server_ca_certificates.uuid", Type::String),
+        ("external.servers.server", Type::String),
+        ("external.servers.timeout", Type::Integer),
+        ("external.servers.username", Type::String),
+        ("external.servers.secondary_key_servers", Type::String),
+        ("onboard.enabled", Type::Boolean),
     ],
-    expensive: &["status.code", "status.message"],
+    expensive: &[
+        ("status.code", Type::Integer),
+        ("status.message", Type::String),
+    ],
     keys: &["uuid"],
     path_params: &[],
     collection_default: &[],
+    arrays: &["external.servers", "external.server_ca_certificates"],
 };
 
 pub fn key_manager_href(uuid: &str) -> String {

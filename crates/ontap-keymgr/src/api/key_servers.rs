@@ -18,21 +18,27 @@ use super::cluster::node_ref;
 use super::envelope::{created, empty_ok, encode_segment, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Query, Schema};
+use super::query::{Query, Schema, Type};
 
 pub const KEY_SERVER_SCHEMA: Schema = Schema {
-    fields: &["server", "timeout", "username", "secondary_key_servers"],
+    fields: &[
+        ("server", Type::String),
+        ("timeout", Type::Integer),
+        ("username", Type::String),
+        ("secondary_key_servers", Type::StringList),
+    ],
     expensive: &[
-        "connectivity.cluster_availability",
-        "connectivity.node_states.node.name",
-        "connectivity.node_states.node.uuid",
-        "connectivity.node_states.state",
-        "connectivity.tls_version",
-        "connectivity.cipher_suite",
+        ("connectivity.cluster_availability", Type::Boolean),
+        ("connectivity.node_states.node.name", Type::String),
+        ("connectivity.node_states.node.uuid", Type::String),
+        ("connectivity.node_states.state", Type::String),
+        ("connectivity.tls_version", Type::String),
+        ("connectivity.cipher_suite", Type::String),
     ],
     keys: &["server"],
     path_params: &[],
     collection_default: &[],
+    arrays: &["connectivity.node_states", "records"],
 };
 
 /// The fields a key server takes, alone or in `records`.

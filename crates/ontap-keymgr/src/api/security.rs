@@ -15,21 +15,22 @@ use super::body::Body;
 use super::envelope::{empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_instance};
-use super::query::Schema;
+use super::query::{Schema, Type};
 
 pub const SECURITY_PATH: &str = "/api/security";
 
 pub const SECURITY_SCHEMA: Schema = Schema {
     fields: &[
-        "fips.enabled",
-        "tls.protocol_versions",
-        "tls.cipher_suites",
-        "tls.offload_enabled",
+        ("fips.enabled", Type::Boolean),
+        ("tls.protocol_versions", Type::StringList),
+        ("tls.cipher_suites", Type::StringList),
+        ("tls.offload_enabled", Type::Boolean),
     ],
     expensive: &[],
     keys: &[],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 pub fn security_json(offer: &TlsOffer) -> Value {

@@ -13,14 +13,20 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::Schema;
+use super::query::{Schema, Type};
 
 pub const SVM_SCHEMA: Schema = Schema {
-    fields: &["uuid", "name", "state", "subtype"],
+    fields: &[
+        ("uuid", Type::String),
+        ("name", Type::String),
+        ("state", Type::String),
+        ("subtype", Type::String),
+    ],
     expensive: &[],
     keys: &["uuid", "name"],
     path_params: &[],
     collection_default: &[],
+    arrays: &[],
 };
 
 pub fn svm_href(uuid: &str) -> String {

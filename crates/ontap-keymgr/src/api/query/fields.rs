@@ -50,10 +50,10 @@ impl FieldSelection {
 
     pub(super) fn add_to(&self, tree: &mut KeepTree, schema: &Schema) {
         if self.all_normal {
-            tree.insert_all(schema.fields);
+            tree.insert_all(super::names(schema.fields));
         }
         if self.all_expensive {
-            tree.insert_all(schema.expensive);
+            tree.insert_all(super::names(schema.expensive));
         }
         for name in &self.names {
             tree.insert(name);
@@ -77,7 +77,7 @@ impl KeepTree {
         node.whole = true;
     }
 
-    pub(super) fn insert_all(&mut self, paths: &[&str]) {
+    pub(super) fn insert_all<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
         for path in paths {
             self.insert(path);
         }

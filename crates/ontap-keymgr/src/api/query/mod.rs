@@ -74,9 +74,9 @@ pub enum QueryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schema {
     /// The normal fields: returned by `fields=*` and by an instance GET without `fields`.
-    pub fields: &'static [&'static str],
+    pub fields: &'static [Field],
     /// Fields that cost something to compute: returned only when named, or with `fields=**`.
-    pub expensive: &'static [&'static str],
+    pub expensive: &'static [Field],
     /// The identifying fields, always returned (ONTAP's default collection output).
     pub keys: &'static [&'static str],
     /// The route's path variables. ONTAP accepts them as query parameters too; since the path
@@ -86,11 +86,32 @@ pub struct Schema {
     /// Fields a collection GET without `fields` returns besides the keys (the audit log returns
     /// whole records, as ONTAP's does).
     pub collection_default: &'static [&'static str],
+    /// The dotted prefixes that are arrays of objects (`external.servers`), for the OpenAPI
+    /// document.
+    pub arrays: &'static [&'static str],
+}
+
+/// A field's JSON type, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Integer,
+    Boolean,
+    StringList,
+}
+
+/// A field of a resource: its dotted name and its type. Each resource has one table of them,
+/// which both the query engine and the OpenAPI document read.
+pub type Field = (&'static str, Type);
+
+/// The names of some fields.
+pub fn names(fields: &'static [Field]) -> impl Iterator<Item = &'static str> + Clone {
+    fields.iter().map(|(name, _)| *name)
 }
 
 impl Schema {
     fn all_fields(&self) -> impl Iterator<Item = &'static str> {
-        self.fields.iter().chain(self.expensive).copied()
+        names(self.fields).chain(names(self.expensive))
     }
 
     /// A leaf field: the only names that can be filtered or sorted on.
@@ -293,10 +314,16 @@ impl Query {
 
     /// The paths the client asked for, one way or another.
     fn requested_paths(&self) -> impl Iterator<Item = &str> {
+        /// A field name of the schema, as long as the query's own strings.
+        fn widen<'a>(name: &'static str) -> &'a str {
+            name
+        }
         let selected = self.selection.iter().flat_map(|selection| {
-            let normal = selection.all_normal.then_some(self.schema.fields);
-            let expensive = selection.all_expensive.then_some(self.schema.expensive);
-            let wildcards = normal.into_iter().chain(expensive).flatten().copied();
+            let normal = selection.all_normal.then(|| names(self.schema.fields));
+            let expensive = selection
+                .all_expensive
+                .then(|| names(self.schema.expensive));
+            let wildcards = normal.into_iter().chain(expensive).flatten().map(widen);
             selection.names.iter().map(String::as_str).chain(wildcards)
         });
         let filtered = self.filters.iter().map(|filter| filter.field.as_str());
@@ -308,10 +335,10 @@ impl Query {
         let mut tree = KeepTree::default();
         match &self.selection {
             Some(selection) => selection.add_to(&mut tree, &self.schema),
-            None if default == Projection::AllNormal => tree.insert_all(self.schema.fields),
-            None => tree.insert_all(self.schema.collection_default),
+            None if default == Projection::AllNormal => tree.insert_all(names(self.schema.fields)),
+            None => tree.insert_all(self.schema.collection_default.iter().copied()),
         }
-        tree.insert_all(self.schema.keys);
+        tree.insert_all(self.schema.keys.iter().copied());
         // ONTAP returns the fields a query filtered on.
         for filter in &self.filters {
             tree.insert(&filter.field);
