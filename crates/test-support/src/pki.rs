@@ -91,19 +91,10 @@ impl Ca {
 
     /// A server certificate that expired a day ago.
     pub fn expired_server(&self, common_name: &str, names: &[&str]) -> Issued {
-        let now = time::OffsetDateTime::now_utc();
-        self.issue_valid(
-            common_name,
-            names,
-            &[ExtendedKeyUsagePurpose::ServerAuth],
-            (
-                now - time::Duration::days(30),
-                now - time::Duration::days(1),
-            ),
-        )
+        self.server_expiring_in(common_name, names, -1)
     }
 
-    /// A server certificate that expires in `days` days.
+    /// A server certificate that expires in `days` days (negative: expired that long ago).
     pub fn server_expiring_in(&self, common_name: &str, names: &[&str], days: i64) -> Issued {
         let now = time::OffsetDateTime::now_utc();
         self.issue_valid(

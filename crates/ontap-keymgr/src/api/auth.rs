@@ -53,54 +53,37 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     let role = match state.service.authenticate(&name, &password, address).await {
         Ok(role) => role,
         Err(failure) => {
-            let response = ApiError(failure.error).into_response();
             // Throttled and busy refusals verify nothing: recording them would let anyone
             // fill the trail.
-            if matches!(
+            let recorded = matches!(
                 failure.refusal,
                 LoginRefusal::UnknownUser | LoginRefusal::WrongPassword | LoginRefusal::Locked
-            ) {
-                record(
-                    &state,
-                    &name,
-                    method_and_path(&request),
-                    address,
-                    outcome(&response),
-                )
-                .await;
+            );
+            if !recorded {
+                return ApiError(failure.error).into_response();
             }
-            return response;
+            return refused(
+                &state,
+                &name,
+                method_and_path(&request),
+                address,
+                failure.error,
+            )
+            .await;
         }
     };
     if let Some(parameter) = secret_query_parameter(&request) {
         // A secret in a URL ends up in proxies' and clients' logs: refused, whatever it is.
-        let response = ApiError(Error::UnexpectedArgument(parameter)).into_response();
-        record(
-            &state,
-            &name,
-            method_and_path(&request),
-            address,
-            outcome(&response),
-        )
-        .await;
-        return response;
+        let error = Error::UnexpectedArgument(parameter);
+        return refused(&state, &name, method_and_path(&request), address, error).await;
     }
     let method = request.method().clone();
     if role == Role::Readonly && !is_read(&method) {
-        let response = ApiError(Error::PermissionDenied {
+        let error = Error::PermissionDenied {
             role: role.as_str().into(),
             method: method.to_string(),
-        })
-        .into_response();
-        record(
-            &state,
-            &name,
-            method_and_path(&request),
-            address,
-            outcome(&response),
-        )
-        .await;
-        return response;
+        };
+        return refused(&state, &name, method_and_path(&request), address, error).await;
     }
     if is_read(&method) {
         return next.run(request).await;
@@ -116,27 +99,14 @@ async fn audited(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Err(error) = body::check_transfer_coding(request.headers()) {
-        let response = ApiError(error).into_response();
-        record(
-            &state,
-            &user,
-            method_and_path(&request),
-            address,
-            outcome(&response),
-        )
-        .await;
-        return response;
-    }
     let described = method_and_path(&request);
+    if let Err(error) = body::check_transfer_coding(request.headers()) {
+        return refused(&state, &user, described, address, error).await;
+    }
     let (parts, body) = request.into_parts();
     let bytes = match body::read(body).await {
         Ok(bytes) => bytes,
-        Err(error) => {
-            let response = ApiError(error).into_response();
-            record(&state, &user, described, address, outcome(&response)).await;
-            return response;
-        }
+        Err(error) => return refused(&state, &user, described, address, error).await,
     };
     let input: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
     let request = Request::from_parts(parts, HttpBody::from(bytes));
@@ -156,6 +126,19 @@ async fn audited(
 }
 
 /// Records a request refused before it ran: a failed login, a write the role may not make.
+/// Answers a refusal with ONTAP's envelope, and records it in the trail.
+async fn refused(
+    state: &AppState,
+    user: &str,
+    described: (String, String),
+    address: Option<IpAddr>,
+    error: Error,
+) -> Response {
+    let response = ApiError(error).into_response();
+    record(state, user, described, address, outcome(&response)).await;
+    response
+}
+
 /// Takes what it needs of the request and response rather than references: neither is `Sync`,
 /// so no reference to them may be held across an await.
 async fn record(

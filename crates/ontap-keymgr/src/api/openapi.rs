@@ -11,6 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::query::{Field, Schema, Type, names};
+use crate::domain::error::ontap_message;
 
 /// A resource: its name, and its fields (normal and expensive), types and arrays, read from the
 /// same table the query engine uses.
@@ -42,7 +43,9 @@ pub struct Operation {
     /// The fields a request body may set (any other is refused with 262179); `None`: no body.
     pub body: Option<&'static [(&'static str, Type)]>,
     pub status: u16,
-    pub codes: &'static [(u64, &'static str)],
+    /// The ONTAP error codes it answers besides the common ones; their descriptions come from
+    /// the domain's catalogue.
+    pub codes: &'static [u64],
 }
 
 pub struct Path {
@@ -110,43 +113,9 @@ const AUDIT: Resource = Resource {
     schema: &super::audit::AUDIT_SCHEMA,
 };
 
-const NOT_FOUND: (u64, &str) = (4, "An entry with the specified identifiers was not found.");
-const KEY_SERVER_SCOPE_CODES: [(u64, &str); 3] = [
-    (
-        65536822,
-        "Multitenant key management is not supported in the current cluster version.",
-    ),
-    (
-        65536824,
-        "Multitenant key management is not supported in MetroCluster configurations.",
-    ),
-    (
-        65536828,
-        "External key management is not enabled for the SVM.",
-    ),
-];
-const KMIP_CHECK_CODES: [(u64, &str); 5] = [
-    (
-        65536852,
-        "Failed to query supported KMIP protocol versions.",
-    ),
-    (
-        65536921,
-        "Unable to execute the command on the KMIP server.",
-    ),
-    (
-        66060338,
-        "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates.",
-    ),
-    (
-        66060339,
-        "Unable to establish secure connection to KMIP server due to incorrect client certificates.",
-    ),
-    (
-        66060340,
-        "Unable to establish secure connection to KMIP server due to Cryptsoft error.",
-    ),
-];
+const NOT_FOUND: u64 = 4;
+const KEY_SERVER_SCOPE_CODES: [u64; 3] = [65536822, 65536824, 65536828];
+const KMIP_CHECK_CODES: [u64; 5] = [65536852, 65536921, 66060338, 66060339, 66060340];
 
 // What each write accepts in its body, as its handler reads it.
 const SECURITY_PATCH: &[(&str, Type)] = &[
@@ -262,10 +231,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: Some(SECURITY_PATCH),
                 status: 200,
-                codes: &[
-                    (52428817, "SSLv3 is not supported when FIPS is enabled."),
-                    (52428824, "TLSv1 is not supported when FIPS is enabled."),
-                ],
+                codes: &[52428817, 52428824],
             },
         ],
     },
@@ -288,7 +254,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: Some(SVM_POST),
                 status: 201,
-                codes: &[(1, "An SVM of this name already exists.")],
+                codes: &[1],
             },
         ],
     },
@@ -311,10 +277,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: None,
                 status: 200,
-                codes: &[
-                    NOT_FOUND,
-                    (8, "The SVM still has certificates or a key manager."),
-                ],
+                codes: &[NOT_FOUND, 8],
             },
         ],
     },
@@ -338,29 +301,7 @@ pub const PATHS: &[Path] = &[
                 body: Some(CERTIFICATE_POST),
                 status: 201,
                 codes: &[
-                    (
-                        3735618,
-                        "Cannot accept private key for server_ca or client_ca.",
-                    ),
-                    (3735622, "The certificate type is not supported."),
-                    (
-                        3735693,
-                        "The certificate installation failed as private key was empty.",
-                    ),
-                    (52559973, "The certificate has expired."),
-                    (
-                        52559975,
-                        "Failed to read the certificate due to incorrect formatting.",
-                    ),
-                    (52559976, "The certificate and private key do not match."),
-                    (
-                        52560123,
-                        "Failed to read the key due to incorrect formatting.",
-                    ),
-                    (
-                        2621462,
-                        "The specified SVM does not exist or cannot be accessed by this user.",
-                    ),
+                    3735618, 3735622, 3735693, 52559973, 52559975, 52559976, 52560123, 2621462,
                 ],
             },
         ],
@@ -384,13 +325,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: None,
                 status: 200,
-                codes: &[
-                    NOT_FOUND,
-                    (
-                        3735683,
-                        "Cannot remove this certificate while external key manager is configured.",
-                    ),
-                ],
+                codes: &[NOT_FOUND, 3735683],
             },
         ],
     },
@@ -414,37 +349,16 @@ pub const PATHS: &[Path] = &[
                 body: Some(KEY_MANAGER_POST),
                 status: 201,
                 codes: &[
-                    (
-                        65536038,
-                        "A maximum of 4 active primary key servers are allowed.",
-                    ),
-                    (65536821, "The certificate is not installed."),
-                    (
-                        65536822,
-                        "Multitenant key management is not supported in the current cluster version.",
-                    ),
-                    (65536823, "The SVM has key manager already configured."),
-                    (
-                        65536824,
-                        "Multitenant key management is not supported in MetroCluster configurations.",
-                    ),
-                    (65536871, "Duplicate key management servers exist."),
-                    (
-                        65536876,
-                        "External key management requires client and server CA certificates installed and with one or more key servers provided.",
-                    ),
-                    (
-                        65536916,
-                        "The Onboard Key Manager is only supported for an admin SVM.",
-                    ),
-                    (
-                        65536920,
-                        "The Onboard Key Manager passphrase length is incorrect.",
-                    ),
-                    (
-                        65539216,
-                        "The Admin SVM has a key manager already configured.",
-                    ),
+                    65536038,
+                    65536821,
+                    65536822,
+                    65536823,
+                    65536824,
+                    65536871,
+                    65536876,
+                    65536916,
+                    65536920,
+                    65539216,
                     KMIP_CHECK_CODES[0],
                     KMIP_CHECK_CODES[1],
                     KMIP_CHECK_CODES[2],
@@ -473,23 +387,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: Some(KEY_MANAGER_PATCH),
                 status: 200,
-                codes: &[
-                    NOT_FOUND,
-                    (
-                        65536139,
-                        "The existing passphrase value provided does not match the configured passphrase.",
-                    ),
-                    (65536150, "The new passphrase is same as old passphrase."),
-                    (
-                        65536404,
-                        "The passphrase does not match the accepted length.",
-                    ),
-                    (65536821, "The certificate is not installed."),
-                    (
-                        65536917,
-                        "Updating an onboard passphrase requires both new and existing cluster passphrase.",
-                    ),
-                ],
+                codes: &[NOT_FOUND, 65536139, 65536150, 65536404, 65536821, 65536917],
             },
             Operation {
                 method: "delete",
@@ -512,13 +410,7 @@ pub const PATHS: &[Path] = &[
                 query: true,
                 body: None,
                 status: 200,
-                codes: &[
-                    NOT_FOUND,
-                    (
-                        65536834,
-                        "Failed to get existing key-server details for the SVM.",
-                    ),
-                ],
+                codes: &[NOT_FOUND, 65536834],
             },
             Operation {
                 method: "post",
@@ -529,22 +421,16 @@ pub const PATHS: &[Path] = &[
                 status: 201,
                 codes: &[
                     NOT_FOUND,
-                    (
-                        65536038,
-                        "A maximum of 4 active primary key servers are allowed.",
-                    ),
-                    (65536821, "The certificate is not installed."),
+                    65536038,
+                    65536821,
                     KEY_SERVER_SCOPE_CODES[0],
                     KEY_SERVER_SCOPE_CODES[1],
                     KEY_SERVER_SCOPE_CODES[2],
-                    (
-                        65536834,
-                        "Failed to get existing key-server details for the SVM.",
-                    ),
-                    (65536845, "Missing username."),
-                    (65536846, "Missing password."),
-                    (65536870, "Key management servers are already configured."),
-                    (65536871, "Duplicate key management servers exist."),
+                    65536834,
+                    65536845,
+                    65536846,
+                    65536870,
+                    65536871,
                     KMIP_CHECK_CODES[0],
                     KMIP_CHECK_CODES[1],
                     KMIP_CHECK_CODES[2],
@@ -564,13 +450,7 @@ pub const PATHS: &[Path] = &[
                 query: true,
                 body: None,
                 status: 200,
-                codes: &[
-                    NOT_FOUND,
-                    (
-                        65536843,
-                        "The key management server is not configured for the SVM.",
-                    ),
-                ],
+                codes: &[NOT_FOUND, 65536843],
             },
             Operation {
                 method: "patch",
@@ -584,36 +464,15 @@ pub const PATHS: &[Path] = &[
                     KEY_SERVER_SCOPE_CODES[0],
                     KEY_SERVER_SCOPE_CODES[1],
                     KEY_SERVER_SCOPE_CODES[2],
-                    (
-                        65536843,
-                        "The key management server is not configured for the SVM.",
-                    ),
-                    (65536845, "Missing username."),
-                    (65536846, "Missing password."),
-                    (
-                        65536880,
-                        "One or more of the following values must be provided \"timeout\", \"username\", \"password\", \"secondary_key_servers\", \"create_remove_timeout\".",
-                    ),
-                    (
-                        65537400,
-                        "Exceeded maximum number of secondary key servers.",
-                    ),
-                    (
-                        65538407,
-                        "A secondary key server is a duplicate of the associated primary key server.",
-                    ),
-                    (
-                        65538408,
-                        "The list of secondary key servers contains duplicates.",
-                    ),
-                    (
-                        65538413,
-                        "A secondary key server address is not formatted correctly.",
-                    ),
-                    (
-                        65538502,
-                        "A secondary key server is also a primary key server.",
-                    ),
+                    65536843,
+                    65536845,
+                    65536846,
+                    65536880,
+                    65537400,
+                    65538407,
+                    65538408,
+                    65538413,
+                    65538502,
                     KMIP_CHECK_CODES[0],
                     KMIP_CHECK_CODES[1],
                     KMIP_CHECK_CODES[2],
@@ -633,10 +492,7 @@ pub const PATHS: &[Path] = &[
                     KEY_SERVER_SCOPE_CODES[0],
                     KEY_SERVER_SCOPE_CODES[1],
                     KEY_SERVER_SCOPE_CODES[2],
-                    (
-                        65536843,
-                        "The key management server is not configured for the SVM.",
-                    ),
+                    65536843,
                 ],
             },
         ],
@@ -672,7 +528,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: Some(ACCOUNT_POST),
                 status: 201,
-                codes: &[(1, "A user of this name already exists.")],
+                codes: &[1],
             },
         ],
     },
@@ -704,7 +560,7 @@ pub const PATHS: &[Path] = &[
                 query: false,
                 body: None,
                 status: 200,
-                codes: &[NOT_FOUND, (8, "The last admin user cannot be deleted.")],
+                codes: &[NOT_FOUND, 8],
             },
         ],
     },
@@ -883,7 +739,7 @@ fn operation_json(path: &str, operation: &Operation) -> Value {
     let codes: Vec<String> = operation
         .codes
         .iter()
-        .map(|(code, text)| format!("| {code} | {text} |"))
+        .map(|code| format!("| {code} | {} |", ontap_message(*code).unwrap_or_default()))
         .collect();
     let errors = if codes.is_empty() {
         "ONTAP error envelope.".to_string()
@@ -929,6 +785,17 @@ fn operation_json(path: &str, operation: &Operation) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_code_is_in_the_catalogue() {
+        for path in PATHS {
+            for operation in path.operations {
+                for code in operation.codes {
+                    assert!(ontap_message(*code).is_some(), "{code} of {}", path.path);
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_document_names_every_seed_error_code() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use kmip::{Connector, Credential, Endpoint, Failure, QueryFunction, TlsIdentity, TlsOffer};
 
 use super::kmip_report::{Format, Report};
-use ontap_keymgr::domain::error::ontap_kmip_message;
+use ontap_keymgr::domain::error::{kmip_code, ontap_kmip_message};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -218,12 +218,5 @@ fn read(path: &Path) -> Result<String, String> {
 
 /// The ONTAP error code the API answers for a failure, and ONTAP's message.
 pub fn ontap_error(failure: Failure) -> (u64, &'static str) {
-    let code = ontap_keymgr::domain::Error::Kmip(kmip::Error {
-        server: String::new(),
-        failure,
-        detail: String::new(),
-        result: None,
-    })
-    .code();
-    (code, ontap_kmip_message(failure))
+    (kmip_code(failure), ontap_kmip_message(failure))
 }

@@ -209,26 +209,177 @@ pub enum Error {
     SecondaryIsPrimary(String),
 }
 
+/// ONTAP's description of each error code the service answers, in ONTAP's words: the one
+/// catalogue of them. The messages of [`Error`] start from these where ONTAP's message is fixed
+/// (the KMIP failures), and the OpenAPI document lists them per operation.
+pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
+    (1, "An object of this name already exists."),
+    (4, "An entry with the specified identifiers was not found."),
+    (
+        8,
+        "The object is still in use: remove what depends on it first.",
+    ),
+    (
+        2621462,
+        "The specified SVM does not exist or cannot be accessed by this user.",
+    ),
+    (
+        3735618,
+        "Cannot accept private key for server_ca or client_ca.",
+    ),
+    (3735622, "The certificate type is not supported."),
+    (
+        3735683,
+        "Cannot remove this certificate while external key manager is configured.",
+    ),
+    (
+        3735693,
+        "The certificate installation failed as private key was empty.",
+    ),
+    (52428817, "SSLv3 is not supported when FIPS is enabled."),
+    (52428824, "TLSv1 is not supported when FIPS is enabled."),
+    (52559973, "The certificate has expired."),
+    (
+        52559975,
+        "Failed to read the certificate due to incorrect formatting.",
+    ),
+    (52559976, "The certificate and private key do not match."),
+    (
+        52560123,
+        "Failed to read the key due to incorrect formatting.",
+    ),
+    (
+        65536038,
+        "A maximum of 4 active primary key servers are allowed.",
+    ),
+    (
+        65536139,
+        "The existing passphrase value provided does not match the configured passphrase.",
+    ),
+    (65536150, "The new passphrase is same as old passphrase."),
+    (
+        65536404,
+        "The passphrase does not match the accepted length.",
+    ),
+    (65536821, "The certificate is not installed."),
+    (
+        65536822,
+        "Multitenant key management is not supported in the current cluster version.",
+    ),
+    (65536823, "The SVM has key manager already configured."),
+    (
+        65536824,
+        "Multitenant key management is not supported in MetroCluster configurations.",
+    ),
+    (
+        65536828,
+        "External key management is not enabled for the SVM.",
+    ),
+    (
+        65536834,
+        "Failed to get existing key-server details for the SVM.",
+    ),
+    (
+        65536843,
+        "The key management server is not configured for the SVM.",
+    ),
+    (65536845, "Missing username."),
+    (65536846, "Missing password."),
+    (
+        65536852,
+        "Failed to query supported KMIP protocol versions.",
+    ),
+    (65536870, "Key management servers are already configured."),
+    (65536871, "Duplicate key management servers exist."),
+    (
+        65536876,
+        "External key management requires client and server CA certificates installed and with one or more key servers provided.",
+    ),
+    (
+        65536880,
+        "One or more of the following values must be provided \"timeout\", \"username\", \"password\", \"secondary_key_servers\", \"create_remove_timeout\".",
+    ),
+    (
+        65536916,
+        "The Onboard Key Manager is only supported for an admin SVM.",
+    ),
+    (
+        65536917,
+        "Updating an onboard passphrase requires both new and existing cluster passphrase.",
+    ),
+    (
+        65536920,
+        "The Onboard Key Manager passphrase length is incorrect.",
+    ),
+    (
+        65536921,
+        "Unable to execute the command on the KMIP server.",
+    ),
+    (
+        65537400,
+        "Exceeded maximum number of secondary key servers.",
+    ),
+    (
+        65538407,
+        "A secondary key server is a duplicate of the associated primary key server.",
+    ),
+    (
+        65538408,
+        "The list of secondary key servers contains duplicates.",
+    ),
+    (
+        65538413,
+        "A secondary key server address is not formatted correctly.",
+    ),
+    (
+        65538502,
+        "A secondary key server is also a primary key server.",
+    ),
+    (
+        65539216,
+        "The Admin SVM has a key manager already configured.",
+    ),
+    (
+        66060338,
+        "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates.",
+    ),
+    (
+        66060339,
+        "Unable to establish secure connection to KMIP server due to incorrect client certificates.",
+    ),
+    (
+        66060340,
+        "Unable to establish secure connection to KMIP server due to Cryptsoft error.",
+    ),
+];
+
+/// ONTAP's description of an error code, if the catalogue has it.
+pub fn ontap_message(code: u64) -> Option<&'static str> {
+    ONTAP_MESSAGES
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(_, message)| *message)
+}
+
 /// ONTAP's message for each KMIP failure, followed by our precise diagnosis.
 fn kmip_message(error: &kmip::Error) -> String {
     format!("{} {error}", ontap_kmip_message(error.failure))
 }
 
-/// ONTAP's own message for a class of KMIP failure.
-pub fn ontap_kmip_message(failure: Failure) -> &'static str {
+/// ONTAP's code for a class of KMIP failure.
+pub fn kmip_code(failure: Failure) -> u64 {
     match failure {
-        Failure::Unreachable => "Failed to query supported KMIP protocol versions.",
-        Failure::ServerNotTrusted => {
-            "Unable to establish secure connection to KMIP server due to incorrect server_ca certificates."
-        }
-        Failure::ClientCertificateRejected => {
-            "Unable to establish secure connection to KMIP server due to incorrect client certificates."
-        }
-        Failure::Tls => {
-            "Unable to establish secure connection to KMIP server due to Cryptsoft error."
-        }
-        Failure::OperationFailed => "Unable to execute the command on the KMIP server.",
+        Failure::Unreachable => 65536852,
+        Failure::ServerNotTrusted => 66060338,
+        Failure::ClientCertificateRejected => 66060339,
+        Failure::Tls => 66060340,
+        Failure::OperationFailed => 65536921,
     }
+}
+
+/// ONTAP's own message for a class of KMIP failure, from the catalogue.
+pub fn ontap_kmip_message(failure: Failure) -> &'static str {
+    ontap_message(kmip_code(failure)).unwrap_or_default()
 }
 
 impl Error {
@@ -280,13 +431,7 @@ impl Error {
             AlreadySecondary(_) => 65536042,
             CertificateNotInstalled { .. } => 65536821,
             KeyServersUnreadable(_) => 65536834,
-            Kmip(error) => match error.failure {
-                Failure::Unreachable => 65536852,
-                Failure::ServerNotTrusted => 66060338,
-                Failure::ClientCertificateRejected => 66060339,
-                Failure::Tls => 66060340,
-                Failure::OperationFailed => 65536921,
-            },
+            Kmip(error) => kmip_code(error.failure),
             MissingUsername => 65536845,
             MissingPassword => 65536846,
             KeyServerNotConfigured(_) => 65536843,
