@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::{Table, Value};
 
 pub use crate::domain::cluster::{ClusterConfig, OntapVersion};
 
@@ -53,15 +54,6 @@ impl Default for LoginConfig {
     }
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLogin {
-    max_failed_login_attempts: Option<u32>,
-    /// `30s`, `15m`, `2h` or `1d`; ONTAP counts whole days.
-    lockout_duration: Option<String>,
-    max_failed_logins_per_address: Option<u32>,
-}
-
 /// The cluster's security configuration to apply at start (`[security]` in the file); what it
 /// leaves out keeps its stored value, which `PATCH /api/security` changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -88,93 +80,82 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The file's shape. Every key is optional.
+/// Every setting, declared once, as the file lays them out: every key is optional, and the
+/// environment and the flags are read into the same shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+struct Settings {
     #[serde(default)]
-    server: FileServer,
+    server: ServerSettings,
     #[serde(default)]
-    cluster: FileCluster,
+    cluster: ClusterSettings,
     #[serde(default)]
     security: SecurityConfig,
     #[serde(default)]
-    login: FileLogin,
+    login: LoginSettings,
     #[serde(default)]
-    audit: FileAudit,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAudit {
-    max_records: Option<usize>,
+    audit: AuditSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileServer {
+struct ServerSettings {
     listen: Option<String>,
-    max_connections: Option<usize>,
     data_dir: Option<PathBuf>,
     http: Option<bool>,
+    max_connections: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileCluster {
+struct ClusterSettings {
     name: Option<String>,
     version: Option<String>,
     metrocluster: Option<bool>,
     nodes: Option<Vec<String>>,
 }
 
-/// Where each setting may come from, as plain optional values.
-#[derive(Debug, Default)]
-struct Layer {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    http: Option<bool>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    cluster_name: Option<String>,
-    cluster_version: Option<String>,
-    metrocluster: Option<bool>,
-    nodes: Option<Vec<String>>,
-    security: SecurityConfig,
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginSettings {
     max_failed_login_attempts: Option<u32>,
+    /// `30s`, `15m`, `2h` or `1d`; ONTAP counts whole days.
     lockout_duration: Option<String>,
     max_failed_logins_per_address: Option<u32>,
-    audit_max_records: Option<usize>,
-    max_connections: Option<usize>,
 }
 
-impl Layer {
-    fn over(self, base: Layer) -> Layer {
-        Layer {
-            listen: self.listen.or(base.listen),
-            data_dir: self.data_dir.or(base.data_dir),
-            http: self.http.or(base.http),
-            tls_cert: self.tls_cert.or(base.tls_cert),
-            tls_key: self.tls_key.or(base.tls_key),
-            cluster_name: self.cluster_name.or(base.cluster_name),
-            cluster_version: self.cluster_version.or(base.cluster_version),
-            metrocluster: self.metrocluster.or(base.metrocluster),
-            nodes: self.nodes.or(base.nodes),
-            security: self.security.or(base.security),
-            max_failed_login_attempts: self
-                .max_failed_login_attempts
-                .or(base.max_failed_login_attempts),
-            lockout_duration: self.lockout_duration.or(base.lockout_duration),
-            max_failed_logins_per_address: self
-                .max_failed_logins_per_address
-                .or(base.max_failed_logins_per_address),
-            audit_max_records: self.audit_max_records.or(base.audit_max_records),
-            max_connections: self.max_connections.or(base.max_connections),
-        }
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSettings {
+    max_records: Option<usize>,
 }
+
+/// The environment variable of each setting that has one, and the setting's place in the file.
+const ENVIRONMENT: [(&str, &str); 15] = [
+    ("KEYMGR_LISTEN", "server.listen"),
+    ("KEYMGR_DATA_DIR", "server.data_dir"),
+    ("KEYMGR_HTTP", "server.http"),
+    ("KEYMGR_MAX_CONNECTIONS", "server.max_connections"),
+    ("KEYMGR_TLS_CERT", "server.tls_cert"),
+    ("KEYMGR_TLS_KEY", "server.tls_key"),
+    ("KEYMGR_CLUSTER_NAME", "cluster.name"),
+    ("KEYMGR_CLUSTER_VERSION", "cluster.version"),
+    ("KEYMGR_CLUSTER_METROCLUSTER", "cluster.metrocluster"),
+    ("KEYMGR_CLUSTER_NODES", "cluster.nodes"),
+    ("KEYMGR_FIPS", "security.fips"),
+    (
+        "KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS",
+        "login.max_failed_login_attempts",
+    ),
+    ("KEYMGR_LOCKOUT_DURATION", "login.lockout_duration"),
+    (
+        "KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS",
+        "login.max_failed_logins_per_address",
+    ),
+    ("KEYMGR_AUDIT_MAX_RECORDS", "audit.max_records"),
+];
 
 /// Command-line values, which win over everything else.
 #[derive(Debug, Default, Clone)]
@@ -187,98 +168,134 @@ pub struct Overrides {
 impl Config {
     /// Reads the file (if given), then the environment, then the flags.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
-        let from_file = match file {
-            Some(path) => file_layer(path)?,
-            None => Layer::default(),
+        let mut table = match file {
+            Some(path) => file_table(path)?,
+            None => Table::new(),
         };
-        let from_env = env_layer(|name| std::env::var(name).ok())?;
-        let from_flags = Layer {
-            listen: overrides.listen,
-            data_dir: overrides.data_dir,
-            http: overrides.http.then_some(true),
-            ..Layer::default()
-        };
-        build(from_flags.over(from_env.over(from_file)))
+        merge(&mut table, env_table(|name| std::env::var(name).ok())?);
+        merge(&mut table, flags_table(overrides));
+        let settings = Settings::deserialize(table)
+            .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))?;
+        build(settings)
     }
 }
 
-fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
+fn file_table(path: &Path) -> Result<Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    let parse_error = |message: String| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(Layer {
-        listen: file.server.listen,
-        data_dir: file.server.data_dir,
-        http: file.server.http,
-        tls_cert: file.server.tls_cert,
-        tls_key: file.server.tls_key,
-        cluster_name: file.cluster.name,
-        cluster_version: file.cluster.version,
-        metrocluster: file.cluster.metrocluster,
-        nodes: file.cluster.nodes,
-        security: file.security,
-        max_failed_login_attempts: file.login.max_failed_login_attempts,
-        lockout_duration: file.login.lockout_duration,
-        max_failed_logins_per_address: file.login.max_failed_logins_per_address,
-        audit_max_records: file.audit.max_records,
-        max_connections: file.server.max_connections,
-    })
+        message,
+    };
+    let table: Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    // Checked alone first, so that its mistakes name the file.
+    Settings::deserialize(table.clone()).map_err(|e| parse_error(e.to_string()))?;
+    Ok(table)
 }
 
-fn env_layer(var: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
-    let boolean = |name: &str| -> Result<Option<bool>, ConfigError> {
-        match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(None),
-            Some("1" | "true" | "yes") => Ok(Some(true)),
-            Some("0" | "false" | "no") => Ok(Some(false)),
-            Some(other) => Err(ConfigError::Invalid(format!(
-                "{name}={other} is not a boolean"
-            ))),
+/// The settings given in the environment. A value is read as the type its setting takes:
+/// `true`, `15m` and `a, b` become a boolean, a string and a list where those are expected.
+fn env_table(var: impl Fn(&str) -> Option<String>) -> Result<Table, ConfigError> {
+    let mut table = Table::new();
+    for (name, path) in ENVIRONMENT {
+        let Some(text) = var(name) else {
+            continue;
+        };
+        let value = env_value(path, &text).ok_or_else(|| {
+            ConfigError::Invalid(format!("{name}={text} is not a valid value for {path}"))
+        })?;
+        merge(&mut table, at(path, value));
+    }
+    Ok(table)
+}
+
+/// The first reading of `text` that the setting at `path` accepts.
+fn env_value(path: &str, text: &str) -> Option<Value> {
+    let trimmed = text.trim();
+    let literal = toml::from_str::<Table>(&format!("v = {trimmed}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let yes_no = match trimmed.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "on" => Some(Value::Boolean(true)),
+        "0" | "no" | "off" => Some(Value::Boolean(false)),
+        _ => None,
+    };
+    let list = Value::Array(
+        trimmed
+            .split(',')
+            .map(|item| Value::String(item.trim().to_string()))
+            .collect(),
+    );
+    let candidates = [
+        literal,
+        yes_no,
+        Some(Value::String(text.to_string())),
+        Some(list),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|candidate| Settings::deserialize(at(path, candidate.clone())).is_ok())
+}
+
+fn flags_table(overrides: Overrides) -> Table {
+    let mut table = Table::new();
+    if let Some(listen) = overrides.listen {
+        merge(&mut table, at("server.listen", Value::String(listen)));
+    }
+    if let Some(dir) = overrides.data_dir {
+        let dir = Value::String(dir.to_string_lossy().into_owned());
+        merge(&mut table, at("server.data_dir", dir));
+    }
+    if overrides.http {
+        merge(&mut table, at("server.http", Value::Boolean(true)));
+    }
+    table
+}
+
+/// A table holding `value` at the dotted `path`.
+fn at(path: &str, value: Value) -> Table {
+    let mut parts = path.rsplit('.');
+    let mut table = Table::new();
+    if let Some(last) = parts.next() {
+        table.insert(last.to_string(), value);
+    }
+    for part in parts {
+        let mut outer = Table::new();
+        outer.insert(part.to_string(), Value::Table(table));
+        table = outer;
+    }
+    table
+}
+
+/// Puts `over` onto `base`, table by table: a value of `over` wins.
+fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(inner)), Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
         }
-    };
-    let number = |name: &str| -> Result<Option<u32>, ConfigError> {
-        var(name)
-            .map(|v| {
-                v.trim()
-                    .parse()
-                    .map_err(|_| ConfigError::Invalid(format!("{name}={v} is not a whole number")))
-            })
-            .transpose()
-    };
-    Ok(Layer {
-        listen: var("KEYMGR_LISTEN"),
-        data_dir: var("KEYMGR_DATA_DIR").map(PathBuf::from),
-        http: boolean("KEYMGR_HTTP")?,
-        tls_cert: var("KEYMGR_TLS_CERT").map(PathBuf::from),
-        tls_key: var("KEYMGR_TLS_KEY").map(PathBuf::from),
-        cluster_name: var("KEYMGR_CLUSTER_NAME"),
-        cluster_version: var("KEYMGR_CLUSTER_VERSION"),
-        metrocluster: boolean("KEYMGR_CLUSTER_METROCLUSTER")?,
-        nodes: var("KEYMGR_CLUSTER_NODES")
-            .map(|list| list.split(',').map(|n| n.trim().to_string()).collect()),
-        security: SecurityConfig {
-            fips: boolean("KEYMGR_FIPS")?,
-            ..SecurityConfig::default()
-        },
-        max_failed_login_attempts: number("KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS")?,
-        lockout_duration: var("KEYMGR_LOCKOUT_DURATION"),
-        max_failed_logins_per_address: number("KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS")?,
-        audit_max_records: number("KEYMGR_AUDIT_MAX_RECORDS")?.map(|n| n as usize),
-        max_connections: number("KEYMGR_MAX_CONNECTIONS")?.map(|n| n as usize),
-    })
+    }
 }
 
-fn build(layer: Layer) -> Result<Config, ConfigError> {
-    let listen_text = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+/// The configuration: defaults for what is not set, and the checks.
+fn build(settings: Settings) -> Result<Config, ConfigError> {
+    let Settings {
+        server,
+        cluster,
+        security,
+        login,
+        audit,
+    } = settings;
+    let listen_text = server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen = listen_text.parse().map_err(|_| {
         ConfigError::Invalid(format!("listen address \"{listen_text}\" is not IP:PORT"))
     })?;
-    let nodes = layer
+    let nodes = cluster
         .nodes
         .unwrap_or_else(|| vec!["node-01".to_string(), "node-02".to_string()]);
     if nodes.is_empty() || nodes.iter().any(|n| n.is_empty()) {
@@ -286,16 +303,16 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             "cluster nodes must be non-empty names".into(),
         ));
     }
-    if layer.tls_cert.is_some() != layer.tls_key.is_some() {
+    if server.tls_cert.is_some() != server.tls_key.is_some() {
         return Err(ConfigError::Invalid(
             "tls_cert and tls_key go together".into(),
         ));
     }
     Ok(Config {
         listen,
-        data_dir: layer.data_dir.unwrap_or_else(|| PathBuf::from("data")),
-        http: layer.http.unwrap_or(false),
-        max_connections: match layer.max_connections {
+        data_dir: server.data_dir.unwrap_or_else(|| PathBuf::from("data")),
+        http: server.http.unwrap_or(false),
+        max_connections: match server.max_connections {
             Some(0) => {
                 return Err(ConfigError::Invalid(
                     "max_connections must be at least 1".into(),
@@ -304,29 +321,27 @@ fn build(layer: Layer) -> Result<Config, ConfigError> {
             Some(n) => n,
             None => DEFAULT_MAX_CONNECTIONS,
         },
-        tls_cert: layer.tls_cert,
-        tls_key: layer.tls_key,
+        tls_cert: server.tls_cert,
+        tls_key: server.tls_key,
         cluster: ClusterConfig {
-            name: layer
-                .cluster_name
-                .unwrap_or_else(|| "keymgr-cluster".to_string()),
-            version: OntapVersion::parse(layer.cluster_version.as_deref().unwrap_or("9.14.1"))
+            name: cluster.name.unwrap_or_else(|| "keymgr-cluster".to_string()),
+            version: OntapVersion::parse(cluster.version.as_deref().unwrap_or("9.14.1"))
                 .map_err(ConfigError::Invalid)?,
-            metrocluster: layer.metrocluster.unwrap_or(false),
+            metrocluster: cluster.metrocluster.unwrap_or(false),
             nodes,
         },
-        security: layer.security,
+        security,
         login: LoginConfig {
-            max_failed_login_attempts: layer.max_failed_login_attempts.unwrap_or(0),
-            lockout_duration: match layer.lockout_duration {
+            max_failed_login_attempts: login.max_failed_login_attempts.unwrap_or(0),
+            lockout_duration: match login.lockout_duration {
                 Some(text) => parse_duration(&text)?,
                 None => LoginConfig::default().lockout_duration,
             },
-            max_failed_logins_per_address: layer
+            max_failed_logins_per_address: login
                 .max_failed_logins_per_address
                 .unwrap_or(LoginConfig::default().max_failed_logins_per_address),
         },
-        audit_max_records: match layer.audit_max_records {
+        audit_max_records: match audit.max_records {
             Some(0) => {
                 return Err(ConfigError::Invalid(
                     "the audit trail keeps at least one record (max_records >= 1)".into(),
@@ -365,17 +380,6 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, ConfigError> {
         .ok_or_else(bad)
 }
 
-impl SecurityConfig {
-    /// Each setting from `self`, else from `base`.
-    fn or(self, base: SecurityConfig) -> SecurityConfig {
-        SecurityConfig {
-            fips: self.fips.or(base.fips),
-            tls_protocol_versions: self.tls_protocol_versions.or(base.tls_protocol_versions),
-            tls_cipher_suites: self.tls_cipher_suites.or(base.tls_cipher_suites),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,18 +404,23 @@ mod tests {
             "[server]\nlisten = \"127.0.0.1:1000\"\n[cluster]\nname = \"from-file\"\nversion = \"9.5.0\"\nmetrocluster = true\n",
         )
         .expect("write");
-        let from_file = file_layer(&file).expect("file");
-        let env = env_layer(|name| match name {
+        let mut table = file_table(&file).expect("file");
+        let env = env_table(|name| match name {
             "KEYMGR_CLUSTER_NAME" => Some("from-env".into()),
             "KEYMGR_CLUSTER_NODES" => Some("a, b, c".into()),
+            "KEYMGR_LISTEN" => Some("127.0.0.1:1500".into()),
             _ => None,
         })
         .expect("env");
-        let flags = Layer {
-            listen: Some("127.0.0.1:2000".into()),
-            ..Layer::default()
-        };
-        let config = build(flags.over(env.over(from_file))).expect("config");
+        merge(&mut table, env);
+        merge(
+            &mut table,
+            flags_table(Overrides {
+                listen: Some("127.0.0.1:2000".into()),
+                ..Overrides::default()
+            }),
+        );
+        let config = build(Settings::deserialize(table).expect("settings")).expect("config");
         assert_eq!(config.listen.port(), 2000);
         assert_eq!(config.cluster.name, "from-env");
         assert_eq!(config.cluster.version.to_string(), "9.5.0");
@@ -436,6 +445,40 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("keymgr.toml");
         std::fs::write(&file, "[cluster]\nnmae = \"typo\"\n").expect("write");
-        assert!(matches!(file_layer(&file), Err(ConfigError::Parse { .. })));
+        assert!(matches!(file_table(&file), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn environment_values_are_read_as_their_settings_take_them() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            env_table(move |name| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let table = env(&[
+            ("KEYMGR_HTTP", "yes"),
+            ("KEYMGR_FIPS", "true"),
+            ("KEYMGR_MAX_CONNECTIONS", "50"),
+            ("KEYMGR_CLUSTER_VERSION", "9.5"),
+            ("KEYMGR_LOCKOUT_DURATION", "15m"),
+            ("KEYMGR_CLUSTER_NODES", "n1"),
+        ])
+        .expect("env");
+        let config = build(Settings::deserialize(table).expect("settings")).expect("config");
+        assert!(config.http && config.security.fips == Some(true));
+        assert_eq!(config.max_connections, 50);
+        assert_eq!(config.cluster.version.to_string(), "9.5.0");
+        assert_eq!(config.login.lockout_duration.as_secs(), 900);
+        assert_eq!(config.cluster.nodes, ["n1"]);
+        // A value its setting cannot take names the variable.
+        let error = env(&[("KEYMGR_MAX_CONNECTIONS", "many")]).unwrap_err();
+        assert!(
+            error.to_string().contains("KEYMGR_MAX_CONNECTIONS=many"),
+            "{error}"
+        );
+        assert!(env(&[("KEYMGR_HTTP", "maybe")]).is_err());
     }
 }
