@@ -146,10 +146,20 @@ fn bad_requests_get_ontap_error_envelopes_and_change_nothing() {
         "nothing was created"
     );
 
-    create_svm(&keymgr, "svm1");
+    let uuid = create_svm(&keymgr, "svm1");
     keymgr
         .post("/api/svm/svms", &json!({ "name": "svm1" }))
         .assert_error(409, "1");
+
+    // A path names an object by its uuid, in either case; anything else names nothing.
+    let upper = keymgr.get(&format!("/api/svm/svms/{}", uuid.to_uppercase()));
+    assert_eq!(upper.status, 200);
+    assert_eq!(upper.body["uuid"], uuid.as_str(), "answered in lower case");
+    for not_a_uuid in ["svm1", &uuid.replace('-', ""), &format!("{{{uuid}}}")] {
+        let missing = keymgr.get(&format!("/api/svm/svms/{not_a_uuid}"));
+        missing.assert_error(404, "4");
+        assert_eq!(missing.target(), "uuid");
+    }
 }
 
 #[test]

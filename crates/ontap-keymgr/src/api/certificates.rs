@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::certificates::NewCertificate;
-use crate::domain::model::Certificate;
+use crate::domain::model::{Certificate, CertificateId};
 use crate::domain::svms::SvmSelector;
 
 use super::AppState;
@@ -38,7 +38,7 @@ pub const CERTIFICATE_SCHEMA: Schema = Schema {
     arrays: &[],
 };
 
-pub fn certificate_href(uuid: &str) -> String {
+pub fn certificate_href(uuid: &CertificateId) -> String {
     format!("/api/security/certificates/{uuid}")
 }
 
@@ -86,7 +86,7 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &CERTIFICATE_SCHEMA)?;
-    let certificate = state.service.certificate(&uuid).await?;
+    let certificate = state.service.certificate(&super::path_id(&uuid)?).await?;
     Ok(respond_instance(&query, &certificate_json(&certificate)))
 }
 
@@ -140,6 +140,9 @@ pub async fn delete(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
-    state.service.delete_certificate(&uuid).await?;
+    state
+        .service
+        .delete_certificate(&super::path_id(&uuid)?)
+        .await?;
     Ok(empty_ok())
 }

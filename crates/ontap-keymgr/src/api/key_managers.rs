@@ -10,7 +10,7 @@ use crate::domain::Error;
 use crate::domain::certificates::CertificateRef;
 use crate::domain::key_managers::{KeyManagerChanges, NewExternal, NewKeyManager, NewOnboard};
 use crate::domain::key_servers::NewKeyServer;
-use crate::domain::model::{KeyManager, KeyManagerKind, KeyServer};
+use crate::domain::model::{CertificateId, KeyManager, KeyManagerId, KeyManagerKind, KeyServer};
 
 use super::AppState;
 use super::body::Body;
@@ -47,13 +47,13 @@ pub const KEY_MANAGER_SCHEMA: Schema = Schema {
     arrays: &["external.servers", "external.server_ca_certificates"],
 };
 
-pub fn key_manager_href(uuid: &str) -> String {
+pub fn key_manager_href(uuid: &KeyManagerId) -> String {
     format!("/api/security/key-managers/{uuid}")
 }
 
 /// A key manager as ONTAP shows it. The shape of `server_ca_certificates` items is exactly
 /// `{uuid, _links}`: Ansible compares them to `{"uuid": ...}` after dropping `_links`.
-fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&str) -> String) -> Value {
+fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&CertificateId) -> String) -> Value {
     let mut record = json!({
         "uuid": key_manager.uuid,
         "scope": if key_manager.svm.is_some() { "svm" } else { "cluster" },
@@ -90,7 +90,7 @@ fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&str) -> String) ->
 
 /// A key server inside a key manager: `secondary_key_servers` is a comma-delimited string here
 /// (an array in `/key-servers`), as in ONTAP and NetApp's client schemas.
-fn embedded_server(key_manager: &str, server: &KeyServer) -> Value {
+fn embedded_server(key_manager: &KeyManagerId, server: &KeyServer) -> Value {
     let mut record = key_server_json(key_manager, server);
     if let Some(record) = record.as_object_mut() {
         if let Some(list) = record.remove("secondary_key_servers") {
@@ -112,10 +112,10 @@ async fn records(
     query: &Query,
 ) -> ApiResult<Vec<Value>> {
     let certificates = state.service.certificates().await?;
-    let names = |uuid: &str| {
+    let names = |uuid: &CertificateId| {
         certificates
             .iter()
-            .find(|c| c.uuid == uuid)
+            .find(|c| &c.uuid == uuid)
             .map(|c| c.name.clone())
             .unwrap_or_default()
     };
@@ -152,7 +152,7 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
-    let key_manager = state.service.key_manager(&uuid).await?;
+    let key_manager = state.service.key_manager(&super::path_id(&uuid)?).await?;
     let records = records(&state, std::slice::from_ref(&key_manager), &query).await?;
     let record = records.into_iter().next().unwrap_or_default();
     Ok(respond_instance(&query, &record))
@@ -283,7 +283,10 @@ pub async fn modify(
         changes.existing_passphrase = onboard.secret("existing_passphrase")?;
         changes.synchronize = onboard.boolean("synchronize")?.unwrap_or(false);
     }
-    state.service.modify_key_manager(&uuid, changes).await?;
+    state
+        .service
+        .modify_key_manager(&super::path_id(&uuid)?, changes)
+        .await?;
     Ok(empty_ok())
 }
 
@@ -293,6 +296,9 @@ pub async fn delete(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
-    state.service.delete_key_manager(&uuid).await?;
+    state
+        .service
+        .delete_key_manager(&super::path_id(&uuid)?)
+        .await?;
     Ok(empty_ok())
 }

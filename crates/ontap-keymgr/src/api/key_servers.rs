@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::domain::Error;
 use crate::domain::connectivity::Connectivity;
 use crate::domain::key_servers::{KeyServerChanges, NewKeyServer};
-use crate::domain::model::KeyServer;
+use crate::domain::model::{KeyManagerId, KeyServer};
 
 use super::AppState;
 use super::body::Body;
@@ -50,11 +50,11 @@ const SERVER_FIELDS: [&str; 5] = [
     "secondary_key_servers",
 ];
 
-pub fn key_servers_href(key_manager: &str) -> String {
+pub fn key_servers_href(key_manager: &KeyManagerId) -> String {
     format!("/api/security/key-managers/{key_manager}/key-servers")
 }
 
-pub fn key_server_href(key_manager: &str, server: &str) -> String {
+pub fn key_server_href(key_manager: &KeyManagerId, server: &str) -> String {
     format!(
         "{}/{}",
         key_servers_href(key_manager),
@@ -62,7 +62,7 @@ pub fn key_server_href(key_manager: &str, server: &str) -> String {
     )
 }
 
-pub fn key_server_json(key_manager: &str, server: &KeyServer) -> Value {
+pub fn key_server_json(key_manager: &KeyManagerId, server: &KeyServer) -> Value {
     let mut record = json!({
         "server": server.server.as_str(),
         "timeout": server.timeout,
@@ -96,7 +96,7 @@ fn connectivity_json(connectivity: &Connectivity) -> Value {
 /// The records of `servers`, with `connectivity` measured only when the query needs it.
 async fn records(
     state: &AppState,
-    key_manager: &str,
+    key_manager: &KeyManagerId,
     servers: &[KeyServer],
     query: &Query,
 ) -> ApiResult<Vec<Value>> {
@@ -119,6 +119,7 @@ pub async fn list(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
+    let key_manager = super::path_id(&key_manager)?;
     let servers = state.service.key_servers(&key_manager).await?;
     let records = records(&state, &key_manager, &servers, &query).await?;
     Ok(respond_collection(
@@ -134,6 +135,7 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
+    let key_manager = super::path_id(&key_manager)?;
     let server = state.service.key_server(&key_manager, &server).await?;
     let records = records(&state, &key_manager, std::slice::from_ref(&server), &query).await?;
     let record = records.into_iter().next().unwrap_or_default();
@@ -185,6 +187,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let return_records = super::return_records(&pairs)?;
     let requested = requested_servers(Body::parse(&bytes)?)?;
+    let key_manager = super::path_id(&key_manager)?;
     let added = state
         .service
         .add_key_servers(&key_manager, requested)
@@ -220,7 +223,7 @@ pub async fn modify(
     };
     state
         .service
-        .modify_key_server(&key_manager, &server, changes)
+        .modify_key_server(&super::path_id(&key_manager)?, &server, changes)
         .await?;
     Ok(empty_ok())
 }
@@ -233,7 +236,7 @@ pub async fn delete(
     super::return_records(&pairs)?;
     state
         .service
-        .remove_key_server(&key_manager, &server)
+        .remove_key_server(&super::path_id(&key_manager)?, &server)
         .await?;
     Ok(empty_ok())
 }

@@ -167,6 +167,11 @@ async fn unknown_path(request: Request) -> Response {
     response
 }
 
+/// An identifier from a request's path; a path that holds no uuid names nothing (404).
+pub fn path_id<K>(text: &str) -> ApiResult<crate::domain::ids::Id<K>> {
+    crate::domain::ids::Id::parse(text).ok_or_else(|| Error::NotFound { target: "uuid" }.into())
+}
+
 /// The query parameters a write accepts: `return_records` (default false) and
 /// `return_timeout` (accepted, the service always answers synchronously).
 pub fn return_records(pairs: &[(String, String)]) -> ApiResult<bool> {

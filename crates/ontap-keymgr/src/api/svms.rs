@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::Error;
-use crate::domain::model::{Svm, SvmRef};
+use crate::domain::model::{Svm, SvmId, SvmRef};
 
 use super::AppState;
 use super::body::Body;
@@ -29,7 +29,7 @@ pub const SVM_SCHEMA: Schema = Schema {
     arrays: &[],
 };
 
-pub fn svm_href(uuid: &str) -> String {
+pub fn svm_href(uuid: &SvmId) -> String {
     format!("/api/svm/svms/{uuid}")
 }
 
@@ -63,7 +63,7 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &SVM_SCHEMA)?;
-    let svm = state.service.svm(&uuid).await?;
+    let svm = state.service.svm(&super::path_id(&uuid)?).await?;
     Ok(respond_instance(&query, &svm_json(&svm)))
 }
 
@@ -89,6 +89,6 @@ pub async fn delete(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
-    state.service.delete_svm(&uuid).await?;
+    state.service.delete_svm(&super::path_id(&uuid)?).await?;
     Ok(empty_ok())
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use super::store::StoreFailure;
 
 use super::error::{Error, Result};
-use super::model::{Certificate, CertificateType, Secret, SvmRef};
+use super::model::{Certificate, CertificateId, CertificateType, Secret, SvmRef};
 use super::service::Service;
 use super::store::internal;
 use super::svms::SvmSelector;
@@ -27,11 +27,11 @@ impl Service {
         self.store.list_certificates().await.map_err(internal)
     }
 
-    pub async fn certificate(&self, uuid: &str) -> Result<Certificate> {
+    pub async fn certificate(&self, uuid: &CertificateId) -> Result<Certificate> {
         self.certificates()
             .await?
             .into_iter()
-            .find(|c| c.uuid == uuid)
+            .find(|c| &c.uuid == uuid)
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
@@ -56,7 +56,7 @@ impl Service {
             None => default_name(&parsed.common_name, &parsed.serial_number),
         };
         let certificate = Certificate {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: CertificateId::new_random(),
             name: name.clone(),
             cert_type,
             svm,
@@ -84,7 +84,7 @@ impl Service {
         Ok(certificate)
     }
 
-    pub async fn delete_certificate(&self, uuid: &str) -> Result<()> {
+    pub async fn delete_certificate(&self, uuid: &CertificateId) -> Result<()> {
         let certificate = self.certificate(uuid).await?;
         self.store.delete_certificate(uuid).await.map_err(|e| {
             StoreFailure {
@@ -107,7 +107,10 @@ impl Service {
         let all = self.certificates().await?;
         let found = all.into_iter().find(|c| {
             let same_scope = c.svm.as_ref().map(|s| &s.uuid) == scope.map(|s| &s.uuid);
-            let uuid_ok = reference.uuid.as_ref().is_none_or(|u| *u == c.uuid);
+            let uuid_ok = reference
+                .uuid
+                .as_ref()
+                .is_none_or(|u| CertificateId::parse(u).as_ref() == Some(&c.uuid));
             let name_ok = reference.name.as_ref().is_none_or(|n| *n == c.name);
             let by_uuid = reference.uuid.is_some();
             uuid_ok && name_ok && (by_uuid || same_scope) && c.cert_type == expected

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::cluster::Node;
 use super::error::{Error, Result};
 use super::kmip_check::{self, NegotiatedTls};
-use super::model::KeyServer;
+use super::model::{KeyManagerId, KeyServer};
 use super::service::Service;
 
 /// How long a measured state is reused.
@@ -91,9 +91,9 @@ impl ConnectivityCache {
     }
 
     /// Drops what is known of a key manager's servers after they changed.
-    pub fn forget(&self, key_manager: &str) {
+    pub fn forget(&self, key_manager: &KeyManagerId) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(km, _), _| km != key_manager);
+            entries.retain(|(km, _), _| km != key_manager.as_str());
         }
     }
 }
@@ -102,7 +102,7 @@ impl Service {
     /// The connectivity of each server, in order; servers are measured concurrently.
     pub async fn connectivity(
         &self,
-        key_manager: &str,
+        key_manager: &KeyManagerId,
         servers: &[KeyServer],
     ) -> Result<Vec<Connectivity>> {
         let external = self.external_key_manager(key_manager).await?;

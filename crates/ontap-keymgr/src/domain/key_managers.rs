@@ -7,7 +7,10 @@ use super::store::StoreFailure;
 use super::certificates::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
 use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
-use super::model::{CertificateType, KeyManager, KeyManagerKind, KeyServer, Secret, SvmRef};
+use super::model::{
+    CertificateId, CertificateType, KeyManager, KeyManagerId, KeyManagerKind, KeyServer, Secret,
+    SvmRef,
+};
 use super::service::Service;
 use super::store::{key_manager_read_error, write_error};
 use super::svms::SvmSelector;
@@ -88,7 +91,7 @@ impl Service {
             (Some(external), None) => self.external_kind(svm.as_ref(), external).await?,
         };
         let key_manager = KeyManager {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: KeyManagerId::new_random(),
             svm,
             kind,
         };
@@ -109,7 +112,7 @@ impl Service {
 
     pub async fn modify_key_manager(
         &self,
-        uuid: &str,
+        uuid: &KeyManagerId,
         changes: KeyManagerChanges,
     ) -> Result<KeyManager> {
         let mut key_manager = self.key_manager(uuid).await?;
@@ -175,7 +178,7 @@ impl Service {
         Ok(key_manager)
     }
 
-    pub async fn delete_key_manager(&self, uuid: &str) -> Result<()> {
+    pub async fn delete_key_manager(&self, uuid: &KeyManagerId) -> Result<()> {
         let key_manager = self.key_manager(uuid).await?;
         self.cluster.check_multitenant(key_manager.svm.as_ref())?;
         self.store
@@ -278,7 +281,7 @@ impl Service {
         &self,
         references: &[CertificateRef],
         svm: Option<&SvmRef>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<CertificateId>> {
         let mut uuids = Vec::with_capacity(references.len());
         for reference in references {
             let ca = self

@@ -8,7 +8,7 @@ use super::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreFailure};
 
 use super::address::KeyServerAddress;
 use super::error::{Error, Result};
-use super::model::{KeyServer, Secret};
+use super::model::{KeyManagerId, KeyServer, Secret};
 use super::service::Service;
 use super::store::write_error;
 
@@ -50,12 +50,12 @@ impl KeyServerChanges {
 
 impl Service {
     /// The key servers of an external key manager, in the order they were added.
-    pub async fn key_servers(&self, key_manager: &str) -> Result<Vec<KeyServer>> {
+    pub async fn key_servers(&self, key_manager: &KeyManagerId) -> Result<Vec<KeyServer>> {
         Ok(self.external_key_manager(key_manager).await?.servers)
     }
 
     /// One key server; `server` is matched in its normalized form (`ks1` means `ks1:5696`).
-    pub async fn key_server(&self, key_manager: &str, server: &str) -> Result<KeyServer> {
+    pub async fn key_server(&self, key_manager: &KeyManagerId, server: &str) -> Result<KeyServer> {
         let servers = self.key_servers(key_manager).await?;
         find_server(&servers, server).cloned()
     }
@@ -63,7 +63,7 @@ impl Service {
     /// Adds primary key servers, all or none (seed: POST .../key-servers).
     pub async fn add_key_servers(
         &self,
-        key_manager: &str,
+        key_manager: &KeyManagerId,
         requested: Vec<NewKeyServer>,
     ) -> Result<Vec<KeyServer>> {
         let external = self.external_key_manager(key_manager).await?;
@@ -90,7 +90,7 @@ impl Service {
     /// Changes one key server (seed: PATCH .../key-servers/{server}).
     pub async fn modify_key_server(
         &self,
-        key_manager: &str,
+        key_manager: &KeyManagerId,
         server: &str,
         changes: KeyServerChanges,
     ) -> Result<KeyServer> {
@@ -121,7 +121,7 @@ impl Service {
     }
 
     /// Removes one key server (DELETE .../key-servers/{server}).
-    pub async fn remove_key_server(&self, key_manager: &str, server: &str) -> Result<()> {
+    pub async fn remove_key_server(&self, key_manager: &KeyManagerId, server: &str) -> Result<()> {
         let external = self.external_key_manager(key_manager).await?;
         let current = find_server(&external.servers, server)?;
         self.store

@@ -38,7 +38,7 @@ pub fn connector(
         .as_ref()
         .ok_or_else(|| Error::CertificateNotInstalled {
             role: CertificateRole::Client,
-            uuid: client.uuid.clone(),
+            uuid: client.uuid.to_string(),
         })?;
     let cas: Vec<&str> = server_cas
         .iter()

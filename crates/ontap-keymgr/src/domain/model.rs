@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::address::KeyServerAddress;
+pub use super::ids::{CertificateId, KeyManagerId, SvmId};
 
 /// A secret: a KMIP password, a private key or a passphrase. It never shows in `Debug` output and
 /// is not serializable, so it cannot leak into a response or a log line by accident. The store
@@ -59,14 +60,14 @@ pub struct SecuritySettings {
 /// A storage VM (a tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Svm {
-    pub uuid: String,
+    pub uuid: SvmId,
     pub name: String,
 }
 
 /// A reference to an SVM, as ONTAP embeds it in other objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SvmRef {
-    pub uuid: String,
+    pub uuid: SvmId,
     pub name: String,
 }
 
@@ -127,7 +128,7 @@ impl CertificateType {
 /// An installed certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
-    pub uuid: String,
+    pub uuid: CertificateId,
     pub name: String,
     pub cert_type: CertificateType,
     /// The owning SVM; `None` for cluster-scoped certificates.
@@ -158,8 +159,8 @@ pub struct KeyServer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyManagerKind {
     External {
-        client_certificate: String,
-        server_ca_certificates: Vec<String>,
+        client_certificate: CertificateId,
+        server_ca_certificates: Vec<CertificateId>,
         servers: Vec<KeyServer>,
     },
     Onboard {
@@ -170,7 +171,7 @@ pub enum KeyManagerKind {
 /// A key manager: one per SVM, or one for the cluster (the admin SVM) when `svm` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyManager {
-    pub uuid: String,
+    pub uuid: KeyManagerId,
     pub svm: Option<SvmRef>,
     pub kind: KeyManagerKind,
 }

@@ -9,7 +9,9 @@ use super::store::{internal, key_manager_read_error};
 use super::cluster::Cluster;
 use super::connectivity::ConnectivityCache;
 use super::error::{CertificateRole, Error, Result};
-use super::model::{Certificate, KeyManager, KeyManagerKind, KeyServer};
+use super::model::{
+    Certificate, CertificateId, KeyManager, KeyManagerId, KeyManagerKind, KeyServer,
+};
 
 pub struct Service {
     pub(super) store: Arc<dyn Store>,
@@ -54,7 +56,7 @@ impl Service {
     }
 
     /// A key manager, or 404 with target `uuid`.
-    pub async fn key_manager(&self, uuid: &str) -> Result<KeyManager> {
+    pub async fn key_manager(&self, uuid: &KeyManagerId) -> Result<KeyManager> {
         self.store
             .get_key_manager(uuid)
             .await
@@ -64,7 +66,7 @@ impl Service {
 
     /// An external key manager on which key server operations are allowed: it exists, it is
     /// external, and the cluster supports its scope. The checks ONTAP makes first.
-    pub async fn external_key_manager(&self, uuid: &str) -> Result<ExternalKeyManager> {
+    pub async fn external_key_manager(&self, uuid: &KeyManagerId) -> Result<ExternalKeyManager> {
         let key_manager = self
             .store
             .get_key_manager(uuid)
@@ -77,7 +79,7 @@ impl Service {
             servers,
         } = key_manager.kind.clone()
         else {
-            return Err(Error::NotExternal(key_manager.uuid));
+            return Err(Error::NotExternal(key_manager.uuid.to_string()));
         };
         self.cluster.check_multitenant(key_manager.svm.as_ref())?;
         Ok(ExternalKeyManager {
@@ -92,8 +94,8 @@ impl Service {
     /// installed: the one way a key server gets verified.
     pub(super) async fn check_servers(
         &self,
-        client_uuid: &str,
-        server_ca_uuids: &[String],
+        client_uuid: &CertificateId,
+        server_ca_uuids: &[CertificateId],
         servers: &[KeyServer],
     ) -> Result<()> {
         let connector = self
@@ -106,8 +108,8 @@ impl Service {
     /// cluster's security configuration says.
     pub(super) async fn key_manager_connector(
         &self,
-        client_uuid: &str,
-        server_ca_uuids: &[String],
+        client_uuid: &CertificateId,
+        server_ca_uuids: &[CertificateId],
     ) -> Result<kmip::Connector> {
         let (client, cas) = self
             .installed_certificates(client_uuid, server_ca_uuids)
@@ -118,17 +120,18 @@ impl Service {
     /// The key manager's certificates, which must still be installed (65536821).
     pub(super) async fn installed_certificates(
         &self,
-        client_uuid: &str,
-        server_ca_uuids: &[String],
+        client_uuid: &CertificateId,
+        server_ca_uuids: &[CertificateId],
     ) -> Result<(Certificate, Vec<Certificate>)> {
         let all = self.store.list_certificates().await.map_err(internal)?;
-        let find = |uuid: &str, role| {
-            all.iter().find(|c| c.uuid == uuid).cloned().ok_or_else(|| {
-                Error::CertificateNotInstalled {
+        let find = |uuid: &CertificateId, role| {
+            all.iter()
+                .find(|c| &c.uuid == uuid)
+                .cloned()
+                .ok_or_else(|| Error::CertificateNotInstalled {
                     role,
                     uuid: uuid.to_string(),
-                }
-            })
+                })
         };
         let client = find(client_uuid, CertificateRole::Client)?;
         let cas = server_ca_uuids
@@ -142,7 +145,7 @@ impl Service {
 /// An external key manager, unpacked.
 pub struct ExternalKeyManager {
     pub key_manager: KeyManager,
-    pub client_certificate: String,
-    pub server_ca_certificates: Vec<String>,
+    pub client_certificate: CertificateId,
+    pub server_ca_certificates: Vec<CertificateId>,
     pub servers: Vec<KeyServer>,
 }

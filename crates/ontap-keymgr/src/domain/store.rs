@@ -7,7 +7,10 @@ use async_trait::async_trait;
 
 use super::error::Error;
 
-use super::model::{AuditRecord, Certificate, KeyManager, KeyServer, SecuritySettings, Svm, User};
+use super::model::{
+    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerId, KeyServer, SecuritySettings,
+    Svm, SvmId, User,
+};
 
 /// ONTAP allows at most this many primary key servers per key manager.
 pub const MAX_PRIMARY_KEY_SERVERS: usize = 4;
@@ -72,31 +75,39 @@ pub trait Store: Send + Sync + 'static {
     async fn list_svms(&self) -> StoreResult<Vec<Svm>>;
     async fn insert_svm(&self, svm: Svm) -> StoreResult<()>;
     /// Fails with `Conflict` when a certificate or key manager still belongs to the SVM.
-    async fn delete_svm(&self, uuid: &str) -> StoreResult<()>;
+    async fn delete_svm(&self, uuid: &SvmId) -> StoreResult<()>;
 
     // Certificates: names are unique within their SVM (or the cluster scope).
     async fn list_certificates(&self) -> StoreResult<Vec<Certificate>>;
     async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()>;
     /// Fails with `Conflict` when a key manager uses the certificate.
-    async fn delete_certificate(&self, uuid: &str) -> StoreResult<()>;
+    async fn delete_certificate(&self, uuid: &CertificateId) -> StoreResult<()>;
 
     // Key managers: at most one per SVM, and one for the cluster (svm = None).
     async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>>;
-    async fn get_key_manager(&self, uuid: &str) -> StoreResult<Option<KeyManager>>;
+    async fn get_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<Option<KeyManager>>;
     /// Inserts the key manager with its key servers, if any.
     async fn insert_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
     /// Replaces the key manager's own settings (certificates, passphrase); its key servers are
     /// left as they are.
     async fn update_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;
-    async fn delete_key_manager(&self, uuid: &str) -> StoreResult<()>;
+    async fn delete_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<()>;
 
     // Key servers of external key managers.
     /// Adds all the servers or none, in one transaction that re-checks the limit and the
     /// duplicates, so that concurrent requests can never exceed them.
-    async fn add_key_servers(&self, key_manager: &str, servers: Vec<KeyServer>) -> StoreResult<()>;
+    async fn add_key_servers(
+        &self,
+        key_manager: &KeyManagerId,
+        servers: Vec<KeyServer>,
+    ) -> StoreResult<()>;
     /// Replaces the stored settings of the server with the same address.
-    async fn update_key_server(&self, key_manager: &str, server: KeyServer) -> StoreResult<()>;
-    async fn delete_key_server(&self, key_manager: &str, server: &str) -> StoreResult<()>;
+    async fn update_key_server(
+        &self,
+        key_manager: &KeyManagerId,
+        server: KeyServer,
+    ) -> StoreResult<()>;
+    async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()>;
 
     // The cluster's security configuration: none until first changed.
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>>;

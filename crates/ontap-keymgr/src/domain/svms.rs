@@ -3,7 +3,7 @@
 use super::store::StoreFailure;
 
 use super::error::{Error, Result};
-use super::model::{Svm, SvmRef};
+use super::model::{Svm, SvmId, SvmRef};
 use super::service::Service;
 use super::store::internal;
 
@@ -22,18 +22,18 @@ impl Service {
         self.store.list_svms().await.map_err(internal)
     }
 
-    pub async fn svm(&self, uuid: &str) -> Result<Svm> {
+    pub async fn svm(&self, uuid: &SvmId) -> Result<Svm> {
         self.svms()
             .await?
             .into_iter()
-            .find(|svm| svm.uuid == uuid)
+            .find(|svm| &svm.uuid == uuid)
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
     pub async fn create_svm(&self, name: &str) -> Result<Svm> {
         check_name(name)?;
         let svm = Svm {
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: SvmId::new_random(),
             name: name.to_string(),
         };
         self.store.insert_svm(svm.clone()).await.map_err(|e| {
@@ -50,7 +50,7 @@ impl Service {
         Ok(svm)
     }
 
-    pub async fn delete_svm(&self, uuid: &str) -> Result<()> {
+    pub async fn delete_svm(&self, uuid: &SvmId) -> Result<()> {
         let svm = self.svm(uuid).await?;
         self.store.delete_svm(uuid).await.map_err(|e| {
             StoreFailure {
@@ -76,7 +76,10 @@ impl Service {
             .iter()
             .find(|svm| {
                 selector.name.as_ref().is_none_or(|n| *n == svm.name)
-                    && selector.uuid.as_ref().is_none_or(|u| *u == svm.uuid)
+                    && selector
+                        .uuid
+                        .as_ref()
+                        .is_none_or(|u| SvmId::parse(u).as_ref() == Some(&svm.uuid))
             })
             .map(SvmRef::from)
             .ok_or(Error::SvmNotFound(shown))

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqlResultExt, corrupt, exists, open, scope_description, seal, svm_ref};
-use crate::domain::model::{Certificate, CertificateType};
+use crate::domain::model::{Certificate, CertificateId, CertificateType};
 use crate::store::secrets::SecretBox;
 use crate::store::{StoreError, StoreResult};
 
@@ -52,7 +52,7 @@ impl CertificateRow {
             .transpose()?;
         Ok(Certificate {
             svm: svm_ref(self.svm_uuid, self.svm_name)?,
-            uuid: self.uuid,
+            uuid: CertificateId::from_stored(self.uuid),
             name: self.name,
             cert_type,
             public_certificate: self.public_certificate,
@@ -111,7 +111,7 @@ pub(super) fn insert_certificate(
     let private_key = certificate
         .private_key
         .as_ref()
-        .map(|key| seal(secrets, key, AAD_PRIVATE_KEY, &[&certificate.uuid]))
+        .map(|key| seal(secrets, key, AAD_PRIVATE_KEY, &[certificate.uuid.as_str()]))
         .transpose()?;
     connection
         .execute(

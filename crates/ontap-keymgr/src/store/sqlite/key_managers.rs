@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::key_servers::{check_no_duplicates, insert_key_servers, load_key_servers};
 use super::{SqlResultExt, corrupt, open, scope_description, seal, svm_ref, to_i64};
-use crate::domain::model::{KeyManager, KeyManagerKind};
+use crate::domain::model::{CertificateId, KeyManager, KeyManagerId, KeyManagerKind};
 use crate::store::secrets::SecretBox;
 use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult};
 
@@ -45,7 +45,7 @@ impl KeyManagerRow {
     ) -> StoreResult<KeyManager> {
         let kind = match (self.kind.as_str(), self.client_certificate, self.passphrase) {
             ("external", Some(client_certificate), None) => KeyManagerKind::External {
-                client_certificate,
+                client_certificate: CertificateId::from_stored(client_certificate),
                 server_ca_certificates: load_server_cas(connection, &self.uuid)?,
                 servers: load_key_servers(connection, secrets, &self.uuid)?,
             },
@@ -56,7 +56,7 @@ impl KeyManagerRow {
         };
         Ok(KeyManager {
             svm: svm_ref(self.svm_uuid, self.svm_name)?,
-            uuid: self.uuid,
+            uuid: KeyManagerId::from_stored(self.uuid),
             kind,
         })
     }
@@ -96,7 +96,7 @@ pub(super) fn get_key_manager(
         .transpose()
 }
 
-fn load_server_cas(connection: &Connection, key_manager: &str) -> StoreResult<Vec<String>> {
+fn load_server_cas(connection: &Connection, key_manager: &str) -> StoreResult<Vec<CertificateId>> {
     let mut statement = connection
         .prepare_cached(
             "SELECT certificate_uuid FROM key_manager_server_cas
@@ -135,9 +135,14 @@ fn kind_columns(
     match &key_manager.kind {
         KeyManagerKind::External {
             client_certificate, ..
-        } => Ok((Some(client_certificate.clone()), None)),
+        } => Ok((Some(client_certificate.to_string()), None)),
         KeyManagerKind::Onboard { passphrase } => {
-            let sealed = seal(secrets, passphrase, AAD_PASSPHRASE, &[&key_manager.uuid])?;
+            let sealed = seal(
+                secrets,
+                passphrase,
+                AAD_PASSPHRASE,
+                &[key_manager.uuid.as_str()],
+            )?;
             Ok((None, Some(sealed)))
         }
     }
@@ -188,15 +193,19 @@ pub(super) fn insert_key_manager(
         ..
     } = &key_manager.kind
     {
-        insert_server_cas(connection, &key_manager.uuid, server_ca_certificates)?;
+        insert_server_cas(
+            connection,
+            key_manager.uuid.as_str(),
+            server_ca_certificates,
+        )?;
     }
-    insert_key_servers(connection, secrets, &key_manager.uuid, 0, servers)
+    insert_key_servers(connection, secrets, key_manager.uuid.as_str(), 0, servers)
 }
 
 fn insert_server_cas(
     connection: &Connection,
     key_manager: &str,
-    certificates: &[String],
+    certificates: &[CertificateId],
 ) -> StoreResult<()> {
     let mut statement = connection
         .prepare_cached(
@@ -217,7 +226,8 @@ pub(super) fn update_key_manager(
     secrets: &SecretBox,
     key_manager: &KeyManager,
 ) -> StoreResult<()> {
-    let kind = key_manager_kind(connection, &key_manager.uuid)?.ok_or(StoreError::NotFound)?;
+    let kind =
+        key_manager_kind(connection, key_manager.uuid.as_str())?.ok_or(StoreError::NotFound)?;
     // Changing the kind would strand (or invent) key servers; a key manager is deleted and
     // created again instead.
     if kind != kind_name(&key_manager.kind) {
@@ -245,7 +255,11 @@ pub(super) fn update_key_manager(
                 [&key_manager.uuid],
             )
             .db()?;
-        insert_server_cas(connection, &key_manager.uuid, server_ca_certificates)?;
+        insert_server_cas(
+            connection,
+            key_manager.uuid.as_str(),
+            server_ca_certificates,
+        )?;
     }
     Ok(())
 }

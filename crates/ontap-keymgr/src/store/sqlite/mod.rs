@@ -28,8 +28,10 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
 use super::{Store, StoreError, StoreResult};
+use crate::domain::ids::Id;
 use crate::domain::model::{
-    AuditRecord, Certificate, KeyManager, KeyServer, Secret, SecuritySettings, Svm, SvmRef, User,
+    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerId, KeyServer, Secret,
+    SecuritySettings, Svm, SvmId, SvmRef, User,
 };
 
 /// The [`Store`] on SQLite. Cloning shares the connection.
@@ -144,6 +146,19 @@ impl SqliteStore {
 
 // ---- errors and conversions ----------------------------------------------------------------
 
+/// Identifiers are stored as their uuid text.
+impl<K> rusqlite::types::ToSql for Id<K> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl<K> rusqlite::types::FromSql for Id<K> {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        String::column_result(value).map(Id::from_stored)
+    }
+}
+
 /// Maps rusqlite's errors to the store's: a constraint the code did not check first (a race with
 /// another process, a dangling reference) is a conflict, anything else a backend failure. SQLite
 /// names the constraint, never the values, so no secret can leak through the message.
@@ -213,7 +228,10 @@ pub(super) fn open(
 pub(super) fn svm_ref(uuid: Option<String>, name: Option<String>) -> StoreResult<Option<SvmRef>> {
     match (uuid, name) {
         (None, _) => Ok(None),
-        (Some(uuid), Some(name)) => Ok(Some(SvmRef { uuid, name })),
+        (Some(uuid), Some(name)) => Ok(Some(SvmRef {
+            uuid: SvmId::from_stored(uuid),
+            name,
+        })),
         (Some(uuid), None) => Err(corrupt(&format!("reference to a missing SVM {uuid}"))),
     }
 }
@@ -307,7 +325,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_svm(&self, uuid: &str) -> StoreResult<()> {
+    async fn delete_svm(&self, uuid: &SvmId) -> StoreResult<()> {
         let uuid = uuid.to_string();
         self.write(move |connection, _| svms::delete_svm(connection, &uuid))
             .await
@@ -325,7 +343,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_certificate(&self, uuid: &str) -> StoreResult<()> {
+    async fn delete_certificate(&self, uuid: &CertificateId) -> StoreResult<()> {
         let uuid = uuid.to_string();
         self.write(move |connection, _| certificates::delete_certificate(connection, &uuid))
             .await
@@ -336,7 +354,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_key_manager(&self, uuid: &str) -> StoreResult<Option<KeyManager>> {
+    async fn get_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<Option<KeyManager>> {
         let uuid = uuid.to_string();
         self.read(move |connection, secrets| {
             key_managers::get_key_manager(connection, secrets, &uuid)
@@ -358,13 +376,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_key_manager(&self, uuid: &str) -> StoreResult<()> {
+    async fn delete_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<()> {
         let uuid = uuid.to_string();
         self.write(move |connection, _| key_managers::delete_key_manager(connection, &uuid))
             .await
     }
 
-    async fn add_key_servers(&self, key_manager: &str, servers: Vec<KeyServer>) -> StoreResult<()> {
+    async fn add_key_servers(
+        &self,
+        key_manager: &KeyManagerId,
+        servers: Vec<KeyServer>,
+    ) -> StoreResult<()> {
         let key_manager = key_manager.to_string();
         self.write(move |connection, secrets| {
             key_servers::add_key_servers(connection, secrets, &key_manager, &servers)
@@ -372,7 +394,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_key_server(&self, key_manager: &str, server: KeyServer) -> StoreResult<()> {
+    async fn update_key_server(
+        &self,
+        key_manager: &KeyManagerId,
+        server: KeyServer,
+    ) -> StoreResult<()> {
         let key_manager = key_manager.to_string();
         self.write(move |connection, secrets| {
             key_servers::update_key_server(connection, secrets, &key_manager, &server)
@@ -380,7 +406,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_key_server(&self, key_manager: &str, server: &str) -> StoreResult<()> {
+    async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()> {
         let key_manager = key_manager.to_string();
         let server = server.to_string();
         self.write(move |connection, _| {

@@ -3,12 +3,18 @@
 use super::schema::{MIGRATIONS, schema_version};
 use super::*;
 use crate::domain::address::KeyServerAddress;
+use crate::domain::ids::Id;
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateType, KeyManager, KeyManagerKind, KeyServer, Role, Secret,
     Svm, SvmRef, User,
 };
 
 const KEY: [u8; 32] = [42; 32];
+
+/// Tests name objects with readable words; the store takes any identifier it is given.
+fn id<K>(text: &str) -> Id<K> {
+    Id::from_stored(text.to_owned())
+}
 
 fn memory_store() -> SqliteStore {
     SqliteStore::open_in_memory(SecretBox::from_key(KEY)).expect("open in memory")
@@ -20,14 +26,14 @@ fn file_store(path: &Path) -> SqliteStore {
 
 fn svm(uuid: &str, name: &str) -> Svm {
     Svm {
-        uuid: uuid.into(),
+        uuid: id(uuid),
         name: name.into(),
     }
 }
 
 fn certificate(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
     Certificate {
-        uuid: uuid.into(),
+        uuid: id(uuid),
         name: name.into(),
         cert_type: CertificateType::Client,
         svm: svm.map(SvmRef::from),
@@ -60,11 +66,11 @@ fn key_server(address: &str) -> KeyServer {
 
 fn external(uuid: &str, svm: Option<&Svm>, servers: Vec<KeyServer>) -> KeyManager {
     KeyManager {
-        uuid: uuid.into(),
+        uuid: id(uuid),
         svm: svm.map(SvmRef::from),
         kind: KeyManagerKind::External {
-            client_certificate: "client-cert".into(),
-            server_ca_certificates: vec!["ca-2".into(), "ca-1".into()],
+            client_certificate: id("client-cert"),
+            server_ca_certificates: vec![id("ca-2"), id("ca-1")],
             servers,
         },
     }
@@ -89,7 +95,7 @@ async fn with_certificates(store: &SqliteStore) -> Svm {
 
 async fn stored_servers(store: &SqliteStore, key_manager: &str) -> Vec<String> {
     let key_manager = store
-        .get_key_manager(key_manager)
+        .get_key_manager(&id(key_manager))
         .await
         .expect("get")
         .expect("exists");
@@ -176,8 +182,8 @@ async fn svms_are_listed_by_name_and_names_are_unique() {
         store.insert_svm(svm("u1", "other")).await,
         Err(StoreError::Conflict(_))
     ));
-    store.delete_svm("u2").await.expect("delete");
-    assert_eq!(store.delete_svm("u2").await, Err(StoreError::NotFound));
+    store.delete_svm(&id("u2")).await.expect("delete");
+    assert_eq!(store.delete_svm(&id("u2")).await, Err(StoreError::NotFound));
 }
 
 #[tokio::test]
@@ -263,7 +269,7 @@ async fn key_managers_round_trip_with_servers_in_order_and_secrets_sealed() {
         .await
         .expect("insert external");
     let onboard = KeyManager {
-        uuid: "km-cluster".into(),
+        uuid: id("km-cluster"),
         svm: None,
         kind: KeyManagerKind::Onboard {
             passphrase: Secret::new("ONBOARD-PASSPHRASE-PLAINTEXT"),
@@ -279,10 +285,13 @@ async fn key_managers_round_trip_with_servers_in_order_and_secrets_sealed() {
         [svm_manager.clone(), onboard.clone()]
     );
     assert_eq!(
-        store.get_key_manager("km-svm").await.expect("get"),
+        store.get_key_manager(&id("km-svm")).await.expect("get"),
         Some(svm_manager)
     );
-    assert_eq!(store.get_key_manager("missing").await.expect("get"), None);
+    assert_eq!(
+        store.get_key_manager(&id("missing")).await.expect("get"),
+        None
+    );
 
     assert_sealed(&store, "key_servers", "password", "KS-PASSWORD-PLAINTEXT");
     assert_sealed(
@@ -315,7 +324,7 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
             .expect("swap");
     }
     let error = store
-        .get_key_manager("km")
+        .get_key_manager(&id("km"))
         .await
         .expect_err("swapped secret");
     assert!(matches!(&error, StoreError::Unreadable(m) if m.contains("key_servers.password")));
@@ -390,17 +399,17 @@ async fn updating_a_key_manager_replaces_its_settings_but_not_its_servers() {
         .await
         .expect("certificate");
     let updated = KeyManager {
-        uuid: "km".into(),
+        uuid: id("km"),
         svm: Some(SvmRef::from(&vs0)),
         kind: KeyManagerKind::External {
-            client_certificate: "client-2".into(),
-            server_ca_certificates: vec!["ca-1".into()],
+            client_certificate: id("client-2"),
+            server_ca_certificates: vec![id("ca-1")],
             servers: vec![],
         },
     };
     store.update_key_manager(updated).await.expect("update");
     let stored = store
-        .get_key_manager("km")
+        .get_key_manager(&id("km"))
         .await
         .expect("get")
         .expect("exists");
@@ -412,12 +421,12 @@ async fn updating_a_key_manager_replaces_its_settings_but_not_its_servers() {
     else {
         panic!("not external");
     };
-    assert_eq!(client_certificate, "client-2");
-    assert_eq!(server_ca_certificates, ["ca-1"]);
+    assert_eq!(client_certificate, id("client-2"));
+    assert_eq!(server_ca_certificates, [id("ca-1")]);
     assert_eq!(servers, [key_server("ks1.example.com")]);
     // The replaced certificates are free again.
     store
-        .delete_certificate("ca-2")
+        .delete_certificate(&id("ca-2"))
         .await
         .expect("delete unused ca");
 
@@ -432,7 +441,7 @@ async fn updating_a_key_manager_replaces_its_settings_but_not_its_servers() {
 async fn an_onboard_passphrase_is_updated() {
     let store = memory_store();
     let onboard = |passphrase: &str| KeyManager {
-        uuid: "km".into(),
+        uuid: id("km"),
         svm: None,
         kind: KeyManagerKind::Onboard {
             passphrase: Secret::new(passphrase),
@@ -447,12 +456,12 @@ async fn an_onboard_passphrase_is_updated() {
         .await
         .expect("update");
     assert_eq!(
-        store.get_key_manager("km").await.expect("get"),
+        store.get_key_manager(&id("km")).await.expect("get"),
         Some(onboard("second"))
     );
     assert!(matches!(
         store
-            .add_key_servers("km", vec![key_server("ks.example.com")])
+            .add_key_servers(&id("km"), vec![key_server("ks.example.com")])
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -472,7 +481,7 @@ async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothin
         .expect("insert");
     assert_eq!(
         store
-            .add_key_servers("missing", vec![key_server("ks2.example.com")])
+            .add_key_servers(&id("missing"), vec![key_server("ks2.example.com")])
             .await,
         Err(StoreError::NotFound)
     );
@@ -480,7 +489,7 @@ async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothin
     assert_eq!(
         store
             .add_key_servers(
-                "km",
+                &id("km"),
                 vec![key_server("ks2.example.com"), key_server("ks1.example.com")]
             )
             .await,
@@ -491,7 +500,7 @@ async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothin
         .map(|i| key_server(&format!("ks{i}.example.com")))
         .collect();
     assert_eq!(
-        store.add_key_servers("km", four_more).await,
+        store.add_key_servers(&id("km"), four_more).await,
         Err(StoreError::KeyServerLimit { existing: 1 })
     );
     assert_eq!(stored_servers(&store, "km").await.len(), 1);
@@ -499,7 +508,10 @@ async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothin
     let three_more = (2..=4)
         .map(|i| key_server(&format!("ks{i}.example.com")))
         .collect();
-    store.add_key_servers("km", three_more).await.expect("add");
+    store
+        .add_key_servers(&id("km"), three_more)
+        .await
+        .expect("add");
     assert_eq!(
         stored_servers(&store, "km").await,
         [
@@ -511,7 +523,7 @@ async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothin
     );
     assert_eq!(
         store
-            .add_key_servers("km", vec![key_server("ks5.example.com")])
+            .add_key_servers(&id("km"), vec![key_server("ks5.example.com")])
             .await,
         Err(StoreError::KeyServerLimit { existing: 4 })
     );
@@ -537,30 +549,32 @@ async fn key_servers_are_updated_and_deleted_by_address() {
         ..key_server("ks1.example.com")
     };
     store
-        .update_key_server("km", changed.clone())
+        .update_key_server(&id("km"), changed.clone())
         .await
         .expect("update");
     assert_eq!(
         store
-            .update_key_server("km", key_server("ks9.example.com"))
+            .update_key_server(&id("km"), key_server("ks9.example.com"))
             .await,
         Err(StoreError::NotFound)
     );
     store
-        .delete_key_server("km", "ks2.example.com:5696")
+        .delete_key_server(&id("km"), "ks2.example.com:5696")
         .await
         .expect("delete");
     assert_eq!(
-        store.delete_key_server("km", "ks2.example.com:5696").await,
+        store
+            .delete_key_server(&id("km"), "ks2.example.com:5696")
+            .await,
         Err(StoreError::NotFound)
     );
     // Re-adding goes after the last one.
     store
-        .add_key_servers("km", vec![key_server("ks0.example.com")])
+        .add_key_servers(&id("km"), vec![key_server("ks0.example.com")])
         .await
         .expect("add");
     let stored = store
-        .get_key_manager("km")
+        .get_key_manager(&id("km"))
         .await
         .expect("get")
         .expect("exists");
@@ -580,18 +594,21 @@ async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates()
         .await
         .expect("insert");
     let error = store
-        .delete_certificate("client-cert")
+        .delete_certificate(&id("client-cert"))
         .await
         .expect_err("in use");
     assert!(matches!(error, StoreError::Conflict(m) if m.contains("client")));
-    let error = store.delete_certificate("ca-1").await.expect_err("in use");
+    let error = store
+        .delete_certificate(&id("ca-1"))
+        .await
+        .expect_err("in use");
     assert!(matches!(error, StoreError::Conflict(_)));
-    let error = store.delete_svm("svm-0").await.expect_err("in use");
+    let error = store.delete_svm(&id("svm-0")).await.expect_err("in use");
     assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
 
-    store.delete_key_manager("km").await.expect("delete");
+    store.delete_key_manager(&id("km")).await.expect("delete");
     assert_eq!(
-        store.delete_key_manager("km").await,
+        store.delete_key_manager(&id("km")).await,
         Err(StoreError::NotFound)
     );
     assert!(raw_blobs(&store, "SELECT password FROM key_servers").is_empty());
@@ -605,20 +622,20 @@ async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates()
 
     // The certificates still hold the SVM; once they are gone, so can it be.
     assert!(matches!(
-        store.delete_svm("svm-0").await,
+        store.delete_svm(&id("svm-0")).await,
         Err(StoreError::Conflict(_))
     ));
     for uuid in ["client-cert", "ca-1", "ca-2"] {
         store
-            .delete_certificate(uuid)
+            .delete_certificate(&id(uuid))
             .await
             .expect("delete certificate");
     }
     assert_eq!(
-        store.delete_certificate("ca-1").await,
+        store.delete_certificate(&id("ca-1")).await,
         Err(StoreError::NotFound)
     );
-    store.delete_svm("svm-0").await.expect("delete svm");
+    store.delete_svm(&id("svm-0")).await.expect("delete svm");
 }
 
 #[tokio::test]
@@ -718,7 +735,7 @@ async fn concurrent_additions_never_exceed_the_limit() {
             };
             tokio::spawn(async move {
                 store
-                    .add_key_servers("km", vec![key_server(&format!("new{i}.example.com"))])
+                    .add_key_servers(&id("km"), vec![key_server(&format!("new{i}.example.com"))])
                     .await
             })
         })
