@@ -151,34 +151,60 @@ async fn apply_configured_security(
     Ok(())
 }
 
-/// Runs until SIGINT or SIGTERM.
+/// Prepares the store, binds the configured address, says on standard output which one it
+/// got, and runs until SIGINT or SIGTERM.
 pub async fn serve(config: Config, admin: AdminStart) -> Result<(), StartError> {
     let prepared = prepare(&config, &admin).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| fail("cannot listen")(format!("{}: {e}", config.listen)))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| fail("cannot listen")(e.to_string()))?;
-    let tls = if config.http {
-        tracing::info!(%address, "serving plain HTTP");
-        None
-    } else {
-        let acceptor = tls_acceptor(&config)?;
-        tracing::info!(%address, "serving HTTPS");
-        Some(acceptor)
-    };
-    // The address actually bound, on standard output for scripts and tests: with port 0 the
-    // system chose it.
+    let address = local_address(&listener)?;
+    // For scripts and tests: with port 0 the system chose it.
     println!(
         "Listening on {}://{address}",
         if config.http { "http" } else { "https" }
     );
     let _ = std::io::stdout().flush();
+    serve_prepared(listener, &config, prepared, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` completes, then lets open requests finish: the app
+/// as the in-process tests start it.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    admin: AdminStart,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let prepared = prepare(&config, &admin).await?;
+    serve_prepared(listener, &config, prepared, shutdown).await
+}
+
+async fn serve_prepared(
+    listener: TcpListener,
+    config: &Config,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let address = local_address(&listener)?;
+    let tls = if config.http {
+        tracing::info!(%address, "serving plain HTTP");
+        None
+    } else {
+        let acceptor = tls_acceptor(config)?;
+        tracing::info!(%address, "serving HTTPS");
+        Some(acceptor)
+    };
     let connections = Connections::new(connection_limit(config.max_connections));
-    serve_connections(listener, tls, prepared.router, connections).await;
+    serve_connections(listener, tls, prepared.router, connections, shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn local_address(listener: &TcpListener) -> Result<std::net::SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|e| fail("cannot listen")(e.to_string()))
 }
 
 /// Descriptors kept for everything but client connections: the database, key-server checks...
@@ -203,16 +229,16 @@ fn connection_limit(configured: usize) -> usize {
     configured.min(allowed)
 }
 
-/// Accepts connections (over TLS unless `tls` is `None`) until SIGINT or SIGTERM, then lets the
-/// open ones finish their requests, for at most [`DRAIN_LIMIT`].
+/// Accepts connections (over TLS unless `tls` is `None`) until `shutdown` completes, then lets
+/// the open ones finish their requests, for at most [`DRAIN_LIMIT`].
 async fn serve_connections(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
     connections: Arc<Connections>,
+    shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

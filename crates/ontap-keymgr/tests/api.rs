@@ -14,7 +14,7 @@ use test_support::pykmip::{PyKmip, PyKmipConfig};
 
 #[test]
 fn every_request_needs_basic_credentials() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let anonymous = keymgr.request_as("", "", "GET", "/api/cluster", None);
     anonymous.assert_error(401, "6");
     let wrong = keymgr.request_as("admin", "wrong", "GET", "/api/svm/svms", None);
@@ -36,7 +36,7 @@ fn every_request_needs_basic_credentials() {
 
 #[test]
 fn cluster_answers_with_its_configured_identity() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let cluster = keymgr.get("/api/cluster");
     assert_eq!(cluster.status, 200, "{cluster:?}");
     assert_eq!(cluster.body["version"]["generation"], 9);
@@ -52,7 +52,7 @@ fn cluster_answers_with_its_configured_identity() {
 
 #[test]
 fn collections_filter_sort_and_page_like_ontap() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     for name in ["vs_b", "vs_a", "vs_c", "other"] {
         create_svm(&keymgr, name);
     }
@@ -102,7 +102,7 @@ fn collections_filter_sort_and_page_like_ontap() {
 
 #[test]
 fn bad_requests_get_ontap_error_envelopes_and_change_nothing() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     keymgr
         .get("/api/svm/svms?colour=blue")
         .assert_error(400, "262179");
@@ -165,7 +165,7 @@ fn bad_requests_get_ontap_error_envelopes_and_change_nothing() {
 #[test]
 fn certificates_are_parsed_checked_and_never_show_their_key() {
     let pki = TestPki::new();
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     create_svm(&keymgr, "svm1");
     let post = |body: Value| keymgr.post("/api/security/certificates", &body);
     let client = |extra: Value| {
@@ -242,7 +242,7 @@ fn certificates_are_parsed_checked_and_never_show_their_key() {
 fn key_managers_have_ontaps_shape_rules_and_status() {
     let pki = TestPki::new();
     let kmip = good_kmip(&pki);
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     create_svm(&keymgr, "svm1");
     create_svm(&keymgr, "svm2");
     let km = create_key_manager(&keymgr, &pki, Some("svm1"), &[kmip.address()]);
@@ -400,6 +400,7 @@ fn no_password_or_private_key_is_ever_returned_logged_or_audited() {
         trusted_ca: &pki.ca,
         credential: Some(("kmip-user", "Sup3r-Secret-KMIP-pw")),
     });
+    // The binary, whose log this test reads.
     let keymgr = Keymgr::start();
     create_svm(&keymgr, "svm1");
     install_certificates(&keymgr, &pki, Some("svm1"), "svm1");
@@ -487,7 +488,7 @@ fn no_password_or_private_key_is_ever_returned_logged_or_audited() {
 
 #[test]
 fn readonly_users_may_read_but_not_write() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let cluster_uuid = keymgr.get("/api/cluster").body["uuid"]
         .as_str()
         .expect("uuid")

@@ -1,6 +1,7 @@
-//! End-to-end fixtures: the real `ontap-keymgr` binary on a free port with a fresh data dir, an
-//! HTTPS client that trusts only the certificate the service made for itself, and helpers that
-//! set up SVMs, certificates and key managers through the API.
+//! End-to-end fixtures: the service with a fresh data dir, either as the real `ontap-keymgr`
+//! binary or in this test process on a port-0 listener ([`Keymgr::spawn_app`]), an HTTPS client
+//! that trusts only the certificate the service made for itself, and helpers that set up SVMs,
+//! certificates and key managers through the API.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -20,6 +21,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// A running service. Dropping it kills it.
 pub struct Keymgr {
     child: Option<Child>,
+    app: Option<InProcessApp>,
     pub port: u16,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -80,6 +82,63 @@ impl Keymgr {
         keymgr
     }
 
+    /// The app in this test process, serving HTTPS on a listener bound to port 0: the whole
+    /// service but the process around it, so no port is picked and nothing outlives the test.
+    /// Tests of restarts, signals, the command line and the log start the binary instead.
+    pub fn spawn_app() -> Keymgr {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let overrides = ontap_keymgr::config::Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir.clone()),
+            http: false,
+        };
+        let config = ontap_keymgr::config::Config::load(None, overrides).expect("configuration");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let port = listener.local_addr().expect("bound address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let admin = ontap_keymgr::server::AdminStart {
+                    password: Some(ADMIN_PASSWORD.into()),
+                    reset: false,
+                };
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                if let Err(error) =
+                    ontap_keymgr::server::run(listener, config, admin, shutdown).await
+                {
+                    panic!("the app did not start: {error}");
+                }
+            });
+        });
+        let mut keymgr = Keymgr {
+            child: None,
+            app: Some(InProcessApp {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            port,
+            data_dir,
+            _dir: Some(dir),
+            agent: None,
+            user: "admin".into(),
+            password: ADMIN_PASSWORD.into(),
+        };
+        keymgr.wait_until_ready(0);
+        keymgr
+    }
+
     /// A service on `data_dir`, with extra environment variables.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Keymgr {
         Keymgr::start_with(data_dir, env, &[])
@@ -120,6 +179,7 @@ impl Keymgr {
         let child = command.spawn().expect("start ontap-keymgr");
         let mut keymgr = Keymgr {
             child: Some(child),
+            app: None,
             port: 0,
             data_dir: data_dir.to_path_buf(),
             _dir: None,
@@ -139,6 +199,9 @@ impl Keymgr {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("ontap-keymgr exited with {status}:\n{}", self.log());
                 }
+            }
+            if self.app.as_ref().is_some_and(InProcessApp::has_stopped) {
+                panic!("the in-process app stopped before answering");
             }
             if self.port == 0 {
                 self.port = self.announced_port(output_before).unwrap_or(0);
@@ -324,8 +387,33 @@ impl Keymgr {
     }
 }
 
+/// The app running on its own runtime in a thread of the test process.
+struct InProcessApp {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessApp {
+    fn has_stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for InProcessApp {
+    /// Stops it as SIGINT stops the binary, and waits for it, so its data dir outlives it.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Drop for Keymgr {
     fn drop(&mut self) {
+        self.app.take();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
