@@ -28,7 +28,7 @@ fn trail_as_readonly(keymgr: &Keymgr) -> String {
 fn secrets_never_reach_the_trail_whatever_their_shape() {
     let pki = TestPki::new();
     let kmip = good_kmip(&pki);
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let key_manager = create_key_manager(&keymgr, &pki, None, &[kmip.address()]);
     let server_path = format!(
         "{}/{}",
@@ -82,7 +82,7 @@ fn secrets_never_reach_the_trail_whatever_their_shape() {
 
 #[test]
 fn every_write_refuses_unknown_query_parameters() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let svm = keymgr
         .post("/api/svm/svms", &json!({ "name": "svm1" }))
         .created_uuid();
@@ -106,7 +106,7 @@ fn every_write_refuses_unknown_query_parameters() {
 
 #[test]
 fn long_inputs_are_kept_in_part() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let long_name = "n".repeat(100_000);
     let response = keymgr.post("/api/svm/svms", &json!({ "name": long_name }));
     assert_eq!(response.status, 400, "{response:?}");
@@ -162,7 +162,7 @@ fn a_long_trail_is_read_a_page_at_a_time_and_kept_bounded() {
 
 #[test]
 fn the_trail_returns_whole_records_by_default_as_ontap_does() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     keymgr.post("/api/svm/svms", &json!({ "name": "svm1" }));
     let trail = keymgr.get("/api/security/audit/messages");
     let record = &trail.body["records"][0];

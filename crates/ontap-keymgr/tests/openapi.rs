@@ -14,7 +14,7 @@ fn committed() -> Value {
 
 #[test]
 fn the_served_document_is_the_committed_one() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let served = keymgr.request_as("", "", "GET", "/docs/api/openapi.json", None);
     assert_eq!(served.status, 200, "{served:?}");
     assert_eq!(
@@ -37,7 +37,7 @@ fn the_openapi_command_prints_the_committed_document() {
 
 #[test]
 fn every_documented_operation_is_routed() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let document = committed();
     let paths = document["paths"].as_object().expect("paths");
     for (path, operations) in paths {

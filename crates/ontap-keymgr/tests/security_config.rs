@@ -10,7 +10,7 @@ use test_support::pki::TestPki;
 
 #[test]
 fn ontaps_defaults_are_shown_and_bad_changes_are_refused_without_effect() {
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let defaults = keymgr.get("/api/security");
     assert_eq!(defaults.status, 200, "{defaults:?}");
     assert_eq!(defaults.body["fips"]["enabled"], false);
@@ -92,7 +92,7 @@ fn ontaps_defaults_are_shown_and_bad_changes_are_refused_without_effect() {
 fn the_configured_offer_is_what_key_servers_are_offered() {
     let pki = TestPki::new();
     let kmip = good_kmip(&pki);
-    let keymgr = Keymgr::start();
+    let keymgr = Keymgr::spawn_app();
     let key_manager = create_key_manager(&keymgr, &pki, None, &[kmip.address()]);
     // A TLS server that accepts ChaCha20 only, and answers no KMIP.
     let chacha = OpenSslServer::start(
