@@ -111,13 +111,8 @@ fn the_readme_walk_through_works_as_written() {
         .env_remove("KEYMGR_DATA_DIR")
         .env_remove("KEYMGR_LISTEN")
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
+        .stdout(support::log_file(&log))
+        .stderr(support::log_file(&log))
         // Its own process group, so that whatever it leaves running is stopped with it.
         .process_group(0);
     let mut child = command.spawn().expect("bash");

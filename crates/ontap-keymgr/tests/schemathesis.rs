@@ -99,13 +99,8 @@ fn run_schemathesis(dir: &Path, config: &Path, keymgr: &Keymgr) -> String {
         .env("SCHEMATHESIS_HOOKS", "")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
+        .stdout(support::log_file(&log))
+        .stderr(support::log_file(&log))
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", st.display()));
     let status = wait_bounded(&mut child, RUN_LIMIT);

@@ -421,6 +421,16 @@ impl Drop for Keymgr {
     }
 }
 
+/// A file that a child's standard output and error can both append to, in the order written.
+pub fn log_file(path: &Path) -> Stdio {
+    let file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file");
+    Stdio::from(file)
+}
+
 fn agent_trusting(pem: &[u8]) -> Option<ureq::Agent> {
     let certificate = ureq::tls::Certificate::from_pem(pem).ok()?.to_owned();
     let tls = ureq::tls::TlsConfig::builder()
