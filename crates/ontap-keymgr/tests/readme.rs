@@ -149,19 +149,7 @@ fn the_kmip_server_script_says_plainly_that_its_port_is_taken() {
     let port = taken.local_addr().expect("address").port();
     let dir = tempfile::tempdir().expect("dir");
     let pki = test_support::pki::TestPki::new();
-    let (cert, key) = pki.server.write(dir.path(), "server");
-    let ca = pki.ca.write(dir.path(), "ca");
-    let output = Command::new(test_support::pykmip::python())
-        .arg(workspace_root().join("scripts/kmip_server.py"))
-        .arg("--dir")
-        .arg(dir.path())
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(key)
-        .arg("--ca")
-        .arg(ca)
-        .args(["--port", &port.to_string()])
+    let output = test_support::pykmip::server_command(dir.path(), &pki.server, &pki.ca, port)
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/kmip_server.py");

@@ -2,7 +2,7 @@
 //! the test virtualenv (`scripts/setup-test-env.sh`, run by `scripts/test.sh`).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -59,6 +59,33 @@ impl<'a> PyKmipConfig<'a> {
     }
 }
 
+/// `scripts/kmip_server.py` on `port` (0: a free one) with `server`'s certificate, trusting
+/// `trusted_ca`, its files written to `dir`: the command, for the caller to add to and start.
+pub fn server_command(dir: &Path, server: &Issued, trusted_ca: &Ca, port: u16) -> Command {
+    let (cert, key) = server.write(dir, "server");
+    let ca = trusted_ca.write(dir, "ca");
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} does not exist: run scripts/test.sh (or scripts/setup-test-env.sh) first",
+        python.display()
+    );
+    let mut command = Command::new(python);
+    command
+        .arg(crate::workspace_root().join("scripts/kmip_server.py"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--port")
+        .arg(port.to_string());
+    command
+}
+
 /// The Python of the test virtualenv: `KEYMGR_TEST_PYTHON`, else `.venv/bin/python`.
 pub fn python() -> PathBuf {
     match std::env::var_os("KEYMGR_TEST_PYTHON") {
@@ -90,28 +117,8 @@ impl PyKmip {
     /// A server on `port` (0: a free one), e.g. the port of a server that was stopped.
     pub fn start_on(config: PyKmipConfig<'_>, port: u16) -> PyKmip {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = config.server.write(dir.path(), "server");
-        let ca = config.trusted_ca.write(dir.path(), "ca");
-        let python = python();
-        assert!(
-            python.exists(),
-            "{} does not exist: run scripts/test.sh (or scripts/setup-test-env.sh) first",
-            python.display()
-        );
-        let mut command = Command::new(python);
-        command
-            .arg(crate::workspace_root().join("scripts/kmip_server.py"))
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
-            .arg("--ca")
-            .arg(ca)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--stop-on-stdin-eof");
+        let mut command = server_command(dir.path(), config.server, config.trusted_ca, port);
+        command.arg("--stop-on-stdin-eof");
         if let Some((username, password)) = config.credential {
             command.args(["--username", username, "--password", password]);
         }

@@ -18,7 +18,7 @@ use super::cluster::node_ref;
 use super::envelope::{created, empty_ok, encode_segment, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Query, Schema, Type};
+use super::query::{Field, Query, Schema, Type, names};
 
 pub const KEY_SERVER_SCHEMA: Schema = Schema {
     fields: &[
@@ -41,14 +41,24 @@ pub const KEY_SERVER_SCHEMA: Schema = Schema {
     arrays: &["connectivity.node_states", "records"],
 };
 
-/// The fields a key server takes, alone or in `records`.
-const SERVER_FIELDS: [&str; 5] = [
-    "server",
-    "timeout",
-    "username",
-    "password",
-    "secondary_key_servers",
-];
+/// The fields a key server takes, with their types, under each of the given prefixes. A macro
+/// because the OpenAPI document needs them also under `records.`, as `'static` names.
+macro_rules! key_server_fields {
+    ($($prefix:literal),+) => {
+        &[$(
+            (concat!($prefix, "server"), Type::String),
+            (concat!($prefix, "timeout"), Type::Integer),
+            (concat!($prefix, "username"), Type::String),
+            (concat!($prefix, "password"), Type::String),
+            (concat!($prefix, "secondary_key_servers"), Type::StringList),
+        )+]
+    };
+}
+
+/// The fields of one key server in a POST body.
+const SERVER_FIELDS: &[Field] = key_server_fields!("");
+/// What a POST body may set: one key server, or several in `records`.
+pub const POST_BODY: &[Field] = key_server_fields!("", "records.");
 
 pub fn key_servers_href(key_manager: &KeyManagerId) -> String {
     format!("/api/security/key-managers/{key_manager}/key-servers")
@@ -143,7 +153,7 @@ pub async fn get(
 }
 
 fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {
-    body.allow(&SERVER_FIELDS)?;
+    body.allow(&names(SERVER_FIELDS).collect::<Vec<_>>())?;
     Ok(NewKeyServer {
         server: body
             .string("server")?
@@ -157,8 +167,7 @@ fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {
 
 /// One server (`server` and its settings) or several (`records`), never both.
 fn requested_servers(mut body: Body) -> ApiResult<Vec<NewKeyServer>> {
-    let mut allowed = SERVER_FIELDS.to_vec();
-    allowed.push("records");
+    let allowed: Vec<&str> = names(SERVER_FIELDS).chain(["records"]).collect();
     body.allow(&allowed)?;
     let Some(records) = body.object_list("records")? else {
         if !body.has("server") {
@@ -166,10 +175,10 @@ fn requested_servers(mut body: Body) -> ApiResult<Vec<NewKeyServer>> {
         }
         return Ok(vec![new_server(body)?]);
     };
-    if let Some(other) = SERVER_FIELDS.iter().find(|f| body.has(f)) {
+    if let Some(other) = names(SERVER_FIELDS).find(|f| body.has(f)) {
         return Err(Error::ConflictingFields {
             first: "records".into(),
-            second: (*other).into(),
+            second: other.into(),
         }
         .into());
     }

@@ -159,18 +159,6 @@ const KEY_MANAGER_PATCH: &[(&str, Type)] = &[
     ("onboard.existing_passphrase", Text),
     ("onboard.synchronize", Boolean),
 ];
-const KEY_SERVER_POST: &[(&str, Type)] = &[
-    ("server", Text),
-    ("timeout", Integer),
-    ("username", Text),
-    ("password", Text),
-    ("secondary_key_servers", StringList),
-    ("records.server", Text),
-    ("records.timeout", Integer),
-    ("records.username", Text),
-    ("records.password", Text),
-    ("records.secondary_key_servers", StringList),
-];
 const KEY_SERVER_PATCH: &[(&str, Type)] = &[
     ("timeout", Integer),
     ("username", Text),
@@ -417,7 +405,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Add primary key servers to an external key manager",
                 resource: &KEY_SERVER,
                 query: false,
-                body: Some(KEY_SERVER_POST),
+                body: Some(super::key_servers::POST_BODY),
                 status: 201,
                 codes: &[
                     NOT_FOUND,
