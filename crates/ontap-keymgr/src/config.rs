@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 pub use crate::domain::cluster::{ClusterConfig, OntapVersion};
+pub use crate::domain::health_monitor::MonitorSettings;
 
 /// How many connections may be open at once unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
@@ -31,6 +32,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// How many audit records are kept; the oldest go first.
     pub audit_max_records: usize,
+    /// The key server health monitor (`[health_monitor]`).
+    pub health_monitor: MonitorSettings,
 }
 
 /// ONTAP's `security login role config` settings for failed logins (`[login]` in the file).
@@ -95,6 +98,8 @@ struct Settings {
     login: LoginSettings,
     #[serde(default)]
     audit: AuditSettings,
+    #[serde(default)]
+    health_monitor: HealthMonitorSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,8 +137,17 @@ struct AuditSettings {
     max_records: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthMonitorSettings {
+    /// `30s`, `15m`...: polls at this interval instead of the API's
+    /// `health_monitor_polling_interval` (minutes, 15 to 30 as in ONTAP).
+    interval: Option<String>,
+    max_concurrent_checks: Option<usize>,
+}
+
 /// The environment variable of each setting that has one, and the setting's place in the file.
-const ENVIRONMENT: [(&str, &str); 15] = [
+const ENVIRONMENT: [(&str, &str); 17] = [
     ("KEYMGR_LISTEN", "server.listen"),
     ("KEYMGR_DATA_DIR", "server.data_dir"),
     ("KEYMGR_HTTP", "server.http"),
@@ -155,6 +169,11 @@ const ENVIRONMENT: [(&str, &str); 15] = [
         "login.max_failed_logins_per_address",
     ),
     ("KEYMGR_AUDIT_MAX_RECORDS", "audit.max_records"),
+    ("KEYMGR_HEALTH_MONITOR_INTERVAL", "health_monitor.interval"),
+    (
+        "KEYMGR_HEALTH_MONITOR_MAX_CONCURRENT_CHECKS",
+        "health_monitor.max_concurrent_checks",
+    ),
 ];
 
 /// Command-line values, which win over everything else.
@@ -290,6 +309,7 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
         security,
         login,
         audit,
+        health_monitor,
     } = settings;
     let listen_text = server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen = listen_text.parse().map_err(|_| {
@@ -334,7 +354,7 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
         login: LoginConfig {
             max_failed_login_attempts: login.max_failed_login_attempts.unwrap_or(0),
             lockout_duration: match login.lockout_duration {
-                Some(text) => parse_duration(&text)?,
+                Some(text) => parse_duration("lockout duration", &text)?,
                 None => LoginConfig::default().lockout_duration,
             },
             max_failed_logins_per_address: login
@@ -350,17 +370,28 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
             Some(n) => n,
             None => crate::domain::audit::DEFAULT_RETENTION,
         },
+        health_monitor: MonitorSettings {
+            interval: health_monitor
+                .interval
+                .map(|text| parse_duration("health monitor interval", &text))
+                .transpose()?,
+            max_concurrent_checks: match health_monitor.max_concurrent_checks {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "the health monitor needs max_concurrent_checks >= 1".into(),
+                    ));
+                }
+                Some(n) => n,
+                None => MonitorSettings::default().max_concurrent_checks,
+            },
+        },
     })
 }
 
 /// `30s`, `15m`, `2h`, `1d`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, ConfigError> {
+fn parse_duration(what: &str, text: &str) -> Result<std::time::Duration, ConfigError> {
     let text = text.trim();
-    let bad = || {
-        ConfigError::Invalid(format!(
-            "lockout duration \"{text}\" is not like 30s, 15m, 2h or 1d"
-        ))
-    };
+    let bad = || ConfigError::Invalid(format!("{what} \"{text}\" is not like 30s, 15m, 2h or 1d"));
     let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => text.split_at(at),
         None => (text, "s"),
@@ -430,7 +461,7 @@ mod tests {
 
     #[test]
     fn durations_have_units() {
-        let seconds = |t: &str| parse_duration(t).map(|d| d.as_secs()).ok();
+        let seconds = |t: &str| parse_duration("test", t).map(|d| d.as_secs()).ok();
         assert_eq!(seconds("30s"), Some(30));
         assert_eq!(seconds("15m"), Some(900));
         assert_eq!(seconds("1d"), Some(86_400));

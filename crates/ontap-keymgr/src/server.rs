@@ -29,6 +29,7 @@ use crate::domain::cluster::Cluster;
 use crate::domain::login::LockoutPolicy;
 use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
+use crate::store::read_model::ReadModel;
 use crate::store::secrets::SecretBox;
 use crate::store::sqlite::SqliteStore;
 
@@ -68,18 +69,20 @@ pub async fn prepare(config: &Config, admin: &AdminStart) -> Result<Prepared, St
         lockout_duration: config.login.lockout_duration,
         max_failed_logins_per_address: config.login.max_failed_logins_per_address,
     };
+    let store = Arc::new(ReadModel::new(Arc::new(store)));
     let service = Arc::new(
-        Service::new(
-            Arc::new(store),
-            Cluster::new(&config.cluster, cluster_uuid),
-            lockout,
-        )
-        .with_audit_retention(config.audit_max_records),
+        Service::new(store, Cluster::new(&config.cluster, cluster_uuid), lockout)
+            .with_audit_retention(config.audit_max_records)
+            .with_monitor(config.health_monitor),
     );
     service
         .load_security()
         .await
         .map_err(|e| fail("cannot read the security configuration")(e.to_string()))?;
+    service
+        .load_key_manager_config()
+        .await
+        .map_err(|e| fail("cannot read the key manager configuration")(e.to_string()))?;
     apply_configured_security(&service, &config.security).await?;
     let outcome = service
         .bootstrap_admin(admin.password.as_deref(), admin.reset)
@@ -195,8 +198,17 @@ async fn serve_prepared(
         tracing::info!(%address, "serving HTTPS");
         Some(acceptor)
     };
-    let connections = Connections::new(connection_limit(config.max_connections));
+    let connections = Connections::new(connection_limit(
+        config.max_connections,
+        config.health_monitor.max_concurrent_checks,
+    ));
+    let (stop_monitor, monitor_stops) = tokio::sync::oneshot::channel::<()>();
+    let monitor = tokio::spawn(prepared.service.clone().run_health_monitor(async {
+        let _ = monitor_stops.await;
+    }));
     serve_connections(listener, tls, prepared.router, connections, shutdown).await;
+    let _ = stop_monitor.send(());
+    let _ = monitor.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -207,16 +219,19 @@ fn local_address(listener: &TcpListener) -> Result<std::net::SocketAddr, StartEr
         .map_err(|e| fail("cannot listen")(e.to_string()))
 }
 
-/// Descriptors kept for everything but client connections: the database, key-server checks...
-const RESERVED_DESCRIPTORS: u64 = 64;
+/// Descriptors kept for the database, logs and the like, besides client connections and
+/// key-server checks.
+const RESERVED_DESCRIPTORS: u64 = 32;
 
 /// The configured connection limit, lowered to what the open files limit allows after raising
-/// it as far as it goes.
-fn connection_limit(configured: usize) -> usize {
+/// it as far as it goes and keeping one descriptor per concurrent key-server check.
+fn connection_limit(configured: usize, concurrent_checks: usize) -> usize {
     let Some(files) = crate::connections::raise_open_files_limit() else {
         return configured;
     };
-    let allowed = usize::try_from(files.saturating_sub(RESERVED_DESCRIPTORS))
+    let reserved =
+        RESERVED_DESCRIPTORS.saturating_add(u64::try_from(concurrent_checks).unwrap_or(u64::MAX));
+    let allowed = usize::try_from(files.saturating_sub(reserved))
         .unwrap_or(usize::MAX)
         .max(1);
     if allowed < configured {

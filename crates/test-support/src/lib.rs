@@ -7,6 +7,7 @@ pub mod fake;
 pub mod openssl;
 pub mod pki;
 pub mod pykmip;
+pub mod responder;
 
 use std::path::PathBuf;
 

@@ -11,7 +11,10 @@ pub const HAL_JSON: &str = "application/hal+json";
 /// A JSON body with ONTAP's content type. The body starts with `{`: NetApp's Python client
 /// sends anything else to its multipart decoder.
 pub fn hal_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    // `to_vec` writes straight into bytes; `to_string` would go through `fmt::Display`, which
+    // cost a few percent of a listing's CPU under load. Serializing a `Value` cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = (status, bytes).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));

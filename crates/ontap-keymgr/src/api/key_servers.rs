@@ -34,6 +34,7 @@ pub const KEY_SERVER_SCHEMA: Schema = Schema {
         ("connectivity.node_states.state", Type::String),
         ("connectivity.tls_version", Type::String),
         ("connectivity.cipher_suite", Type::String),
+        ("connectivity.check_time", Type::String),
     ],
     keys: &["server"],
     path_params: &[],
@@ -95,12 +96,26 @@ fn connectivity_json(connectivity: &Connectivity) -> Value {
             "state": state.as_str(),
         })).collect::<Vec<_>>(),
     });
-    // Not ONTAP's: how the last check's connection was secured (docs/compatibility.md).
+    // Not ONTAP's: how the last check's connection was secured, and when that check was made
+    // (docs/compatibility.md).
     if let Some(tls) = &connectivity.tls {
         record["tls_version"] = tls.version.clone().into();
         record["cipher_suite"] = tls.cipher_suite.clone().into();
     }
+    record["check_time"] = rfc3339(connectivity.checked_at).into();
     record
+}
+
+/// A time as ONTAP writes them, to the second, in UTC.
+fn rfc3339(time: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(time)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The records of `servers`, with `connectivity` measured only when the query needs it.

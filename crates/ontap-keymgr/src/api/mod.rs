@@ -9,6 +9,7 @@ pub mod certificates;
 pub mod cluster;
 pub mod envelope;
 pub mod error;
+pub mod key_manager_configs;
 pub mod key_managers;
 pub mod key_servers;
 pub mod listing;
@@ -73,6 +74,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(
             security::SECURITY_PATH,
             get(security::get).patch(security::modify),
+        )
+        .route(
+            key_manager_configs::KEY_MANAGER_CONFIGS_PATH,
+            get(key_manager_configs::get).patch(key_manager_configs::modify),
         )
         .route("/api/security/audit/messages", get(audit::list))
         .route(

@@ -62,6 +62,13 @@ const SECURITY: Resource = Resource {
     schema: &super::security::SECURITY_SCHEMA,
 };
 
+const KEY_MANAGER_CONFIG: Resource = Resource {
+    name: "key_manager_config",
+    description: "The key server health monitor's polling interval (minutes, 15 to 30) and ONTAP's \
+                  other key manager options. Common Criteria mode is not available.",
+    schema: &super::key_manager_configs::KEY_MANAGER_CONFIG_SCHEMA,
+};
+
 const CLUSTER: Resource = Resource {
     name: "cluster",
     description: "The cluster the service presents (from its configuration).",
@@ -220,6 +227,29 @@ pub const PATHS: &[Path] = &[
                 body: Some(SECURITY_PATCH),
                 status: 200,
                 codes: &[52428817, 52428824],
+            },
+        ],
+    },
+    Path {
+        path: super::key_manager_configs::KEY_MANAGER_CONFIGS_PATH,
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve the key manager configuration",
+                resource: &KEY_MANAGER_CONFIG,
+                query: true,
+                body: None,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "patch",
+                summary: "Change the health monitor's polling interval",
+                resource: &KEY_MANAGER_CONFIG,
+                query: false,
+                body: Some(super::key_manager_configs::PATCH_BODY),
+                status: 200,
+                codes: &[65536809, 65537303, 65537304],
             },
         ],
     },

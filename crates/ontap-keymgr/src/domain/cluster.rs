@@ -96,12 +96,12 @@ impl Cluster {
         }
     }
 
-    /// ONTAP's `version.full` string.
     /// The node that answers for the service, which runs on one host.
     pub fn first_node(&self) -> Option<&Node> {
         self.nodes.first()
     }
 
+    /// ONTAP's `version.full` string.
     pub fn full_version(&self) -> String {
         format!("NetApp Release {} (ontap-keymgr)", self.version)
     }

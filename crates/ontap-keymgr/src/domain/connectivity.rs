@@ -1,11 +1,13 @@
 //! Key server connectivity, ONTAP's expensive `connectivity` field: measured by a real KMIP
-//! round trip to the primary, falling back to its secondary key servers in order, and cached
-//! briefly so that listing many servers, or polling, does not hammer them.
+//! round trip to the primary, falling back to its secondary key servers in order. The health
+//! monitor (`health_monitor.rs`) re-checks every key server in the background; reads answer its
+//! latest result, and check only a server not checked since it was added or changed.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::cluster::Node;
@@ -13,9 +15,6 @@ use super::error::{Error, Result};
 use super::kmip_check::{self, NegotiatedTls};
 use super::model::{KeyManagerId, KeyServer};
 use super::service::Service;
-
-/// How long a measured state is reused.
-const CACHE_FOR: Duration = Duration::from_secs(5);
 
 /// ONTAP's key server states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +43,17 @@ pub struct Connectivity {
     pub problem: Option<Error>,
     /// How the connection to the server (or the secondary that answered) was secured.
     pub tls: Option<NegotiatedTls>,
+    /// When the check that found this was made.
+    pub checked_at: SystemTime,
 }
 
-/// What one probe of a server found.
+/// What one check of a server found.
 #[derive(Debug, Clone)]
-struct Probe {
-    state: State,
-    problem: Option<Error>,
+pub(super) struct Probe {
+    pub(super) state: State,
+    pub(super) problem: Option<Error>,
     tls: Option<NegotiatedTls>,
+    checked_at: SystemTime,
 }
 
 impl Probe {
@@ -60,89 +62,167 @@ impl Probe {
             state: State::Unknown,
             problem,
             tls: None,
+            checked_at: SystemTime::now(),
         }
     }
+}
+
+/// A key server, as the measurements name it.
+type ServerKey = (KeyManagerId, String);
+
+pub(super) fn server_key(key_manager: &KeyManagerId, server: &KeyServer) -> ServerKey {
+    (key_manager.clone(), server.server.to_string())
+}
+
+/// When a check started, to tell whether what it measured still applies when it ends: a change
+/// of the key manager's servers, or of the TLS offer, meanwhile makes it stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Epoch {
+    all: u64,
+    key_manager: u64,
 }
 
 #[derive(Default)]
+struct Measurements {
+    latest: HashMap<ServerKey, Probe>,
+    /// Bumped when everything is forgotten (the TLS offer changed).
+    all_epoch: u64,
+    /// Bumped when a key manager's servers change; pruned to the live key managers.
+    key_manager_epochs: HashMap<KeyManagerId, u64>,
+}
+
+/// The latest check of each key server.
+#[derive(Default)]
 pub struct ConnectivityCache {
-    entries: Mutex<HashMap<(String, String), (Instant, Probe)>>,
+    measurements: Mutex<Measurements>,
 }
 
 impl ConnectivityCache {
-    fn get(&self, key: &(String, String)) -> Option<Probe> {
-        let entries = self.entries.lock().ok()?;
-        let (measured, probe) = entries.get(key)?;
-        (measured.elapsed() < CACHE_FOR).then(|| probe.clone())
+    /// Held only to read or swap entries, never across an await: a poisoned lock's data is
+    /// whole.
+    fn lock(&self) -> MutexGuard<'_, Measurements> {
+        self.measurements
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn put(&self, key: (String, String), probe: Probe) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, (measured, _)| measured.elapsed() < CACHE_FOR);
-            entries.insert(key, (Instant::now(), probe));
+    pub(super) fn epoch(&self, key_manager: &KeyManagerId) -> Epoch {
+        let measurements = self.lock();
+        Epoch {
+            all: measurements.all_epoch,
+            key_manager: measurements
+                .key_manager_epochs
+                .get(key_manager)
+                .copied()
+                .unwrap_or(0),
         }
+    }
+
+    pub(super) fn get(&self, key: &ServerKey) -> Option<Probe> {
+        self.lock().latest.get(key).cloned()
+    }
+
+    /// Keeps `probe` unless the key manager changed since `epoch`. Answers the state it
+    /// replaced, if any.
+    pub(super) fn put(&self, key: ServerKey, probe: Probe, epoch: Epoch) -> Option<State> {
+        let mut measurements = self.lock();
+        let current = Epoch {
+            all: measurements.all_epoch,
+            key_manager: measurements
+                .key_manager_epochs
+                .get(&key.0)
+                .copied()
+                .unwrap_or(0),
+        };
+        if current != epoch {
+            return None;
+        }
+        measurements
+            .latest
+            .insert(key, probe)
+            .map(|previous| previous.state)
     }
 
     /// Drops everything measured, after the TLS offer changed.
     pub fn forget_all(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
+        let mut measurements = self.lock();
+        measurements.latest.clear();
+        measurements.all_epoch = measurements.all_epoch.wrapping_add(1);
     }
 
     /// Drops what is known of a key manager's servers after they changed.
     pub fn forget(&self, key_manager: &KeyManagerId) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(km, _), _| km != key_manager.as_str());
-        }
+        let mut measurements = self.lock();
+        measurements.latest.retain(|(km, _), _| km != key_manager);
+        let epoch = measurements
+            .key_manager_epochs
+            .entry(key_manager.clone())
+            .or_default();
+        *epoch = epoch.wrapping_add(1);
+    }
+
+    /// Keeps only what concerns the servers configured now, so that deleted key managers and
+    /// servers leave nothing behind.
+    pub(super) fn retain(&self, configured: &HashSet<ServerKey>) {
+        let key_managers: HashSet<&KeyManagerId> = configured.iter().map(|(km, _)| km).collect();
+        let mut measurements = self.lock();
+        measurements
+            .latest
+            .retain(|key, _| configured.contains(key));
+        measurements
+            .key_manager_epochs
+            .retain(|km, _| key_managers.contains(km));
     }
 }
 
 impl Service {
-    /// The connectivity of each server, in order; servers are measured concurrently.
+    /// The connectivity of each server, in order: the latest check of each, and a check now of
+    /// those never checked (concurrently).
     pub async fn connectivity(
         &self,
         key_manager: &KeyManagerId,
         servers: &[KeyServer],
     ) -> Result<Vec<Connectivity>> {
-        let external = self.external_key_manager(key_manager).await?;
-        let connector = self
-            .key_manager_connector(
-                &external.client_certificate,
-                &external.server_ca_certificates,
-            )
-            .await;
         let mut measured: Vec<Option<Probe>> = servers
             .iter()
-            .map(|s| {
-                self.connectivity
-                    .get(&(key_manager.to_string(), s.server.to_string()))
-            })
+            .map(|s| self.connectivity.get(&server_key(key_manager, s)))
             .collect();
-        let mut probes = JoinSet::new();
-        for (index, server) in servers.iter().enumerate() {
-            if measured[index].is_some() {
-                continue;
-            }
-            let connector = match &connector {
-                Ok(connector) => connector.clone(),
-                Err(error) => {
-                    measured[index] = Some(Probe::unknown(Some(error.clone())));
-                    continue;
+        let unchecked: Vec<KeyServer> = servers
+            .iter()
+            .zip(&measured)
+            .filter(|(_, m)| m.is_none())
+            .map(|(s, _)| s.clone())
+            .collect();
+        if !unchecked.is_empty() {
+            let epoch = self.connectivity.epoch(key_manager);
+            let connector = self.connector_of(key_manager).await?;
+            let checked = probe_all(&connector, unchecked, &self.check_permits).await;
+            for (server, probe) in checked {
+                let key = server_key(key_manager, &server);
+                self.connectivity.put(key.clone(), probe.clone(), epoch);
+                if let Some(index) = servers.iter().position(|s| s.server == server.server) {
+                    measured[index] = Some(probe);
                 }
-            };
-            let server = server.clone();
-            probes.spawn(async move { (index, probe(&connector, &server).await) });
-        }
-        while let Some(Ok((index, probe))) = probes.join_next().await {
-            let key = (key_manager.to_string(), servers[index].server.to_string());
-            self.connectivity.put(key, probe.clone());
-            measured[index] = Some(probe);
+            }
         }
         Ok(measured
             .into_iter()
             .map(|m| self.per_node(m.unwrap_or_else(|| Probe::unknown(None))))
             .collect())
+    }
+
+    /// How the key manager reaches its servers, or why it cannot (its certificates are gone).
+    pub(super) async fn connector_of(
+        &self,
+        key_manager: &KeyManagerId,
+    ) -> Result<std::result::Result<kmip::Connector, Error>> {
+        let external = self.external_key_manager(key_manager).await?;
+        Ok(self
+            .key_manager_connector(
+                &external.client_certificate,
+                &external.server_ca_certificates,
+            )
+            .await)
     }
 
     /// The service is one host: every node sees the same state.
@@ -157,8 +237,46 @@ impl Service {
                 .collect(),
             problem: probe.problem,
             tls: probe.tls,
+            checked_at: probe.checked_at,
         }
     }
+}
+
+/// Checks `servers`, at most as many at once as `permits` allows; with no connector, each is
+/// `unknown` for the reason the connector could not be made.
+pub(super) async fn probe_all(
+    connector: &std::result::Result<kmip::Connector, Error>,
+    servers: Vec<KeyServer>,
+    permits: &Arc<Semaphore>,
+) -> Vec<(KeyServer, Probe)> {
+    let connector = match connector {
+        Ok(connector) => connector,
+        Err(error) => {
+            return servers
+                .into_iter()
+                .map(|s| (s, Probe::unknown(Some(error.clone()))))
+                .collect();
+        }
+    };
+    let mut checks = JoinSet::new();
+    for server in servers {
+        let connector = connector.clone();
+        let permits = Arc::clone(permits);
+        checks.spawn(async move {
+            // The semaphore is never closed; without a permit the check runs unbounded rather
+            // than not at all.
+            let _permit = permits.acquire_owned().await.ok();
+            let probe = probe(&connector, &server).await;
+            (server, probe)
+        });
+    }
+    let mut probes = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        if let Ok(result) = joined {
+            probes.push(result);
+        }
+    }
+    probes
 }
 
 /// The primary first, then each secondary on the primary's port, until one answers.
@@ -180,6 +298,7 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
                     state: State::Available,
                     problem: None,
                     tls: Some(tls),
+                    checked_at: SystemTime::now(),
                 };
             }
             Err(error) => {
@@ -191,5 +310,6 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
         state: State::NotResponding,
         problem: first_problem,
         tls: None,
+        checked_at: SystemTime::now(),
     }
 }

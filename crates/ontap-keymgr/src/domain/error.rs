@@ -207,6 +207,20 @@ pub enum Error {
     BadSecondaryAddress { address: String, reason: String },
     #[error("A secondary key server is also a primary key server: \"{0}\".")]
     SecondaryIsPrimary(String),
+
+    // ---- key manager configuration ------------------------------------------------------------
+    #[error(
+        "Common Criteria mode is disabled on the cluster: ontap-keymgr does not provide it, so cc_mode_enabled can only be false."
+    )]
+    CommonCriteriaUnavailable,
+    #[error(
+        "Modifying polling period requires an effective cluster version of ONTAP 9.10 or later; the cluster is {0}."
+    )]
+    PollingUnsupportedVersion(String),
+    #[error(
+        "Unable to modify polling period because no external key management is configured on the cluster: create an external key manager first."
+    )]
+    PollingWithoutExternalKeyManager,
 }
 
 /// ONTAP's description of each error code the service answers, in ONTAP's words: the one
@@ -261,6 +275,10 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
         65536404,
         "The passphrase does not match the accepted length.",
     ),
+    (
+        65536809,
+        "Common Criteria mode is disabled on the cluster. Contact technical support for assistance in enabling Common Criteria mode.",
+    ),
     (65536821, "The certificate is not installed."),
     (
         65536822,
@@ -314,6 +332,14 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
     (
         65536921,
         "Unable to execute the command on the KMIP server.",
+    ),
+    (
+        65537303,
+        "Modifying polling period requires an effective cluster version of ONTAP 9.10 or later.",
+    ),
+    (
+        65537304,
+        "Unable to modify polling period because no external key management is configured on the cluster.",
     ),
     (
         65537400,
@@ -441,6 +467,9 @@ impl Error {
             DuplicateSecondaries(_) => 65538408,
             BadSecondaryAddress { .. } => 65538413,
             SecondaryIsPrimary(_) => 65538502,
+            CommonCriteriaUnavailable => 65536809,
+            PollingUnsupportedVersion(_) => 65537303,
+            PollingWithoutExternalKeyManager => 65537304,
         }
     }
 

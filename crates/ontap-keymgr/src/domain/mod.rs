@@ -8,6 +8,7 @@ pub mod certificates;
 pub mod cluster;
 pub mod connectivity;
 pub mod error;
+pub mod health_monitor;
 pub mod ids;
 pub mod key_managers;
 pub mod key_servers;

@@ -57,6 +57,15 @@ pub struct SecuritySettings {
     pub cipher_suites: Vec<String>,
 }
 
+/// The cluster's key manager configuration (`/api/security/key-manager-configs`) as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyManagerConfig {
+    /// How often the health monitor checks every key server, in minutes.
+    pub health_monitor_polling_interval: u32,
+    /// Kept and shown as ONTAP does; the service has no cloud key managers to retry.
+    pub cloud_kms_retry_count: u32,
+}
+
 /// A storage VM (a tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Svm {

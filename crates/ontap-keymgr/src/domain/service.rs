@@ -23,8 +23,15 @@ pub struct Service {
     pub(super) audit_retention: usize,
     /// The cluster's TLS offer to key servers (see `security.rs`).
     pub(super) tls_offer: std::sync::RwLock<kmip::TlsOffer>,
-    /// Changes of the security configuration, one at a time.
+    /// Changes of the security and key manager configurations, one at a time.
     pub(super) security_writes: tokio::sync::Mutex<()>,
+    /// `/api/security/key-manager-configs`.
+    pub(super) key_manager_config: std::sync::RwLock<super::model::KeyManagerConfig>,
+    pub(super) monitor: super::health_monitor::MonitorSettings,
+    /// Wakes the health monitor when its interval changed.
+    pub(super) monitor_changed: tokio::sync::Notify,
+    /// Every KMIP check of the service, the monitor's and requests', shares these.
+    pub(super) check_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -42,7 +49,22 @@ impl Service {
             audit_retention: super::audit::DEFAULT_RETENTION,
             tls_offer: Default::default(),
             security_writes: Default::default(),
+            key_manager_config: Default::default(),
+            monitor: Default::default(),
+            monitor_changed: Default::default(),
+            check_permits: Arc::new(tokio::sync::Semaphore::new(
+                super::health_monitor::MonitorSettings::default().max_concurrent_checks,
+            )),
         }
+    }
+
+    /// How the health monitor runs.
+    pub fn with_monitor(mut self, monitor: super::health_monitor::MonitorSettings) -> Service {
+        self.check_permits = Arc::new(tokio::sync::Semaphore::new(
+            monitor.max_concurrent_checks.max(1),
+        ));
+        self.monitor = monitor;
+        self
     }
 
     /// Keeps at most `records` audit records (at least one).

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use super::error::Error;
 
 use super::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerId, KeyServer, SecuritySettings,
-    Svm, SvmId, User,
+    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
+    SecuritySettings, Svm, SvmId, User,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -112,6 +112,10 @@ pub trait Store: Send + Sync + 'static {
     // The cluster's security configuration: none until first changed.
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>>;
     async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()>;
+
+    // The key manager configuration: none until first changed.
+    async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>>;
+    async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()>;
 
     // The audit trail.
     /// Appends a record, then drops the oldest beyond the newest `keep`.

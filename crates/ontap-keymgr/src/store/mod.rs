@@ -3,6 +3,7 @@
 //! their secrets at rest, and enforces the invariants that must hold under concurrent requests
 //! inside its own transactions. This room depends on the domain, never the reverse.
 
+pub mod read_model;
 pub mod secrets;
 pub mod sqlite;
 

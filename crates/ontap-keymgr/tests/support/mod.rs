@@ -86,6 +86,11 @@ impl Keymgr {
     /// service but the process around it, so no port is picked and nothing outlives the test.
     /// Tests of restarts, signals, the command line and the log start the binary instead.
     pub fn spawn_app() -> Keymgr {
+        Keymgr::spawn_app_with(|_| {})
+    }
+
+    /// The app in this test process, with its configuration changed by `configure`.
+    pub fn spawn_app_with(configure: impl FnOnce(&mut ontap_keymgr::config::Config)) -> Keymgr {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let overrides = ontap_keymgr::config::Overrides {
@@ -93,7 +98,9 @@ impl Keymgr {
             data_dir: Some(data_dir.clone()),
             http: false,
         };
-        let config = ontap_keymgr::config::Config::load(None, overrides).expect("configuration");
+        let mut config =
+            ontap_keymgr::config::Config::load(None, overrides).expect("configuration");
+        configure(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("bound address").port();
         listener

@@ -30,8 +30,8 @@ use super::secrets::SecretBox;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::ids::Id;
 use crate::domain::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerId, KeyServer, Secret,
-    SecuritySettings, Svm, SvmId, SvmRef, User,
+    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
+    Secret, SecuritySettings, Svm, SvmId, SvmRef, User,
 };
 
 /// The [`Store`] on SQLite. Cloning shares the connection.
@@ -313,6 +313,16 @@ impl Store for SqliteStore {
 
     async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()> {
         self.write(move |connection, _| security::save_security(connection, &settings))
+            .await
+    }
+
+    async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>> {
+        self.read(|connection, _| security::load_key_manager_config(connection))
+            .await
+    }
+
+    async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
+        self.write(move |connection, _| security::save_key_manager_config(connection, &config))
             .await
     }
 

@@ -16,7 +16,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Append new versions; never edit one that has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+
+/// The key manager configuration (`/api/security/key-manager-configs`): one row once changed.
+const MIGRATION_4: &str = r#"
+CREATE TABLE key_manager_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    health_monitor_polling_interval INTEGER NOT NULL CHECK (health_monitor_polling_interval > 0),
+    cloud_kms_retry_count INTEGER NOT NULL CHECK (cloud_kms_retry_count >= 0)
+) STRICT;
+"#;
 
 /// Failed logins and lockouts per account; the client address of audited requests.
 const MIGRATION_3: &str = r#"

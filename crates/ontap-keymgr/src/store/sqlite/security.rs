@@ -1,9 +1,10 @@
-//! The `security_config` table: the cluster's security configuration, one row once changed.
+//! The `security_config` and `key_manager_config` tables: the cluster's security and key manager
+//! configurations, one row each once changed.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqlResultExt;
-use crate::domain::model::SecuritySettings;
+use crate::domain::model::{KeyManagerConfig, SecuritySettings};
 use crate::store::StoreResult;
 
 /// Lists are stored comma-separated: neither version nor suite names contain commas.
@@ -40,6 +41,41 @@ pub(super) fn save_security(
                 settings.protocol_versions.join(SEPARATOR),
                 settings.cipher_suites.join(SEPARATOR)
             ],
+        )
+        .db()?;
+    Ok(())
+}
+
+pub(super) fn load_key_manager_config(
+    connection: &Connection,
+) -> StoreResult<Option<KeyManagerConfig>> {
+    connection
+        .query_row(
+            "SELECT health_monitor_polling_interval, cloud_kms_retry_count
+             FROM key_manager_config WHERE id = 1",
+            [],
+            |row| {
+                Ok(KeyManagerConfig {
+                    health_monitor_polling_interval: row.get(0)?,
+                    cloud_kms_retry_count: row.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .db()
+}
+
+pub(super) fn save_key_manager_config(
+    connection: &Connection,
+    config: &KeyManagerConfig,
+) -> StoreResult<()> {
+    connection
+        .execute(
+            "INSERT INTO key_manager_config (id, health_monitor_polling_interval, cloud_kms_retry_count)
+             VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET health_monitor_polling_interval = ?1,
+                                            cloud_kms_retry_count = ?2",
+            params![config.health_monitor_polling_interval, config.cloud_kms_retry_count],
         )
         .db()?;
     Ok(())

@@ -1,0 +1,336 @@
+//! ONTAP's key server health monitor and its configuration (`/api/security/key-manager-configs`,
+//! ONTAP 9.10+). Every polling interval (ONTAP: 15 minutes by default, 15 to 30) the monitor
+//! sends every key server of every external key manager a KMIP Discover Versions, waiting at most
+//! 5 seconds for each as ONTAP does (NetApp KB "Why the event log is being spammed by
+//! km.keyserver.notavailable alerts"), so that `connectivity` and key managers' `status` answer
+//! from its latest result instead of waiting on KMIP round trips.
+//!
+//! A round checks at most `max_concurrent_checks` servers at once (the permits every check of
+//! the service shares); rounds start at the interval with ±10% jitter, so that instances started
+//! together do not poll in step.
+
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::cluster::OntapVersion;
+use super::connectivity::{State, probe_all, server_key};
+use super::error::{Error, Result};
+use super::model::{KeyManagerConfig, KeyManagerKind};
+use super::service::Service;
+use super::store::internal;
+
+/// ONTAP's range of `health_monitor_polling_interval`, in minutes.
+pub const POLLING_INTERVAL_MINUTES: RangeInclusive<u32> = 15..=30;
+/// ONTAP's range of `cloud_kms_retry_count`.
+pub const CLOUD_KMS_RETRY_COUNT: RangeInclusive<u32> = 0..=10;
+/// ONTAP's monitor waits this long for each server, whatever the server's own timeout.
+pub const CHECK_TIMEOUT_SECONDS: i64 = 5;
+/// Changing the polling interval needs this ONTAP version (65537303).
+const POLLING_SINCE: OntapVersion = OntapVersion {
+    generation: 9,
+    major: 10,
+    minor: 0,
+};
+
+impl Default for KeyManagerConfig {
+    /// ONTAP's defaults.
+    fn default() -> Self {
+        KeyManagerConfig {
+            health_monitor_polling_interval: 15,
+            cloud_kms_retry_count: 3,
+        }
+    }
+}
+
+/// What a PATCH of `/api/security/key-manager-configs` asks to change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyManagerConfigChanges {
+    pub health_monitor_polling_interval: Option<i64>,
+    pub cloud_kms_retry_count: Option<i64>,
+    /// Common Criteria mode is not available: only `false` is accepted.
+    pub cc_mode_enabled: Option<bool>,
+}
+
+/// How the monitor runs, from the service's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorSettings {
+    /// Polls at this interval instead of `health_monitor_polling_interval` (tests, demos).
+    pub interval: Option<Duration>,
+    /// How many KMIP checks may run at once, the monitor's and requests' together.
+    pub max_concurrent_checks: usize,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            interval: None,
+            max_concurrent_checks: 32,
+        }
+    }
+}
+
+/// What one round of the monitor did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub key_managers: usize,
+    pub key_servers: usize,
+    pub not_available: usize,
+    pub took: Duration,
+}
+
+impl Service {
+    pub fn key_manager_config(&self) -> KeyManagerConfig {
+        *self
+            .key_manager_config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the stored configuration, if any, at start.
+    pub async fn load_key_manager_config(&self) -> Result<()> {
+        if let Some(stored) = self
+            .store
+            .load_key_manager_config()
+            .await
+            .map_err(internal)?
+        {
+            *self
+                .key_manager_config
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = stored;
+        }
+        Ok(())
+    }
+
+    /// Applies a change with ONTAP's checks; a new polling interval applies from now on.
+    pub async fn modify_key_manager_config(
+        &self,
+        changes: KeyManagerConfigChanges,
+    ) -> Result<KeyManagerConfig> {
+        let _serialized = self.security_writes.lock().await;
+        if changes.cc_mode_enabled == Some(true) {
+            return Err(Error::CommonCriteriaUnavailable);
+        }
+        let mut config = self.key_manager_config();
+        if let Some(minutes) = changes.health_monitor_polling_interval {
+            let minutes = in_range(
+                "health_monitor_polling_interval",
+                minutes,
+                POLLING_INTERVAL_MINUTES,
+            )?;
+            if self.cluster.version < POLLING_SINCE {
+                return Err(Error::PollingUnsupportedVersion(
+                    self.cluster.version.to_string(),
+                ));
+            }
+            if !self.has_external_key_manager().await? {
+                return Err(Error::PollingWithoutExternalKeyManager);
+            }
+            config.health_monitor_polling_interval = minutes;
+        }
+        if let Some(count) = changes.cloud_kms_retry_count {
+            config.cloud_kms_retry_count =
+                in_range("cloud_kms_retry_count", count, CLOUD_KMS_RETRY_COUNT)?;
+        }
+        self.store
+            .save_key_manager_config(config)
+            .await
+            .map_err(internal)?;
+        *self
+            .key_manager_config
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = config;
+        self.monitor_changed.notify_one();
+        Ok(config)
+    }
+
+    async fn has_external_key_manager(&self) -> Result<bool> {
+        Ok(self
+            .key_managers()
+            .await?
+            .iter()
+            .any(|km| matches!(km.kind, KeyManagerKind::External { .. })))
+    }
+
+    /// How long the monitor waits between rounds.
+    pub fn polling_interval(&self) -> Duration {
+        self.monitor.interval.unwrap_or_else(|| {
+            let minutes = self.key_manager_config().health_monitor_polling_interval;
+            Duration::from_secs(u64::from(minutes) * 60)
+        })
+    }
+
+    /// One round: every key server of every external key manager, checked as the monitor does.
+    /// A state that changes is logged, as ONTAP's `km.keyserver.notavailable` and
+    /// `km.keyserver.available` events.
+    pub async fn check_all_key_servers(&self) -> Result<Round> {
+        let started = Instant::now();
+        let key_managers = self.key_managers().await?;
+        let mut configured = HashSet::new();
+        let mut checks = tokio::task::JoinSet::new();
+        for key_manager in &key_managers {
+            let KeyManagerKind::External {
+                servers,
+                client_certificate,
+                server_ca_certificates,
+            } = &key_manager.kind
+            else {
+                continue;
+            };
+            let uuid = key_manager.uuid.clone();
+            configured.extend(servers.iter().map(|s| server_key(&uuid, s)));
+            let epoch = self.connectivity.epoch(&uuid);
+            let connector = self
+                .key_manager_connector(client_certificate, server_ca_certificates)
+                .await;
+            let servers: Vec<_> = servers
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    s.timeout = s.timeout.clamp(0, CHECK_TIMEOUT_SECONDS);
+                    s
+                })
+                .collect();
+            let permits = Arc::clone(&self.check_permits);
+            checks.spawn(async move {
+                let probes = probe_all(&connector, servers, &permits).await;
+                (uuid, epoch, probes)
+            });
+        }
+        let mut round = Round {
+            key_managers: checks.len(),
+            key_servers: 0,
+            not_available: 0,
+            took: Duration::ZERO,
+        };
+        while let Some(joined) = checks.join_next().await {
+            let Ok((uuid, epoch, probes)) = joined else {
+                continue;
+            };
+            for (server, probe) in probes {
+                round.key_servers += 1;
+                let state = probe.state;
+                if state != State::Available {
+                    round.not_available += 1;
+                }
+                let problem = probe.problem.as_ref().map(ToString::to_string);
+                let previous = self
+                    .connectivity
+                    .put(server_key(&uuid, &server), probe, epoch);
+                log_change(
+                    &uuid.to_string(),
+                    server.server.as_str(),
+                    previous,
+                    state,
+                    problem,
+                );
+            }
+        }
+        self.connectivity.retain(&configured);
+        round.took = started.elapsed();
+        Ok(round)
+    }
+
+    /// Runs the monitor until `shutdown` resolves: a round at once, then one per interval.
+    pub async fn run_health_monitor(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.check_all_key_servers().await {
+                Ok(round) => tracing::info!(
+                    key_managers = round.key_managers,
+                    key_servers = round.key_servers,
+                    not_available = round.not_available,
+                    millis = round.took.as_millis() as u64,
+                    "health monitor round"
+                ),
+                Err(error) => tracing::warn!(%error, "health monitor round failed"),
+            }
+            let wait = jittered(self.polling_interval());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // A new interval applies at once, not after the old one ran out.
+                _ = self.monitor_changed.notified() => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+fn in_range(field: &str, value: i64, range: RangeInclusive<u32>) -> Result<u32> {
+    if let Some(value) = u32::try_from(value).ok().filter(|v| range.contains(v)) {
+        return Ok(value);
+    }
+    Err(Error::InvalidValue {
+        field: field.to_string(),
+        message: format!(
+            "Field \"{field}\" must be between {} and {}; {value} is not.",
+            range.start(),
+            range.end()
+        ),
+    })
+}
+
+/// The interval ±10%.
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(rand::thread_rng().gen_range(0.9..=1.1))
+}
+
+fn log_change(
+    key_manager: &str,
+    server: &str,
+    previous: Option<State>,
+    state: State,
+    problem: Option<String>,
+) {
+    match (previous, state) {
+        (Some(State::Available), State::NotResponding | State::Unknown) => tracing::warn!(
+            key_manager,
+            server,
+            state = state.as_str(),
+            problem = problem.as_deref().unwrap_or(""),
+            "key server is not available"
+        ),
+        (Some(State::NotResponding | State::Unknown), State::Available) => {
+            tracing::info!(key_manager, server, "key server is available again")
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_spread_by_ten_percent_at_most() {
+        let interval = Duration::from_secs(900);
+        for _ in 0..1_000 {
+            let wait = jittered(interval);
+            assert!(wait >= Duration::from_secs(810) && wait <= Duration::from_secs(990));
+        }
+    }
+
+    #[test]
+    fn ranges_are_ontaps() {
+        assert!(in_range("x", 15, POLLING_INTERVAL_MINUTES).is_ok());
+        assert!(in_range("x", 30, POLLING_INTERVAL_MINUTES).is_ok());
+        let error = in_range(
+            "health_monitor_polling_interval",
+            14,
+            POLLING_INTERVAL_MINUTES,
+        )
+        .expect_err("out of range");
+        assert_eq!(error.code(), 262197);
+        assert!(error.to_string().contains("between 15 and 30"), "{error}");
+        assert!(in_range("x", 11, CLOUD_KMS_RETRY_COUNT).is_err());
+        assert!(in_range("x", -1, CLOUD_KMS_RETRY_COUNT).is_err());
+        assert!(in_range("x", i64::MAX, CLOUD_KMS_RETRY_COUNT).is_err());
+    }
+}

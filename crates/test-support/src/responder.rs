@@ -1,0 +1,154 @@
+//! A fast KMIP responder: mutual TLS as a KMIP server does it (client certificates must chain to
+//! the given CA), and to every request the same DiscoverVersions answer (KMIP 1.4 and 1.2). What
+//! PyKMIP is too slow to be: the peer of thousands of key server checks in the benchmark.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// KMIP messages are at most this long here: a DiscoverVersions request is about 100 bytes.
+const MAX_REQUEST: usize = 64 * 1024;
+
+pub struct KmipResponder {
+    pub address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KmipResponder {
+    /// Listens on 127.0.0.1 (port 0) with this certificate and key, trusting clients of `ca_pem`.
+    pub async fn start(cert_pem: &str, key_pem: &str, ca_pem: &str) -> KmipResponder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let acceptor = acceptor(cert_pem, key_pem, ca_pem);
+        let task = tokio::spawn(serve(listener, acceptor));
+        KmipResponder { address, task }
+    }
+}
+
+impl Drop for KmipResponder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TLS acceptor that requires client certificates issued by `ca_pem`.
+pub fn acceptor(cert_pem: &str, key_pem: &str, ca_pem: &str) -> TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("certificate");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(ca.expect("CA certificate")).expect("CA");
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .expect("client verifier");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .expect("server config");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Accepts connections until the task is dropped; each is answered until the client closes it.
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor) {
+    let reply = Arc::new(discover_versions_reply());
+    while let Ok((socket, _)) = listener.accept().await {
+        let acceptor = acceptor.clone();
+        let reply = Arc::clone(&reply);
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(socket).await else {
+                return;
+            };
+            let mut header = [0u8; 8];
+            while tls.read_exact(&mut header).await.is_ok() {
+                let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                let length = usize::try_from(length).unwrap_or(usize::MAX);
+                if length > MAX_REQUEST {
+                    return;
+                }
+                let mut body = vec![0u8; length];
+                if tls.read_exact(&mut body).await.is_err() || tls.write_all(&reply).await.is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tls.shutdown().await;
+        });
+    }
+}
+
+// TTLV, written by hand for one fixed message: the kmip crate depends on this crate for its
+// tests, so this crate does not depend on it.
+const STRUCTURE: u8 = 0x01;
+const INTEGER: u8 = 0x02;
+const ENUMERATION: u8 = 0x05;
+const RESPONSE_MESSAGE: u32 = 0x42007B;
+const RESPONSE_HEADER: u32 = 0x42007A;
+const PROTOCOL_VERSION: u32 = 0x420069;
+const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
+const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
+const BATCH_COUNT: u32 = 0x42000D;
+const BATCH_ITEM: u32 = 0x42000F;
+const OPERATION: u32 = 0x42005C;
+const RESULT_STATUS: u32 = 0x42007F;
+const RESPONSE_PAYLOAD: u32 = 0x42007C;
+const DISCOVER_VERSIONS: u32 = 0x1E;
+
+fn item(tag: u32, kind: u8, value: &[u8]) -> Vec<u8> {
+    let mut bytes = tag.to_be_bytes()[1..].to_vec();
+    bytes.push(kind);
+    bytes.extend_from_slice(&u32::try_from(value.len()).expect("short").to_be_bytes());
+    bytes.extend_from_slice(value);
+    bytes.resize(bytes.len().next_multiple_of(8), 0);
+    bytes
+}
+
+fn structure(tag: u32, children: &[Vec<u8>]) -> Vec<u8> {
+    item(tag, STRUCTURE, &children.concat())
+}
+
+fn four_bytes(tag: u32, kind: u8, value: u32) -> Vec<u8> {
+    item(tag, kind, &value.to_be_bytes())
+}
+
+fn version(major: u32, minor: u32) -> Vec<u8> {
+    structure(
+        PROTOCOL_VERSION,
+        &[
+            four_bytes(PROTOCOL_VERSION_MAJOR, INTEGER, major),
+            four_bytes(PROTOCOL_VERSION_MINOR, INTEGER, minor),
+        ],
+    )
+}
+
+/// The answer to a DiscoverVersions: success, KMIP 1.4 and 1.2.
+pub fn discover_versions_reply() -> Vec<u8> {
+    structure(
+        RESPONSE_MESSAGE,
+        &[
+            structure(
+                RESPONSE_HEADER,
+                &[version(1, 2), four_bytes(BATCH_COUNT, INTEGER, 1)],
+            ),
+            structure(
+                BATCH_ITEM,
+                &[
+                    four_bytes(OPERATION, ENUMERATION, DISCOVER_VERSIONS),
+                    four_bytes(RESULT_STATUS, ENUMERATION, 0),
+                    structure(RESPONSE_PAYLOAD, &[version(1, 4), version(1, 2)]),
+                ],
+            ),
+        ],
+    )
+}
