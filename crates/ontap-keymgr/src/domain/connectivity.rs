@@ -313,3 +313,49 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
         checked_at: SystemTime::now(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::address::KeyServerAddress;
+    use std::time::{Duration, Instant};
+    use test_support::fake::SilentListener;
+    use test_support::pki::TestPki;
+
+    /// Checks of servers that never answer each wait out their timeout (1 s), so with two
+    /// permits four checks take two rounds of waiting: they never run more than two at once.
+    #[tokio::test]
+    async fn checks_never_exceed_their_permits() {
+        let pki = TestPki::new();
+        let identity = kmip::TlsIdentity::from_pem(
+            &pki.client.cert_pem,
+            &pki.client.key_pem,
+            &[pki.ca.cert_pem.as_str()],
+        )
+        .expect("identity");
+        let connector =
+            kmip::Connector::new(&identity, &kmip::TlsOffer::default()).expect("connector");
+        let silent = SilentListener::start().await;
+        let server = KeyServer {
+            server: KeyServerAddress::parse(&silent.address.to_string()).expect("address"),
+            timeout: 1,
+            username: None,
+            password: None,
+            secondary_key_servers: vec![],
+        };
+        let started = Instant::now();
+        let probes = probe_all(
+            &Ok(connector),
+            vec![server; 4],
+            &Arc::new(Semaphore::new(2)),
+        )
+        .await;
+        assert_eq!(probes.len(), 4);
+        assert!(probes.iter().all(|(_, p)| p.state == State::NotResponding));
+        assert!(
+            started.elapsed() >= Duration::from_millis(1_900),
+            "4 checks of 1 s with 2 permits ended after {:?}",
+            started.elapsed()
+        );
+    }
+}
