@@ -41,7 +41,10 @@ responder=target/release/examples/kmip_responder
 work="$(mktemp -d)"
 pids=()
 cleanup() {
+  # SIGINT for PyKMIP and the service; SIGTERM too, for programs started in the background
+  # of this non-interactive shell, which ignore SIGINT (the KMIP responders).
   for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -186,12 +189,15 @@ until curl -sk -o /dev/null "$scale_url/api/cluster"; do sleep 0.05; done
 fast_servers="{\"server\": \"127.0.0.1:$r1\"}, {\"server\": \"localhost:$r1\"}, {\"server\": \"127.0.0.1:$r2\"}, {\"server\": \"localhost:$r2\"}"
 client_pem="$(pem "$work/pki/client.pem")"; client_key="$(pem "$work/pki/client.key")"; ca_pem="$(pem "$work/pki/ca.pem")"
 # One curl for all the set-up requests, over one connection: a config file of requests, each
-# with its own options (`next` starts afresh).
+# with its own options (`next` between two starts afresh).
 quoted() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+separator=""
 request() { # path, JSON body
+  printf '%s' "$separator"
+  separator=$'next\n'
   printf 'url = "%s%s"\ninsecure\nuser = "admin:%s"\nheader = "Content-Type: application/json"\n' \
     "$scale_url" "$1" "$password"
-  printf 'data = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n' "$(quoted "$2")"
+  printf 'data = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$(quoted "$2")"
 }
 {
   for n in $(seq 0 999); do

@@ -108,13 +108,15 @@ async fn stored_servers(store: &SqliteStore, key_manager: &str) -> Vec<String> {
 
 /// Every stored blob of a sealed column, as the database holds it.
 fn raw_blobs(store: &SqliteStore, query: &str) -> Vec<Vec<u8>> {
-    let connection = store.connection.lock().expect("lock");
-    let mut statement = connection.prepare(query).expect("prepare");
-    statement
-        .query_map([], |row| row.get(0))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
+    let query = query.to_string();
+    store.on_connection(move |connection| {
+        let mut statement = connection.prepare(&query).expect("prepare");
+        statement
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    })
 }
 
 /// Asserts that `table.column` holds at least one value and that none shows `plaintext`.
@@ -312,8 +314,7 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
         vec![key_server("a.example.com"), key_server("b.example.com")],
     );
     store.insert_key_manager(manager).await.expect("insert");
-    {
-        let connection = store.connection.lock().expect("lock");
+    store.on_connection(|connection| {
         connection
             .execute(
                 "UPDATE key_servers SET password =
@@ -322,7 +323,7 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
                 [],
             )
             .expect("swap");
-    }
+    });
     let error = store
         .get_key_manager(&id("km"))
         .await
@@ -774,17 +775,14 @@ async fn a_reopened_database_keeps_its_data_and_schema_version() {
     let store = file_store(&path);
     assert_eq!(store.list_key_managers().await.expect("list"), [manager]);
     assert_eq!(store.list_certificates().await.expect("list").len(), 3);
-    {
-        let connection = store.connection.lock().expect("lock");
-        assert_eq!(
-            schema_version(&connection).expect("version"),
-            MIGRATIONS.len()
-        );
+    let (version, mode) = store.on_connection(|connection| {
         let mode: String = connection
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .expect("journal mode");
-        assert_eq!(mode, "wal");
-    }
+        (schema_version(connection).expect("version"), mode)
+    });
+    assert_eq!(version, MIGRATIONS.len());
+    assert_eq!(mode, "wal");
     let permissions = std::fs::metadata(&path).expect("metadata").permissions();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&permissions) & 0o077,
@@ -848,12 +846,11 @@ async fn failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them() 
 async fn a_full_disk_is_told_apart_from_other_failures() {
     let store = memory_store();
     // A database that may not grow past 40 pages stands for a full disk.
-    store
-        .connection
-        .lock()
-        .expect("connection")
-        .pragma_update(None, "max_page_count", 40)
-        .expect("pragma");
+    store.on_connection(|connection| {
+        connection
+            .pragma_update(None, "max_page_count", 40)
+            .expect("pragma")
+    });
     let record = AuditRecord {
         index: 0,
         time: "2025-01-01T00:00:00Z".into(),
@@ -873,4 +870,62 @@ async fn a_full_disk_is_told_apart_from_other_failures() {
         }
     }
     assert!(matches!(outcome, Err(StoreError::Full(_))), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn writes_queued_together_commit_together_and_a_failing_one_changes_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = file_store(&dir.path().join("keymgr.db"));
+    // Hold the database thread, so that every write below waits in its queue and all of them
+    // go into one batch when it is released.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    store
+        .submit(Job::Read(Box::new(move |_, _| {
+            let _ = held.recv();
+        })))
+        .expect("hold");
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store = store.clone();
+        let svm = svm(&format!("u{n}"), &format!("vs{n}"));
+        writes.spawn(async move { store.insert_svm(svm).await });
+    }
+    let duplicate = store.clone();
+    writes.spawn(async move { duplicate.insert_svm(svm("u-dup", "vs7")).await });
+    // A write that changes something, then fails: its savepoint is rolled back.
+    let failing = store.clone();
+    writes.spawn(async move {
+        failing
+            .write(|transaction, _| {
+                svms::insert_svm(transaction, &svm("u-ghost", "ghost"))?;
+                Err(StoreError::Conflict("changed its mind".into()))
+            })
+            .await
+    });
+    // The writes are submitted as soon as this task lets them run.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    release.send(()).expect("release");
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = writes.join_next().await {
+        outcomes.push(outcome.expect("task"));
+    }
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 20);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(StoreError::Conflict(_))))
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
+    let svms = store.list_svms().await.expect("list");
+    assert_eq!(svms.len(), 20);
+    assert!(
+        svms.iter()
+            .all(|s| s.uuid.as_str() != "u-dup" && s.name != "ghost")
+    );
+    // And they are on disk: a new store on the file reads them.
+    drop(store);
+    let reopened = file_store(&dir.path().join("keymgr.db"));
+    assert_eq!(reopened.list_svms().await.expect("list").len(), 20);
 }
