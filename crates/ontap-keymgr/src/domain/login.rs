@@ -84,11 +84,17 @@ pub struct LoginFailure {
     pub refusal: LoginRefusal,
 }
 
+/// What an unknown user's password is verified against, so that it costs what a known user's
+/// does: a hash of a random password nobody kept, with the parameters of
+/// [`super::users::hash_password`] (a test holds them equal). A constant rather than one made
+/// at start: hashing costs 19 MiB and tens of milliseconds of every start, and the allocator
+/// kept those megabytes.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$tHXqOYCN26EjuLv92/st5w$xBVR5J5MHyBFdN5yP4Ff/Rh3J00+iXWFbFi3WoN0f3c";
+
 pub struct LoginGuard {
     /// One permit per verifier thread: a holder's job starts at once.
     verifications: Semaphore,
     verifiers: SyncSender<Verification>,
-    dummy_hash: String,
     throttle: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     pub(super) policy: LockoutPolicy,
 }
@@ -103,9 +109,6 @@ impl LoginGuard {
         LoginGuard {
             verifications: Semaphore::new(permits),
             verifiers: start_verifiers(permits),
-            // Hashed with the real parameters, so that verifying against it costs the same.
-            dummy_hash: super::users::hash_password("no user has this password")
-                .unwrap_or_default(),
             throttle: Mutex::new(HashMap::new()),
             policy,
         }
@@ -195,7 +198,7 @@ impl Service {
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.login.dummy_hash.clone());
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
         let matches = self.verify_bounded(hash, password.to_string()).await?;
         let Some(user) = user else {
             return Err(refuse(LoginRefusal::UnknownUser));
@@ -361,6 +364,30 @@ mod tests {
             &hash,
             "s3cret-password"
         ));
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        use argon2::password_hash::PasswordHash;
+        let real = super::super::users::hash_password("any").expect("hash");
+        let (real, dummy) = (
+            PasswordHash::new(&real).expect("real"),
+            PasswordHash::new(DUMMY_HASH).expect("dummy"),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        let mut memory = Vec::new();
+        assert!(!verify_in(
+            &mut memory,
+            DUMMY_HASH,
+            "no user has this password"
+        ));
+        assert_eq!(
+            memory.len(),
+            19 * 1024,
+            "verified with the real memory cost"
+        );
     }
 
     #[test]
