@@ -72,16 +72,34 @@ for i in 1 2; do
   kmip_ports+=("$(announced "$work/kmip$i.log" "LISTENING ")")
 done
 
-# The service, and the time to its first answered request.
-started=$(date +%s%N)
 monitor_log="warn,ontap_keymgr::domain::health_monitor=info"
-KEYMGR_ADMIN_PASSWORD=$password KEYMGR_LOG=$monitor_log "$binary" serve --data-dir "$work/data" \
-  --listen 127.0.0.1:0 >"$work/keymgr.out" 2>"$work/keymgr.log" &
-keymgr_pid=$!
-pids+=($keymgr_pid)
-url="$(announced "$work/keymgr.out" "Listening on ")"
+# Starts the service on DIR in the background (extra environment first); sets `started_pid` and
+# `started_url`.
+start_service() { # dir, name, [VAR=value...]
+  local dir="$1" name="$2"; shift 2
+  env KEYMGR_ADMIN_PASSWORD="$password" KEYMGR_LOG="$monitor_log" "$@" "$binary" serve \
+    --data-dir "$dir" --listen 127.0.0.1:0 >"$work/$name.out" 2>"$work/$name.log" &
+  started_pid=$!
+  pids+=("$started_pid")
+  started_url="$(announced "$work/$name.out" "Listening on ")"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# 6: the time from start to the first answered request, first starts (a fresh data dir each:
+# the HTTPS certificate and the admin are made), the median of three.
+start_ms="$(for n in 1 2 3; do
+  started=$(date +%s%N)
+  start_service "$work/first-start$n" "first-start$n" >/dev/null
+  until curl -sk -o /dev/null "$started_url/api/cluster"; do sleep 0.002; done
+  echo $(( ($(date +%s%N) - started) / 1000000 ))
+  kill -INT "$started_pid"; wait "$started_pid" || true
+done | median)"
+
+# The service measured below.
+start_service "$work/data" keymgr
+keymgr_pid=$started_pid
+url=$started_url
 until curl -sk -o /dev/null "$url/api/cluster"; do sleep 0.005; done
-start_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 idle_mb="$(rss_mb "$keymgr_pid")"
 
 api() { # method, path, [body]
@@ -131,6 +149,15 @@ if [ "$served" -lt 100000 ]; then
 fi
 after_100k_mb="$(rss_mb "$keymgr_pid")"
 
+# Restarted: the monitor's round at start checks the 4 PyKMIP servers (the figure next to the
+# fast responders'); (4) and (5) run on this instance.
+kill -INT "$keymgr_pid"; wait "$keymgr_pid" || true
+start_service "$work/data" keymgr-restarted
+keymgr_pid=$started_pid
+url=$started_url
+until grep -q 'health monitor round' "$work/keymgr-restarted.log"; do sleep 0.1; done
+pykmip_round_ms="$(grep -m1 'health monitor round' "$work/keymgr-restarted.log" | grep -o 'millis=[0-9]*' | cut -d= -f2)"
+
 # 4: durable PATCH of the first key server's timeout: a commit (and its audit record) each.
 first_server="127.0.0.1%3A${kmip_ports[0]}"
 cat >"$work/patch.lua" <<'LUA'
@@ -159,7 +186,6 @@ post_ms() { # body: milliseconds of a POST that must answer 201
     -H Content-Type:application/json -X POST "$url$servers_path" -d "$1" |
     awk '$1 != 201 { print "POST answered " $1 > "/dev/stderr"; exit 1 } { printf "%.1f\n", $2 * 1000 }'
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 runs=15
 empty_key_manager
 one_ms="$(for _ in $(seq $runs); do post_ms "{\"server\": \"${all_servers[0]}\"}"; empty_key_manager; done | median)"
@@ -171,7 +197,6 @@ check_ms="$(for _ in $(seq $runs); do
     --client-key "$work/pki/client.key" --server-ca "$work/pki/ca.pem" >/dev/null 2>&1
   echo $(( ($(date +%s%N) - started) / 100000 )) | awk '{ printf "%.1f\n", $1 / 10 }'
 done | median)"
-pykmip_round_ms="$(grep -m1 'health monitor round' "$work/keymgr.log" | grep -o 'millis=[0-9]*' | cut -d= -f2 || true)"
 
 # 3: 1,000 key managers on a second instance whose monitor re-checks every server back to back.
 for i in 1 2; do
@@ -180,11 +205,11 @@ for i in 1 2; do
 done
 r1="$(announced "$work/responder1.out" "LISTENING ")"
 r2="$(announced "$work/responder2.out" "LISTENING ")"
-KEYMGR_ADMIN_PASSWORD=$password KEYMGR_LOG=$monitor_log KEYMGR_HEALTH_MONITOR_INTERVAL=1s \
-  "$binary" serve --data-dir "$work/data2" --listen 127.0.0.1:0 >"$work/scale.out" 2>"$work/scale.log" &
-scale_pid=$!
-pids+=($scale_pid)
-scale_url="$(announced "$work/scale.out" "Listening on ")"
+# Set up with the monitor at its default interval (one round at start, of nothing), then
+# restarted with rounds back to back.
+start_service "$work/data2" scale-setup
+scale_pid=$started_pid
+scale_url=$started_url
 until curl -sk -o /dev/null "$scale_url/api/cluster"; do sleep 0.05; done
 fast_servers="{\"server\": \"127.0.0.1:$r1\"}, {\"server\": \"localhost:$r1\"}, {\"server\": \"127.0.0.1:$r2\"}, {\"server\": \"localhost:$r2\"}"
 client_pem="$(pem "$work/pki/client.pem")"; client_key="$(pem "$work/pki/client.key")"; ca_pem="$(pem "$work/pki/ca.pem")"
@@ -215,6 +240,10 @@ setup_started=$(date +%s)
 curl -sS -K "$work/setup.curl" | sort | uniq -c >"$work/setup.codes"
 grep -qv ' 201$' "$work/setup.codes" && { echo "scale set-up failed:" >&2; cat "$work/setup.codes" >&2; exit 1; }
 setup_s=$(( $(date +%s) - setup_started ))
+kill -INT "$scale_pid"; wait "$scale_pid" || true
+start_service "$work/data2" scale KEYMGR_HEALTH_MONITOR_INTERVAL=1s
+scale_pid=$started_pid
+scale_url=$started_url
 key_managers="$(curl -sSk -u "admin:$password" "$scale_url/api/security/key-managers?fields=uuid" | jq .num_records)"
 [ "$key_managers" = 1000 ] || { echo "expected 1,000 key managers, got $key_managers" >&2; exit 1; }
 # A full round after the set-up: every server of every key manager.
@@ -265,7 +294,7 @@ target "(6) start to first answer < 100 ms ($start_ms ms)" "$start_ms < 100"
   echo
   echo "(3) Health monitor: a round of 4,000 key servers (1,000 key managers × 4, two fast KMIP"
   echo "responders of the test-support crate, mutual TLS) took $round_ms ms; a round of the 4 PyKMIP"
-  echo "servers of (1) took ${pykmip_round_ms:-?} ms. Setting up the 1,000 key managers (999 SVMs, 2,000"
+  echo "servers of (1) took $pykmip_round_ms ms. Setting up the 1,000 key managers (999 SVMs, 2,000"
   echo "certificates, each key manager's 4 servers KMIP-checked) took $setup_s s; RSS of that instance"
   echo "after the load: $scale_mb MB."
   echo

@@ -219,3 +219,38 @@ fn each_round_checks_every_key_server_of_every_key_manager() {
         key_managers.iter().map(|km| states(km)).collect::<Vec<_>>()
     );
 }
+
+/// Many requests asking at once for servers not checked yet make one check of each.
+#[test]
+fn requests_arriving_together_share_one_check() {
+    let pki = TestPki::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let responder = runtime.block_on(KmipResponder::start(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        &pki.ca.cert_pem,
+    ));
+    let port = responder.address.port();
+    let servers = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+    let keymgr = Keymgr::spawn_app();
+    let km = create_key_manager(&keymgr, &pki, None, &servers);
+    // Adding the servers checked each once, and forgot what it measured.
+    let before = responder.accepted();
+    std::thread::scope(|scope| {
+        for _ in 0..20 {
+            scope.spawn(|| {
+                let listed = keymgr.get(&format!("{}?fields=connectivity", key_servers_path(&km)));
+                assert_eq!(listed.status, 200, "{listed:?}");
+                assert_eq!(
+                    listed.body["records"][0]["connectivity"]["cluster_availability"],
+                    true
+                );
+            });
+        }
+    });
+    assert_eq!(
+        responder.accepted() - before,
+        servers.len(),
+        "20 requests, one check per server"
+    );
+}

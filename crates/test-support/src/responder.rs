@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -17,6 +18,7 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 pub struct KmipResponder {
     pub address: SocketAddr,
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -26,8 +28,18 @@ impl KmipResponder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let acceptor = acceptor(cert_pem, key_pem, ca_pem);
-        let task = tokio::spawn(serve(listener, acceptor));
-        KmipResponder { address, task }
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(serve_counting(listener, acceptor, Arc::clone(&accepted)));
+        KmipResponder {
+            address,
+            accepted,
+            task,
+        }
+    }
+
+    /// How many connections it accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
@@ -62,8 +74,13 @@ pub fn acceptor(cert_pem: &str, key_pem: &str, ca_pem: &str) -> TlsAcceptor {
 
 /// Accepts connections until the task is dropped; each is answered until the client closes it.
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor) {
+    serve_counting(listener, acceptor, Arc::new(AtomicUsize::new(0))).await;
+}
+
+async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, accepted: Arc<AtomicUsize>) {
     let reply = Arc::new(discover_versions_reply());
     while let Ok((socket, _)) = listener.accept().await {
+        accepted.fetch_add(1, Ordering::SeqCst);
         let acceptor = acceptor.clone();
         let reply = Arc::clone(&reply);
         tokio::spawn(async move {

@@ -23,15 +23,16 @@ pub struct NewCertificate {
 }
 
 impl Service {
-    pub async fn certificates(&self) -> Result<Vec<Certificate>> {
+    pub async fn certificates(&self) -> Result<std::sync::Arc<Vec<Certificate>>> {
         self.store.list_certificates().await.map_err(internal)
     }
 
     pub async fn certificate(&self, uuid: &CertificateId) -> Result<Certificate> {
         self.certificates()
             .await?
-            .into_iter()
+            .iter()
             .find(|c| &c.uuid == uuid)
+            .cloned()
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
@@ -105,7 +106,7 @@ impl Service {
         role: super::error::CertificateRole,
     ) -> Result<Certificate> {
         let all = self.certificates().await?;
-        let found = all.into_iter().find(|c| {
+        let found = all.iter().find(|c| {
             let same_scope = c.svm.as_ref().map(|s| &s.uuid) == scope.map(|s| &s.uuid);
             let uuid_ok = reference
                 .uuid
@@ -115,14 +116,16 @@ impl Service {
             let by_uuid = reference.uuid.is_some();
             uuid_ok && name_ok && (by_uuid || same_scope) && c.cert_type == expected
         });
-        found.ok_or_else(|| Error::CertificateNotInstalled {
-            role,
-            uuid: reference
-                .uuid
-                .clone()
-                .or_else(|| reference.name.clone())
-                .unwrap_or_default(),
-        })
+        found
+            .cloned()
+            .ok_or_else(|| Error::CertificateNotInstalled {
+                role,
+                uuid: reference
+                    .uuid
+                    .clone()
+                    .or_else(|| reference.name.clone())
+                    .unwrap_or_default(),
+            })
     }
 }
 

@@ -89,6 +89,9 @@ struct Measurements {
     all_epoch: u64,
     /// Bumped when a key manager's servers change; pruned to the live key managers.
     key_manager_epochs: HashMap<KeyManagerId, u64>,
+    /// Held while requests check a key manager's unchecked servers, so that many requests
+    /// arriving together make one check, not one each; pruned to the live key managers.
+    checking: HashMap<KeyManagerId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The latest check of each key server.
@@ -116,6 +119,10 @@ impl ConnectivityCache {
                 .copied()
                 .unwrap_or(0),
         }
+    }
+
+    fn checking(&self, key_manager: &KeyManagerId) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(self.lock().checking.entry(key_manager.clone()).or_default())
     }
 
     pub(super) fn get(&self, key: &ServerKey) -> Option<Probe> {
@@ -172,6 +179,9 @@ impl ConnectivityCache {
         measurements
             .key_manager_epochs
             .retain(|km, _| key_managers.contains(km));
+        measurements
+            .checking
+            .retain(|km, _| key_managers.contains(km));
     }
 }
 
@@ -183,10 +193,19 @@ impl Service {
         key_manager: &KeyManagerId,
         servers: &[KeyServer],
     ) -> Result<Vec<Connectivity>> {
-        let mut measured: Vec<Option<Probe>> = servers
-            .iter()
-            .map(|s| self.connectivity.get(&server_key(key_manager, s)))
-            .collect();
+        let latest = |servers: &[KeyServer]| -> Vec<Option<Probe>> {
+            servers
+                .iter()
+                .map(|s| self.connectivity.get(&server_key(key_manager, s)))
+                .collect()
+        };
+        let mut measured = latest(servers);
+        // One request checks; those arriving meanwhile wait for it, then read its result.
+        let mut _turn = None;
+        if measured.iter().any(Option::is_none) {
+            _turn = Some(self.connectivity.checking(key_manager).lock_owned().await);
+            measured = latest(servers);
+        }
         let unchecked: Vec<KeyServer> = servers
             .iter()
             .zip(&measured)

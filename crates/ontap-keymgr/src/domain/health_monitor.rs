@@ -172,7 +172,7 @@ impl Service {
         let key_managers = self.key_managers().await?;
         let mut configured = HashSet::new();
         let mut checks = tokio::task::JoinSet::new();
-        for key_manager in &key_managers {
+        for key_manager in key_managers.iter() {
             let KeyManagerKind::External {
                 servers,
                 client_certificate,

@@ -65,7 +65,7 @@ const STATUS_NO_SERVERS: (u64, &str) = (
 );
 
 impl Service {
-    pub async fn key_managers(&self) -> Result<Vec<KeyManager>> {
+    pub async fn key_managers(&self) -> Result<std::sync::Arc<Vec<KeyManager>>> {
         self.store
             .list_key_managers()
             .await

@@ -3,6 +3,8 @@
 //! the one place where a store's failures become ONTAP errors ([`StoreFailure`]). `crate::store`
 //! implements it; the domain never looks there.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::error::Error;
@@ -78,13 +80,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_svm(&self, uuid: &SvmId) -> StoreResult<()>;
 
     // Certificates: names are unique within their SVM (or the cluster scope).
-    async fn list_certificates(&self) -> StoreResult<Vec<Certificate>>;
+    /// Shared, not copied: a listing of thousands of certificates (PEMs included) is read by
+    /// every key manager listing.
+    async fn list_certificates(&self) -> StoreResult<Arc<Vec<Certificate>>>;
     async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()>;
     /// Fails with `Conflict` when a key manager uses the certificate.
     async fn delete_certificate(&self, uuid: &CertificateId) -> StoreResult<()>;
 
     // Key managers: at most one per SVM, and one for the cluster (svm = None).
-    async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>>;
+    async fn list_key_managers(&self) -> StoreResult<Arc<Vec<KeyManager>>>;
     async fn get_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<Option<KeyManager>>;
     /// Inserts the key manager with its key servers, if any.
     async fn insert_key_manager(&self, key_manager: KeyManager) -> StoreResult<()>;

@@ -26,12 +26,12 @@ use crate::domain::model::{
 
 /// The key managers in the store's order, and where each is.
 struct KeyManagers {
-    all: Vec<KeyManager>,
+    all: Arc<Vec<KeyManager>>,
     index: HashMap<KeyManagerId, usize>,
 }
 
 impl KeyManagers {
-    fn new(all: Vec<KeyManager>) -> KeyManagers {
+    fn new(all: Arc<Vec<KeyManager>>) -> KeyManagers {
         let index = all
             .iter()
             .enumerate()
@@ -86,7 +86,7 @@ impl ReadModel {
     ) -> StoreResult<Arc<T>>
     where
         Load: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = StoreResult<T>>,
+        Fut: std::future::Future<Output = StoreResult<Arc<T>>>,
     {
         let generation = {
             let mut loaded = self.lock();
@@ -95,7 +95,7 @@ impl ReadModel {
             }
             loaded.generation
         };
-        let value = Arc::new(load().await?);
+        let value = load().await?;
         let mut loaded = self.lock();
         if loaded.generation == generation {
             *slot(&mut loaded) = Some(Arc::clone(&value));
@@ -106,7 +106,11 @@ impl ReadModel {
     async fn key_managers(&self) -> StoreResult<Arc<KeyManagers>> {
         self.cached(
             |l| &mut l.key_managers,
-            || async { Ok(KeyManagers::new(self.inner.list_key_managers().await?)) },
+            || async {
+                Ok(Arc::new(KeyManagers::new(
+                    self.inner.list_key_managers().await?,
+                )))
+            },
         )
         .await
     }
@@ -171,7 +175,10 @@ impl Store for ReadModel {
 
     async fn list_svms(&self) -> StoreResult<Vec<Svm>> {
         let svms = self
-            .cached(|l| &mut l.svms, || self.inner.list_svms())
+            .cached(
+                |l| &mut l.svms,
+                || async { self.inner.list_svms().await.map(Arc::new) },
+            )
             .await?;
         Ok(svms.as_ref().clone())
     }
@@ -184,11 +191,11 @@ impl Store for ReadModel {
         self.write(self.inner.delete_svm(uuid)).await
     }
 
-    async fn list_certificates(&self) -> StoreResult<Vec<Certificate>> {
+    async fn list_certificates(&self) -> StoreResult<Arc<Vec<Certificate>>> {
         let certificates = self
             .cached(|l| &mut l.certificates, || self.inner.list_certificates())
             .await?;
-        Ok(certificates.as_ref().clone())
+        Ok(certificates)
     }
 
     async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()> {
@@ -199,8 +206,8 @@ impl Store for ReadModel {
         self.write(self.inner.delete_certificate(uuid)).await
     }
 
-    async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>> {
-        Ok(self.key_managers().await?.all.clone())
+    async fn list_key_managers(&self) -> StoreResult<Arc<Vec<KeyManager>>> {
+        Ok(Arc::clone(&self.key_managers().await?.all))
     }
 
     async fn get_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<Option<KeyManager>> {

@@ -65,7 +65,7 @@ async fn a_load_that_raced_a_write_is_not_kept() {
             || async {
                 let old = store.list_svms().await;
                 model.insert_svm(svm("u2", "vs2")).await.expect("insert");
-                old
+                old.map(Arc::new)
             },
         )
         .await

@@ -464,9 +464,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_certificates(&self) -> StoreResult<Vec<Certificate>> {
+    async fn list_certificates(&self) -> StoreResult<Arc<Vec<Certificate>>> {
         self.read(|connection, secrets| certificates::list_certificates(connection, secrets))
             .await
+            .map(Arc::new)
     }
 
     async fn insert_certificate(&self, certificate: Certificate) -> StoreResult<()> {
@@ -482,9 +483,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_key_managers(&self) -> StoreResult<Vec<KeyManager>> {
+    async fn list_key_managers(&self) -> StoreResult<Arc<Vec<KeyManager>>> {
         self.read(|connection, secrets| key_managers::list_key_managers(connection, secrets))
             .await
+            .map(Arc::new)
     }
 
     async fn get_key_manager(&self, uuid: &KeyManagerId) -> StoreResult<Option<KeyManager>> {

@@ -283,8 +283,8 @@ async fn key_managers_round_trip_with_servers_in_order_and_secrets_sealed() {
         .expect("insert onboard");
 
     assert_eq!(
-        store.list_key_managers().await.expect("list"),
-        [svm_manager.clone(), onboard.clone()]
+        *store.list_key_managers().await.expect("list"),
+        vec![svm_manager.clone(), onboard.clone()]
     );
     assert_eq!(
         store.get_key_manager(&id("km-svm")).await.expect("get"),
@@ -773,7 +773,7 @@ async fn a_reopened_database_keeps_its_data_and_schema_version() {
         manager
     };
     let store = file_store(&path);
-    assert_eq!(store.list_key_managers().await.expect("list"), [manager]);
+    assert_eq!(*store.list_key_managers().await.expect("list"), [manager]);
     assert_eq!(store.list_certificates().await.expect("list").len(), 3);
     let (version, mode) = store.on_connection(|connection| {
         let mode: String = connection
