@@ -19,7 +19,7 @@ use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::key_servers::key_server_json;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Query, Schema, Type};
+use super::query::{Projection, Query, Schema, Type};
 use super::svms::svm_ref;
 
 pub const KEY_MANAGER_SCHEMA: Schema = Schema {
@@ -53,7 +53,12 @@ pub fn key_manager_href(uuid: &KeyManagerId) -> String {
 
 /// A key manager as ONTAP shows it. The shape of `server_ca_certificates` items is exactly
 /// `{uuid, _links}`: Ansible compares them to `{"uuid": ...}` after dropping `_links`.
-fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&CertificateId) -> String) -> Value {
+/// `names` is `None` when the answer does not use `external`, which is then left out: most of a
+/// key manager's record, and most of the cost of listing thousands.
+fn key_manager_json(
+    key_manager: &KeyManager,
+    names: Option<&(dyn Fn(&CertificateId) -> String + Sync)>,
+) -> Value {
     let mut record = json!({
         "uuid": key_manager.uuid,
         "scope": if key_manager.svm.is_some() { "svm" } else { "cluster" },
@@ -68,6 +73,9 @@ fn key_manager_json(key_manager: &KeyManager, names: &dyn Fn(&CertificateId) -> 
             server_ca_certificates,
             servers,
         } => {
+            let Some(names) = names else {
+                return record;
+            };
             record["external"] = json!({
                 "client_certificate": {
                     "uuid": client_certificate,
@@ -106,10 +114,13 @@ fn embedded_server(key_manager: &KeyManagerId, server: &KeyServer) -> Value {
     record
 }
 
+/// The records of `key_managers`, with what the answer uses (projected with `default` unless
+/// `fields=` says otherwise).
 async fn records(
     state: &AppState,
     key_managers: &[KeyManager],
     query: &Query,
+    default: Projection,
 ) -> ApiResult<Vec<Value>> {
     let certificates = state.service.certificates().await?;
     // By uuid: a listing names two certificates per key manager, among thousands.
@@ -123,10 +134,12 @@ async fn records(
             .map(|name| name.to_string())
             .unwrap_or_default()
     };
+    let names: Option<&(dyn Fn(&CertificateId) -> String + Sync)> =
+        query.uses("external", default).then_some(&names);
     let with_status = query.needs("status");
     let mut records = Vec::with_capacity(key_managers.len());
     for key_manager in key_managers {
-        let mut record = key_manager_json(key_manager, &names);
+        let mut record = key_manager_json(key_manager, names);
         if with_status {
             let status = state.service.key_manager_status(key_manager).await?;
             record["status"] = json!({ "code": status.code, "message": status.message });
@@ -142,7 +155,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
     let key_managers = state.service.key_managers().await?;
-    let records = records(&state, &key_managers, &query).await?;
+    let records = records(&state, &key_managers, &query, Projection::Keys).await?;
     Ok(respond_collection(
         &query,
         records,
@@ -157,7 +170,13 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
     let key_manager = state.service.key_manager(&super::path_id(&uuid)?).await?;
-    let records = records(&state, std::slice::from_ref(&key_manager), &query).await?;
+    let records = records(
+        &state,
+        std::slice::from_ref(&key_manager),
+        &query,
+        Projection::AllNormal,
+    )
+    .await?;
     let record = records.into_iter().next().unwrap_or_default();
     Ok(respond_instance(&query, &record))
 }
@@ -251,7 +270,15 @@ pub async fn create(
     let records = match return_records {
         true => {
             let everything = parse(&[], &KEY_MANAGER_SCHEMA)?;
-            Some(records(&state, std::slice::from_ref(&key_manager), &everything).await?)
+            Some(
+                records(
+                    &state,
+                    std::slice::from_ref(&key_manager),
+                    &everything,
+                    Projection::AllNormal,
+                )
+                .await?,
+            )
         }
         false => None,
     };

@@ -5,9 +5,11 @@
 //! km.keyserver.notavailable alerts"), so that `connectivity` and key managers' `status` answer
 //! from its latest result instead of waiting on KMIP round trips.
 //!
-//! A round checks at most `max_concurrent_checks` servers at once (the permits every check of
-//! the service shares); rounds start at the interval with ±10% jitter, so that instances started
-//! together do not poll in step.
+//! A round spreads its checks evenly over [`ROUND_SHARE`] of the interval, so that thousands of
+//! key servers cost a steady trickle of handshakes rather than a burst that starves requests, and
+//! checks at most `max_concurrent_checks` servers at once (the permits every check of the service
+//! shares); rounds start at the interval with ±10% jitter, so that instances started together do
+//! not poll in step.
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -29,6 +31,9 @@ pub const POLLING_INTERVAL_MINUTES: RangeInclusive<u32> = 15..=30;
 pub const CLOUD_KMS_RETRY_COUNT: RangeInclusive<u32> = 0..=10;
 /// ONTAP's monitor waits this long for each server, whatever the server's own timeout.
 pub const CHECK_TIMEOUT_SECONDS: i64 = 5;
+/// The share of the interval a round's checks are spread over; the rest is slack for slow
+/// servers, so that rounds do not run into each other.
+pub const ROUND_SHARE: f64 = 0.8;
 /// Changing the polling interval needs this ONTAP version (65537303).
 const POLLING_SINCE: OntapVersion = OntapVersion {
     generation: 9,
@@ -164,14 +169,16 @@ impl Service {
         })
     }
 
-    /// One round: every key server of every external key manager, checked as the monitor does.
-    /// A state that changes is logged, as ONTAP's `km.keyserver.notavailable` and
-    /// `km.keyserver.available` events.
-    pub async fn check_all_key_servers(&self) -> Result<Round> {
+    /// One round: every key server of every external key manager, checked as the monitor does,
+    /// the checks spread evenly over `spread`. A state that changes is logged, as ONTAP's
+    /// `km.keyserver.notavailable` and `km.keyserver.available` events.
+    pub async fn check_all_key_servers(self: &Arc<Self>, spread: Duration) -> Result<Round> {
         let started = Instant::now();
         let key_managers = self.key_managers().await?;
+        let total: usize = key_managers.iter().map(|km| km.servers().len()).sum();
         let mut configured = HashSet::new();
         let mut checks = tokio::task::JoinSet::new();
+        let mut scheduled = 0;
         for key_manager in key_managers.iter() {
             let KeyManagerKind::External {
                 servers,
@@ -183,10 +190,6 @@ impl Service {
             };
             let uuid = key_manager.uuid.clone();
             configured.extend(servers.iter().map(|s| server_key(&uuid, s)));
-            let epoch = self.connectivity.epoch(&uuid);
-            let connector = self
-                .key_manager_connector(client_certificate, server_ca_certificates)
-                .await;
             let servers: Vec<_> = servers
                 .iter()
                 .cloned()
@@ -195,9 +198,15 @@ impl Service {
                     s
                 })
                 .collect();
-            let permits = Arc::clone(&self.check_permits);
+            let delay = spread.mul_f64(scheduled as f64 / total.max(1) as f64);
+            scheduled += servers.len();
+            let (client, cas) = (client_certificate.clone(), server_ca_certificates.clone());
+            let service = Arc::clone(self);
             checks.spawn(async move {
-                let probes = probe_all(&connector, servers, &permits).await;
+                tokio::time::sleep(delay).await;
+                let epoch = service.connectivity.epoch(&uuid);
+                let connector = service.key_manager_connector(&client, &cas).await;
+                let probes = probe_all(&connector, servers, &service.check_permits).await;
                 (uuid, epoch, probes)
             });
         }
@@ -242,7 +251,13 @@ impl Service {
     ) {
         tokio::pin!(shutdown);
         loop {
-            match self.check_all_key_servers().await {
+            let round_started = Instant::now();
+            let spread = self.polling_interval().mul_f64(ROUND_SHARE);
+            let round = tokio::select! {
+                round = self.check_all_key_servers(spread) => round,
+                _ = &mut shutdown => return,
+            };
+            match round {
                 Ok(round) => tracing::info!(
                     key_managers = round.key_managers,
                     key_servers = round.key_servers,
@@ -252,7 +267,8 @@ impl Service {
                 ),
                 Err(error) => tracing::warn!(%error, "health monitor round failed"),
             }
-            let wait = jittered(self.polling_interval());
+            // Rounds start an interval apart, however long the last one took.
+            let wait = jittered(self.polling_interval()).saturating_sub(round_started.elapsed());
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 // A new interval applies at once, not after the old one ran out.

@@ -83,6 +83,21 @@ impl KeepTree {
         }
     }
 
+    /// Whether the tree keeps `path` or anything under it.
+    pub(super) fn reaches(&self, path: &str) -> bool {
+        let mut node = self;
+        for segment in path.split('.') {
+            if node.whole {
+                return true;
+            }
+            match node.children.get(segment) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        true
+    }
+
     pub(super) fn project(&self, value: &Value) -> Value {
         if self.whole {
             return value.clone();

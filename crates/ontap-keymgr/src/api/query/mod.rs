@@ -253,6 +253,12 @@ impl Query {
             .any(|requested| paths_overlap(requested, field))
     }
 
+    /// Whether the answer, projected with `default` when `fields=` is absent, or a filter or
+    /// `order_by` uses `field` or anything under it: building a record may leave out the rest.
+    pub fn uses(&self, field: &str, default: Projection) -> bool {
+        self.needs(field) || self.keep_tree(default).reaches(field)
+    }
+
     /// Keeps the requested fields of `record`, plus its keys, the fields used by filters and
     /// every `_links`. Without `fields=`, `default` decides. Expensive fields are dropped unless
     /// requested, even from `*`.

@@ -978,3 +978,30 @@ fn decode(text: &str) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+#[test]
+fn a_record_may_leave_out_what_the_answer_does_not_use() {
+    let uses =
+        |list: &[(&str, &str)], default| query(&KEY_MANAGERS, list).uses("external", default);
+    // A collection answers its keys; an instance everything normal.
+    assert!(!uses(&[], Projection::Keys));
+    assert!(uses(&[], Projection::AllNormal));
+    assert!(!uses(&[("fields", "status")], Projection::Keys));
+    assert!(!uses(&[("fields", "status")], Projection::AllNormal));
+    assert!(uses(&[("fields", "*")], Projection::Keys));
+    assert!(uses(
+        &[("fields", "external.servers.server")],
+        Projection::Keys
+    ));
+    assert!(uses(&[("fields", "external")], Projection::Keys));
+    // Filters and sorting read it even when the answer does not show it.
+    assert!(uses(
+        &[("external.servers.server", "ks1*")],
+        Projection::Keys
+    ));
+    assert!(uses(
+        &[("order_by", "external.client_certificate.name")],
+        Projection::Keys
+    ));
+    assert!(!uses(&[("scope", "svm")], Projection::Keys));
+}
