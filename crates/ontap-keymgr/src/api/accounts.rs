@@ -96,7 +96,7 @@ pub async fn get(
         .ok_or(Error::NotFound { target: "name" })?;
     Ok(respond_instance(
         &query,
-        &account_json(&user, &cluster.uuid, &cluster.name),
+        account_json(&user, &cluster.uuid, &cluster.name),
     ))
 }
 

@@ -87,7 +87,7 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &CERTIFICATE_SCHEMA)?;
     let certificate = state.service.certificate(&super::path_id(&uuid)?).await?;
-    Ok(respond_instance(&query, &certificate_json(&certificate)))
+    Ok(respond_instance(&query, certificate_json(&certificate)))
 }
 
 /// Reads `{"name"}` / `{"uuid"}` references to SVMs.

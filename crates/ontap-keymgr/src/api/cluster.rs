@@ -68,7 +68,7 @@ pub async fn get_cluster(
     let query = parse(&pairs, &CLUSTER_SCHEMA)?;
     Ok(respond_instance(
         &query,
-        &cluster_json(state.service.cluster()),
+        cluster_json(state.service.cluster()),
     ))
 }
 

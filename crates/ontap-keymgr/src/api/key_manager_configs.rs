@@ -56,7 +56,7 @@ pub async fn get(
     let query = parse(&pairs, &KEY_MANAGER_CONFIG_SCHEMA)?;
     Ok(respond_instance(
         &query,
-        &key_manager_config_json(&state.service.key_manager_config()),
+        key_manager_config_json(&state.service.key_manager_config()),
     ))
 }
 

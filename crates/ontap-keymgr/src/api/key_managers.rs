@@ -178,7 +178,7 @@ pub async fn get(
     )
     .await?;
     let record = records.into_iter().next().unwrap_or_default();
-    Ok(respond_instance(&query, &record))
+    Ok(respond_instance(&query, record))
 }
 
 fn certificate_ref(mut body: Body) -> ApiResult<CertificateRef> {

@@ -164,7 +164,7 @@ pub async fn get(
     let server = state.service.key_server(&key_manager, &server).await?;
     let records = records(&state, &key_manager, std::slice::from_ref(&server), &query).await?;
     let record = records.into_iter().next().unwrap_or_default();
-    Ok(respond_instance(&query, &record))
+    Ok(respond_instance(&query, record))
 }
 
 fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {

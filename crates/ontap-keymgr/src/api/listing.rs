@@ -38,6 +38,6 @@ pub fn respond_collection(query: &Query, records: Vec<Value>, path: &str) -> Res
 }
 
 /// An instance GET: all normal fields unless `fields` says otherwise.
-pub fn respond_instance(query: &Query, record: &Value) -> Response {
+pub fn respond_instance(query: &Query, record: Value) -> Response {
     ok(&query.project(record, Projection::AllNormal))
 }

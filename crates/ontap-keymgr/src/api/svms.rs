@@ -64,7 +64,7 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &SVM_SCHEMA)?;
     let svm = state.service.svm(&super::path_id(&uuid)?).await?;
-    Ok(respond_instance(&query, &svm_json(&svm)))
+    Ok(respond_instance(&query, svm_json(&svm)))
 }
 
 pub async fn create(

@@ -84,7 +84,9 @@ pub(super) struct Epoch {
 
 #[derive(Default)]
 struct Measurements {
-    latest: HashMap<ServerKey, Probe>,
+    /// By key manager, then by server address: a key manager's servers are read under one lock
+    /// and without building a key per server.
+    latest: HashMap<KeyManagerId, HashMap<String, Arc<Probe>>>,
     /// Bumped when everything is forgotten (the TLS offer changed).
     all_epoch: u64,
     /// Bumped when a key manager's servers change; pruned to the live key managers.
@@ -125,8 +127,18 @@ impl ConnectivityCache {
         Arc::clone(self.lock().checking.entry(key_manager.clone()).or_default())
     }
 
-    pub(super) fn get(&self, key: &ServerKey) -> Option<Probe> {
-        self.lock().latest.get(key).cloned()
+    /// The latest check of each of a key manager's servers, in order.
+    pub(super) fn latest(
+        &self,
+        key_manager: &KeyManagerId,
+        servers: &[KeyServer],
+    ) -> Vec<Option<Arc<Probe>>> {
+        let measurements = self.lock();
+        let known = measurements.latest.get(key_manager);
+        servers
+            .iter()
+            .map(|s| known.and_then(|known| known.get(s.server.as_str()).cloned()))
+            .collect()
     }
 
     /// Keeps `probe` unless the key manager changed since `epoch`. Answers the state it
@@ -144,9 +156,12 @@ impl ConnectivityCache {
         if current != epoch {
             return None;
         }
+        let (key_manager, server) = key;
         measurements
             .latest
-            .insert(key, probe)
+            .entry(key_manager)
+            .or_default()
+            .insert(server, Arc::new(probe))
             .map(|previous| previous.state)
     }
 
@@ -160,7 +175,7 @@ impl ConnectivityCache {
     /// Drops what is known of a key manager's servers after they changed.
     pub fn forget(&self, key_manager: &KeyManagerId) {
         let mut measurements = self.lock();
-        measurements.latest.retain(|(km, _), _| km != key_manager);
+        measurements.latest.remove(key_manager);
         let epoch = measurements
             .key_manager_epochs
             .entry(key_manager.clone())
@@ -173,9 +188,10 @@ impl ConnectivityCache {
     pub(super) fn retain(&self, configured: &HashSet<ServerKey>) {
         let key_managers: HashSet<&KeyManagerId> = configured.iter().map(|(km, _)| km).collect();
         let mut measurements = self.lock();
-        measurements
-            .latest
-            .retain(|key, _| configured.contains(key));
+        measurements.latest.retain(|km, servers| {
+            servers.retain(|server, _| configured.contains(&(km.clone(), server.clone())));
+            !servers.is_empty()
+        });
         measurements
             .key_manager_epochs
             .retain(|km, _| key_managers.contains(km));
@@ -193,18 +209,26 @@ impl Service {
         key_manager: &KeyManagerId,
         servers: &[KeyServer],
     ) -> Result<Vec<Connectivity>> {
-        let latest = |servers: &[KeyServer]| -> Vec<Option<Probe>> {
-            servers
-                .iter()
-                .map(|s| self.connectivity.get(&server_key(key_manager, s)))
-                .collect()
-        };
-        let mut measured = latest(servers);
+        Ok(self
+            .latest_checks(key_manager, servers)
+            .await?
+            .iter()
+            .map(|probe| self.per_node(probe))
+            .collect())
+    }
+
+    /// The latest check of each server, in order, checking now those never checked.
+    pub(super) async fn latest_checks(
+        &self,
+        key_manager: &KeyManagerId,
+        servers: &[KeyServer],
+    ) -> Result<Vec<Arc<Probe>>> {
+        let mut measured = self.connectivity.latest(key_manager, servers);
         // One request checks; those arriving meanwhile wait for it, then read its result.
         let mut _turn = None;
         if measured.iter().any(Option::is_none) {
             _turn = Some(self.connectivity.checking(key_manager).lock_owned().await);
-            measured = latest(servers);
+            measured = self.connectivity.latest(key_manager, servers);
         }
         let unchecked: Vec<KeyServer> = servers
             .iter()
@@ -218,15 +242,15 @@ impl Service {
             let checked = probe_all(&connector, unchecked, &self.check_permits).await;
             for (server, probe) in checked {
                 let key = server_key(key_manager, &server);
-                self.connectivity.put(key.clone(), probe.clone(), epoch);
+                self.connectivity.put(key, probe.clone(), epoch);
                 if let Some(index) = servers.iter().position(|s| s.server == server.server) {
-                    measured[index] = Some(probe);
+                    measured[index] = Some(Arc::new(probe));
                 }
             }
         }
         Ok(measured
             .into_iter()
-            .map(|m| self.per_node(m.unwrap_or_else(|| Probe::unknown(None))))
+            .map(|m| m.unwrap_or_else(|| Arc::new(Probe::unknown(None))))
             .collect())
     }
 
@@ -245,7 +269,7 @@ impl Service {
     }
 
     /// The service is one host: every node sees the same state.
-    fn per_node(&self, probe: Probe) -> Connectivity {
+    fn per_node(&self, probe: &Probe) -> Connectivity {
         Connectivity {
             cluster_availability: probe.state == State::Available,
             node_states: self
@@ -254,8 +278,8 @@ impl Service {
                 .iter()
                 .map(|node| (node.clone(), probe.state))
                 .collect(),
-            problem: probe.problem,
-            tls: probe.tls,
+            problem: probe.problem.clone(),
+            tls: probe.tls.clone(),
             checked_at: probe.checked_at,
         }
     }

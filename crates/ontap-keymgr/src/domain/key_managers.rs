@@ -198,11 +198,11 @@ impl Service {
         if servers.is_empty() {
             return Ok(status(STATUS_NO_SERVERS));
         }
-        let connectivity = self.connectivity(&key_manager.uuid, servers).await?;
+        let checks = self.latest_checks(&key_manager.uuid, servers).await?;
         let problem = servers
             .iter()
-            .zip(&connectivity)
-            .find(|(_, c)| !c.cluster_availability);
+            .zip(&checks)
+            .find(|(_, c)| c.state != super::connectivity::State::Available);
         Ok(match problem {
             None => status(STATUS_OK),
             Some((server, c)) => match &c.problem {

@@ -98,37 +98,40 @@ impl KeepTree {
         true
     }
 
-    pub(super) fn project(&self, value: &Value) -> Value {
+    /// What the tree keeps of `value`, moved rather than copied: a listing's records are built
+    /// to be projected once.
+    pub(super) fn project(&self, value: Value) -> Value {
         if self.whole {
-            return value.clone();
+            return value;
         }
         match value {
             Value::Object(members) => Value::Object(self.project_object(members)),
             // Paths go through arrays: project each element the same way.
             Value::Array(items) => {
-                Value::Array(items.iter().map(|item| self.project(item)).collect())
+                Value::Array(items.into_iter().map(|item| self.project(item)).collect())
             }
             // The schema expected an object; there is nothing to pick from a scalar.
-            scalar => scalar.clone(),
+            scalar => scalar,
         }
     }
 
-    fn project_object(&self, members: &Map<String, Value>) -> Map<String, Value> {
+    fn project_object(&self, members: Map<String, Value>) -> Map<String, Value> {
         let mut kept = Map::new();
         for (name, value) in members {
             if name == LINKS {
-                kept.insert(name.clone(), value.clone());
+                kept.insert(name, value);
                 continue;
             }
-            let Some(child) = self.children.get(name) else {
+            let Some(child) = self.children.get(&name) else {
                 continue;
             };
+            let was_empty = is_empty_object(&value);
             let projected = child.project(value);
             // `fields=svm.name` on an SVM without a name should not leave `"svm": {}` behind.
-            if is_empty_object(&projected) && !is_empty_object(value) {
+            if is_empty_object(&projected) && !was_empty {
                 continue;
             }
-            kept.insert(name.clone(), projected);
+            kept.insert(name, projected);
         }
         kept
     }

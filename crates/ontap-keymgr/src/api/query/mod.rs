@@ -262,7 +262,7 @@ impl Query {
     /// Keeps the requested fields of `record`, plus its keys, the fields used by filters and
     /// every `_links`. Without `fields=`, `default` decides. Expensive fields are dropped unless
     /// requested, even from `*`.
-    pub fn project(&self, record: &Value, default: Projection) -> Value {
+    pub fn project(&self, record: Value, default: Projection) -> Value {
         self.keep_tree(default).project(record)
     }
 
@@ -288,7 +288,7 @@ impl Query {
         self.sort(&mut records);
         let page = self.page(records, self.offset);
         let keep = self.keep_tree(Projection::Keys);
-        let records: Vec<Value> = page.records.iter().map(|r| keep.project(r)).collect();
+        let records: Vec<Value> = page.records.into_iter().map(|r| keep.project(r)).collect();
         Collection {
             num_records: records.len(),
             records,

@@ -242,7 +242,7 @@ fn unknown_fields_name_is_invalid_unless_ignored() {
             ("ignore_unknown_fields", "true"),
         ],
     );
-    let projected = query.project(&key_servers()[0], Projection::Keys);
+    let projected = query.project(key_servers()[0].clone(), Projection::Keys);
     assert_eq!(
         projected,
         json!({"server": "ks1.example.com:5696", "timeout": 10,
@@ -702,7 +702,7 @@ fn sorts_mixed_types_without_panicking() {
 fn collection_default_is_keys_and_links() {
     let query = query(&KEY_SERVERS, &[]);
     assert_eq!(
-        query.project(&key_servers()[0], Projection::Keys),
+        query.project(key_servers()[0].clone(), Projection::Keys),
         json!({"server": "ks1.example.com:5696",
                "_links": {"self": {"href": "/api/x/ks1.example.com:5696"}}})
     );
@@ -711,7 +711,7 @@ fn collection_default_is_keys_and_links() {
 #[test]
 fn instance_default_is_all_normal_fields() {
     let query = query(&KEY_SERVERS, &[]);
-    let projected = query.project(&key_servers()[0], Projection::AllNormal);
+    let projected = query.project(key_servers()[0].clone(), Projection::AllNormal);
     let mut expected = key_servers()[0].clone();
     if let Some(members) = expected.as_object_mut() {
         members.remove("connectivity");
@@ -722,11 +722,11 @@ fn instance_default_is_all_normal_fields() {
 #[test]
 fn star_is_normal_fields_and_double_star_adds_expensive() {
     let record = key_servers()[0].clone();
-    let star = query(&KEY_SERVERS, &[("fields", "*")]).project(&record, Projection::Keys);
+    let star = query(&KEY_SERVERS, &[("fields", "*")]).project(record.clone(), Projection::Keys);
     assert!(star.get("connectivity").is_none());
     assert_eq!(star["timeout"], 10);
     assert_eq!(star["secondary_key_servers"], json!(["ks1b.example.com"]));
-    let all = query(&KEY_SERVERS, &[("fields", "**")]).project(&record, Projection::Keys);
+    let all = query(&KEY_SERVERS, &[("fields", "**")]).project(record.clone(), Projection::Keys);
     assert_eq!(all, record);
 }
 
@@ -734,7 +734,7 @@ fn star_is_normal_fields_and_double_star_adds_expensive() {
 fn named_fields_keep_keys_and_links() {
     let query = query(&KEY_SERVERS, &[("fields", "timeout")]);
     assert_eq!(
-        query.project(&key_servers()[1], Projection::AllNormal),
+        query.project(key_servers()[1].clone(), Projection::AllNormal),
         json!({"server": "KS2.example.com:5696", "timeout": 25,
                "_links": {"self": {"href": "/api/x/KS2.example.com:5696"}}})
     );
@@ -746,7 +746,7 @@ fn several_fields_parameters_merge() {
         &KEY_SERVERS,
         &[("fields", "timeout"), ("fields", "username")],
     );
-    let projected = query.project(&key_servers()[0], Projection::Keys);
+    let projected = query.project(key_servers()[0].clone(), Projection::Keys);
     assert_eq!(projected["timeout"], 10);
     assert_eq!(projected["username"], "user-ks1.example.com:5696");
     assert!(projected.get("create_remove_timeout").is_none());
@@ -759,7 +759,7 @@ fn expensive_sub_field_alone() {
         &[("fields", "connectivity.node_states.state")],
     );
     assert_eq!(
-        query.project(&key_servers()[0], Projection::Keys),
+        query.project(key_servers()[0].clone(), Projection::Keys),
         json!({"server": "ks1.example.com:5696",
                "connectivity": {"node_states": [{"state": "available"}]},
                "_links": {"self": {"href": "/api/x/ks1.example.com:5696"}}})
@@ -769,9 +769,11 @@ fn expensive_sub_field_alone() {
 #[test]
 fn parent_keeps_whole_sub_object_and_leaf_keeps_only_itself() {
     let record = key_manager("km-1", Some("vs0"), &[("ks1:5696", 10)]);
-    let whole = query(&KEY_MANAGERS, &[("fields", "svm")]).project(&record, Projection::Keys);
+    let whole =
+        query(&KEY_MANAGERS, &[("fields", "svm")]).project(record.clone(), Projection::Keys);
     assert_eq!(whole["svm"], record["svm"]);
-    let leaf = query(&KEY_MANAGERS, &[("fields", "svm.name")]).project(&record, Projection::Keys);
+    let leaf =
+        query(&KEY_MANAGERS, &[("fields", "svm.name")]).project(record.clone(), Projection::Keys);
     assert_eq!(
         leaf["svm"],
         json!({"name": "vs0", "_links": {"self": {"href": "/svm"}}})
@@ -784,7 +786,7 @@ fn parent_keeps_whole_sub_object_and_leaf_keeps_only_itself() {
 fn fields_through_arrays_project_each_element() {
     let record = key_manager("km-1", None, &[("ks1:5696", 10), ("ks2:5696", 20)]);
     let projected = query(&KEY_MANAGERS, &[("fields", "external.servers.server")])
-        .project(&record, Projection::Keys);
+        .project(record.clone(), Projection::Keys);
     assert_eq!(
         projected,
         json!({
@@ -802,19 +804,20 @@ fn fields_through_arrays_project_each_element() {
 fn missing_sub_object_leaves_nothing_behind() {
     let record = json!({"uuid": "km-1", "svm": {"uuid": "s"}});
     let projected =
-        query(&KEY_MANAGERS, &[("fields", "svm.name")]).project(&record, Projection::Keys);
+        query(&KEY_MANAGERS, &[("fields", "svm.name")]).project(record.clone(), Projection::Keys);
     assert_eq!(projected, json!({"uuid": "km-1"}));
 }
 
 #[test]
 fn expensive_fields_dropped_from_star_and_kept_when_named() {
     let record = key_manager("km-1", None, &[]);
-    let star = query(&KEY_MANAGERS, &[("fields", "*")]).project(&record, Projection::Keys);
+    let star = query(&KEY_MANAGERS, &[("fields", "*")]).project(record.clone(), Projection::Keys);
     assert!(star.get("status").is_none());
     assert_eq!(star["onboard"], json!({"enabled": false}));
-    let named = query(&KEY_MANAGERS, &[("fields", "*,status")]).project(&record, Projection::Keys);
+    let named =
+        query(&KEY_MANAGERS, &[("fields", "*,status")]).project(record.clone(), Projection::Keys);
     assert_eq!(named["status"], record["status"]);
-    let instance = query(&KEY_MANAGERS, &[]).project(&record, Projection::AllNormal);
+    let instance = query(&KEY_MANAGERS, &[]).project(record.clone(), Projection::AllNormal);
     assert!(instance.get("status").is_none());
     assert_eq!(instance["external"], record["external"]);
 }
@@ -833,7 +836,7 @@ fn ignored_unknown_fields_still_select_keys_only() {
         &KEY_SERVERS,
         &[("fields", "bogus"), ("ignore_unknown_fields", "true")],
     );
-    let projected = query.project(&key_servers()[0], Projection::AllNormal);
+    let projected = query.project(key_servers()[0].clone(), Projection::AllNormal);
     assert_eq!(projected.as_object().map(Map::len), Some(2));
 }
 
