@@ -81,6 +81,8 @@ async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, accepted: 
     let reply = Arc::new(discover_versions_reply());
     while let Ok((socket, _)) = listener.accept().await {
         accepted.fetch_add(1, Ordering::SeqCst);
+        // Small TLS records (session tickets, the answer) must not wait for delayed ACKs.
+        let _ = socket.set_nodelay(true);
         let acceptor = acceptor.clone();
         let reply = Arc::clone(&reply);
         tokio::spawn(async move {
