@@ -102,20 +102,8 @@ fn connectivity_json(connectivity: &Connectivity) -> Value {
         record["tls_version"] = tls.version.clone().into();
         record["cipher_suite"] = tls.cipher_suite.clone().into();
     }
-    record["check_time"] = rfc3339(connectivity.checked_at).into();
+    record["check_time"] = connectivity.check_time.as_ref().into();
     record
-}
-
-/// A time as ONTAP writes them, to the second, in UTC.
-fn rfc3339(time: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(time)
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// The records of `servers`, with `connectivity` measured only when the query needs it.

@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -43,8 +42,9 @@ pub struct Connectivity {
     pub problem: Option<Error>,
     /// How the connection to the server (or the secondary that answered) was secured.
     pub tls: Option<NegotiatedTls>,
-    /// When the check that found this was made.
-    pub checked_at: SystemTime,
+    /// When the check that found this was made, as ONTAP writes times (RFC 3339, UTC, to the
+    /// second).
+    pub check_time: Arc<str>,
 }
 
 /// What one check of a server found.
@@ -53,7 +53,8 @@ pub(super) struct Probe {
     pub(super) state: State,
     pub(super) problem: Option<Error>,
     tls: Option<NegotiatedTls>,
-    checked_at: SystemTime,
+    /// Formatted once, when the check is made: answers show it many times.
+    check_time: Arc<str>,
 }
 
 impl Probe {
@@ -62,7 +63,7 @@ impl Probe {
             state: State::Unknown,
             problem,
             tls: None,
-            checked_at: SystemTime::now(),
+            check_time: now_rfc3339(),
         }
     }
 }
@@ -280,7 +281,7 @@ impl Service {
                 .collect(),
             problem: probe.problem.clone(),
             tls: probe.tls.clone(),
-            checked_at: probe.checked_at,
+            check_time: Arc::clone(&probe.check_time),
         }
     }
 }
@@ -341,7 +342,7 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
                     state: State::Available,
                     problem: None,
                     tls: Some(tls),
-                    checked_at: SystemTime::now(),
+                    check_time: now_rfc3339(),
                 };
             }
             Err(error) => {
@@ -353,8 +354,21 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
         state: State::NotResponding,
         problem: first_problem,
         tls: None,
-        checked_at: SystemTime::now(),
+        check_time: now_rfc3339(),
     }
+}
+
+/// Now, as ONTAP writes times: RFC 3339 in UTC, to the second.
+fn now_rfc3339() -> Arc<str> {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+        .into()
 }
 
 #[cfg(test)]
