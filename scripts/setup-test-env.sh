@@ -3,9 +3,17 @@
 # schemathesis (which checks the service against its OpenAPI document),
 # netapp-ontap (NetApp's Python client) and ansible (for NetApp's netapp.ontap collection): the
 # real clients the tests drive the service with.
+# Also PostgreSQL's server programs when missing.
 # Idempotent: does nothing when .venv already matches scripts/requirements-test.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# PostgreSQL's server programs, for the tests that start their own (test-support's postgres.rs):
+# Debian's package, installed when missing.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${KEYMGR_TEST_PG_BIN:-}" ]; then
+  echo "installing PostgreSQL from Debian's packages..." >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y postgresql >/dev/null; else sudo apt-get install -y postgresql >/dev/null; fi
+fi
 
 venv=.venv
 requirements=scripts/requirements-test.txt

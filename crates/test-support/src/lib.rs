@@ -6,6 +6,7 @@
 pub mod fake;
 pub mod openssl;
 pub mod pki;
+pub mod postgres;
 pub mod pykmip;
 pub mod responder;
 
