@@ -90,11 +90,30 @@ struct Measurements {
     latest: HashMap<KeyManagerId, HashMap<String, Arc<Probe>>>,
     /// Bumped when everything is forgotten (the TLS offer changed).
     all_epoch: u64,
-    /// Bumped when a key manager's servers change; pruned to the live key managers.
+    /// Set from `epoch_counter` when a key manager's servers change; pruned to the live key
+    /// managers. A key manager without an entry is at `epoch_floor`.
     key_manager_epochs: HashMap<KeyManagerId, u64>,
+    /// Only grows, so that an epoch is never seen twice.
+    epoch_counter: u64,
+    /// The counter when the epochs were last pruned: a check that started before a prune is
+    /// never taken for current, even for a key manager whose entry the prune removed.
+    epoch_floor: u64,
     /// Held while requests check a key manager's unchecked servers, so that many requests
     /// arriving together make one check, not one each; pruned to the live key managers.
     checking: HashMap<KeyManagerId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Measurements {
+    fn epoch(&self, key_manager: &KeyManagerId) -> Epoch {
+        Epoch {
+            all: self.all_epoch,
+            key_manager: self
+                .key_manager_epochs
+                .get(key_manager)
+                .copied()
+                .unwrap_or(self.epoch_floor),
+        }
+    }
 }
 
 /// The latest check of each key server.
@@ -113,15 +132,7 @@ impl ConnectivityCache {
     }
 
     pub(super) fn epoch(&self, key_manager: &KeyManagerId) -> Epoch {
-        let measurements = self.lock();
-        Epoch {
-            all: measurements.all_epoch,
-            key_manager: measurements
-                .key_manager_epochs
-                .get(key_manager)
-                .copied()
-                .unwrap_or(0),
-        }
+        self.lock().epoch(key_manager)
     }
 
     fn checking(&self, key_manager: &KeyManagerId) -> Arc<tokio::sync::Mutex<()>> {
@@ -146,15 +157,7 @@ impl ConnectivityCache {
     /// replaced, if any.
     pub(super) fn put(&self, key: ServerKey, probe: Probe, epoch: Epoch) -> Option<State> {
         let mut measurements = self.lock();
-        let current = Epoch {
-            all: measurements.all_epoch,
-            key_manager: measurements
-                .key_manager_epochs
-                .get(&key.0)
-                .copied()
-                .unwrap_or(0),
-        };
-        if current != epoch {
+        if measurements.epoch(&key.0) != epoch {
             return None;
         }
         let (key_manager, server) = key;
@@ -177,11 +180,11 @@ impl ConnectivityCache {
     pub fn forget(&self, key_manager: &KeyManagerId) {
         let mut measurements = self.lock();
         measurements.latest.remove(key_manager);
-        let epoch = measurements
+        measurements.epoch_counter += 1;
+        let epoch = measurements.epoch_counter;
+        measurements
             .key_manager_epochs
-            .entry(key_manager.clone())
-            .or_default();
-        *epoch = epoch.wrapping_add(1);
+            .insert(key_manager.clone(), epoch);
     }
 
     /// Keeps only what concerns the servers configured now, so that deleted key managers and
@@ -196,6 +199,7 @@ impl ConnectivityCache {
         measurements
             .key_manager_epochs
             .retain(|km, _| key_managers.contains(km));
+        measurements.epoch_floor = measurements.epoch_counter;
         measurements
             .checking
             .retain(|km, _| key_managers.contains(km));
@@ -378,6 +382,31 @@ mod tests {
     use std::time::{Duration, Instant};
     use test_support::fake::SilentListener;
     use test_support::pki::TestPki;
+
+    /// A check that started before its key manager changed is dropped, even when a monitor
+    /// round pruned the key manager's epoch meanwhile.
+    #[test]
+    fn a_check_older_than_a_change_is_dropped_even_across_a_prune() {
+        let cache = ConnectivityCache::default();
+        let km: KeyManagerId = crate::domain::ids::Id::from_stored("km".to_owned());
+        let server = KeyServer {
+            server: KeyServerAddress::parse("ks1:5696").expect("address"),
+            timeout: 5,
+            username: None,
+            password: None,
+            secondary_key_servers: vec![],
+        };
+        let key = server_key(&km, &server);
+        let stale = cache.epoch(&km);
+        cache.forget(&km);
+        cache.retain(&HashSet::new());
+        cache.put(key.clone(), Probe::unknown(None), stale);
+        assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_none());
+
+        let current = cache.epoch(&km);
+        cache.put(key, Probe::unknown(None), current);
+        assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_some());
+    }
 
     /// Checks of servers that never answer each wait out their timeout (1 s), so with two
     /// permits four checks take two rounds of waiting: they never run more than two at once.

@@ -11,7 +11,6 @@
 //! shares); rounds start at the interval with ±10% jitter, so that instances started together do
 //! not poll in step.
 
-use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,7 +175,6 @@ impl Service {
         let started = Instant::now();
         let key_managers = self.key_managers().await?;
         let total: usize = key_managers.iter().map(|km| km.servers().len()).sum();
-        let mut configured = HashSet::new();
         let mut checks = tokio::task::JoinSet::new();
         let mut scheduled = 0;
         for key_manager in key_managers.iter() {
@@ -189,7 +187,6 @@ impl Service {
                 continue;
             };
             let uuid = key_manager.uuid.clone();
-            configured.extend(servers.iter().map(|s| server_key(&uuid, s)));
             let servers: Vec<_> = servers
                 .iter()
                 .cloned()
@@ -239,6 +236,14 @@ impl Service {
                 );
             }
         }
+        // What is configured now: servers added during a long round keep what requests
+        // measured of them.
+        let configured = self
+            .key_managers()
+            .await?
+            .iter()
+            .flat_map(|km| km.servers().iter().map(|s| server_key(&km.uuid, s)))
+            .collect();
         self.connectivity.retain(&configured);
         round.took = started.elapsed();
         Ok(round)
