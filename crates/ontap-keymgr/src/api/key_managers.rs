@@ -1,6 +1,8 @@
 //! `/api/security/key-managers`: external and onboard key managers. The expensive `status` is
 //! measured only when asked for.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::response::Response;
@@ -53,12 +55,13 @@ pub fn key_manager_href(uuid: &KeyManagerId) -> String {
 
 /// A key manager as ONTAP shows it. The shape of `server_ca_certificates` items is exactly
 /// `{uuid, _links}`: Ansible compares them to `{"uuid": ...}` after dropping `_links`.
+/// Certificate names by uuid: a listing names two certificates per key manager, among
+/// thousands.
+type CertificateNames<'a> = HashMap<&'a CertificateId, &'a str>;
+
 /// `names` is `None` when the answer does not use `external`, which is then left out: most of a
 /// key manager's record, and most of the cost of listing thousands.
-fn key_manager_json(
-    key_manager: &KeyManager,
-    names: Option<&(dyn Fn(&CertificateId) -> String + Sync)>,
-) -> Value {
+fn key_manager_json(key_manager: &KeyManager, names: Option<&CertificateNames>) -> Value {
     let mut record = json!({
         "uuid": key_manager.uuid,
         "scope": if key_manager.svm.is_some() { "svm" } else { "cluster" },
@@ -79,7 +82,7 @@ fn key_manager_json(
             record["external"] = json!({
                 "client_certificate": {
                     "uuid": client_certificate,
-                    "name": names(client_certificate),
+                    "name": names.get(client_certificate).copied().unwrap_or_default(),
                     "_links": self_link(&certificate_href(client_certificate)),
                 },
                 "server_ca_certificates": server_ca_certificates.iter().map(|uuid| json!({
@@ -123,23 +126,16 @@ async fn records(
     default: Projection,
 ) -> ApiResult<Vec<Value>> {
     let certificates = state.service.certificates().await?;
-    // By uuid: a listing names two certificates per key manager, among thousands.
-    let by_uuid: std::collections::HashMap<&CertificateId, &str> = certificates
-        .iter()
-        .map(|c| (&c.uuid, c.name.as_str()))
-        .collect();
-    let names = |uuid: &CertificateId| {
-        by_uuid
-            .get(uuid)
-            .map(|name| name.to_string())
-            .unwrap_or_default()
-    };
-    let names: Option<&(dyn Fn(&CertificateId) -> String + Sync)> =
-        query.uses("external", default).then_some(&names);
+    let names: Option<CertificateNames> = query.uses("external", default).then(|| {
+        certificates
+            .iter()
+            .map(|c| (&c.uuid, c.name.as_str()))
+            .collect()
+    });
     let with_status = query.needs("status");
     let mut records = Vec::with_capacity(key_managers.len());
     for key_manager in key_managers {
-        let mut record = key_manager_json(key_manager, names);
+        let mut record = key_manager_json(key_manager, names.as_ref());
         if with_status {
             let status = state.service.key_manager_status(key_manager).await?;
             record["status"] = json!({ "code": status.code, "message": status.message });
