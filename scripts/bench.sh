@@ -16,7 +16,8 @@
 #   6. RSS idle at start, after the set-up, after 100,000 requests and after the load; the time
 #      from start to the first answered request;
 #   7. the reference: examples/reference_server.rs, a minimal axum handler returning a body of
-#      the same size over the same TLS set-up.
+#      the same size over the same TLS set-up;
+# and (1), (2) and (4) again with the store on PostgreSQL (a throw-away server on this machine).
 # Exits non-zero when a target of docs/performance.md is missed.
 #
 # Usage: scripts/bench.sh   (BENCH_DURATION=10s by default)
@@ -33,7 +34,7 @@ if ! command -v wrk >/dev/null; then
 fi
 scripts/setup-test-env.sh
 cargo build --release --locked -p ontap-keymgr --bin ontap-keymgr --example reference_server >&2
-cargo build --release --locked -p test-support --example kmip_responder >&2
+cargo build --release --locked -p test-support --example kmip_responder --example postgres_server >&2
 binary=target/release/ontap-keymgr
 reference=target/release/examples/reference_server
 responder=target/release/examples/kmip_responder
@@ -168,6 +169,39 @@ read -r patch_rps patch_p50 patch_p99 < <(wrk -t2 -c"$connections" -d"$duration"
     /Non-2xx/ { print "non-2xx answers: " $0 > "/dev/stderr"; bad = 1 }
     END { if (bad) exit 1; printf "%d %.2f %.2f\n", rps, p50, p99 }')
 loaded_mb="$(rss_mb "$keymgr_pid")"
+
+# (1), (2) and (4) again with the store on PostgreSQL: a throw-away server of the test-support
+# crate on this machine (held while file descriptor 4 is open), the same key manager.
+exec 4> >(exec target/release/examples/postgres_server >"$work/pg.out")
+pg_port="$(announced "$work/pg.out" "PORT ")"
+start_service "$work/data-pg" keymgr-pg KEYMGR_DATABASE_URL="postgres://keymgr@127.0.0.1:$pg_port/postgres"
+pg_url=$started_url
+until curl -sk -o /dev/null "$pg_url/api/cluster"; do sleep 0.005; done
+sqlite_url=$url
+url=$pg_url
+api POST /api/security/certificates "{\"type\": \"client\", \"name\": \"bench-client\",
+  \"public_certificate\": $(pem "$work/pki/client.pem"), \"private_key\": $(pem "$work/pki/client.key")}" >/dev/null
+api POST /api/security/certificates "{\"type\": \"server_ca\", \"name\": \"bench-ca\",
+  \"public_certificate\": $(pem "$work/pki/ca.pem")}" >/dev/null
+api POST /api/security/key-managers "{\"external\": {
+  \"client_certificate\": {\"name\": \"bench-client\"},
+  \"server_ca_certificates\": [{\"name\": \"bench-ca\"}],
+  \"servers\": [{\"server\": \"127.0.0.1:${kmip_ports[0]}\"}, {\"server\": \"localhost:${kmip_ports[0]}\"},
+                {\"server\": \"127.0.0.1:${kmip_ports[1]}\"}, {\"server\": \"localhost:${kmip_ports[1]}\"}]}}" >/dev/null
+pg_km="$(api GET /api/security/key-managers | jq -r '.records[0].uuid')"
+pg_servers_path="/api/security/key-managers/$pg_km/key-servers"
+[ "$(api GET "$pg_servers_path" | jq .num_records)" = 4 ] || { echo "PostgreSQL setup failed" >&2; exit 1; }
+url=$sqlite_url
+read -r pg_get_rps pg_get_p50 pg_get_p99 < <(measure "$pg_url$pg_servers_path" "$auth")
+read -r pg_conn_rps pg_conn_p50 pg_conn_p99 < <(measure "$pg_url$pg_servers_path?fields=connectivity" "$auth")
+read -r pg_patch_rps pg_patch_p50 pg_patch_p99 < <(wrk -t2 -c"$connections" -d"$duration" --latency \
+  -s "$work/patch.lua" -H "$auth" "$pg_url$pg_servers_path/$first_server" | awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+    /Non-2xx/ { print "non-2xx answers: " $0 > "/dev/stderr"; bad = 1 }
+    END { if (bad) exit 1; printf "%d %.2f %.2f\n", rps, p50, p99 }')
+kill -INT "$started_pid"; wait "$started_pid" || true
+exec 4>&-
 
 # The fast KMIP responders of the test-support crate, for (5) and (3).
 for i in 1 2; do
@@ -309,6 +343,13 @@ target "(6) start to first answer < 100 ms ($start_ms ms; first start $first_sta
   echo "| (2) the same with \`fields=connectivity\` | $conn_rps | $conn_p50 | $conn_p99 |"
   echo "| (3) \`GET /api/security/key-managers?fields=status\`, 1,000 key managers, monitor running, 8 connections | $status_rps | $status_p50 | $status_p99 |"
   echo "| (4) durable \`PATCH\` of a key server's \`timeout\` | $patch_rps | $patch_p50 | $patch_p99 |"
+  echo "| (1) on PostgreSQL | $pg_get_rps | $pg_get_p50 | $pg_get_p99 |"
+  echo "| (2) on PostgreSQL | $pg_conn_rps | $pg_conn_p50 | $pg_conn_p99 |"
+  echo "| (4) on PostgreSQL | $pg_patch_rps | $pg_patch_p50 | $pg_patch_p99 |"
+  echo
+  echo "On PostgreSQL (15, on this machine, a throw-away server with its default settings), each"
+  echo "request first reads the change counters that tell an instance what other instances"
+  echo "committed (one round trip); a PATCH is one transaction plus the counter's bump."
   echo
   echo "(3) Health monitor, 4,000 key servers (1,000 key managers × 4, two fast KMIP responders of"
   echo "the test-support crate, mutual TLS): with rounds back to back, a round took $capacity_ms ms (the"

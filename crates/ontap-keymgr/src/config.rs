@@ -34,6 +34,33 @@ pub struct Config {
     pub audit_max_records: usize,
     /// The key server health monitor (`[health_monitor]`).
     pub health_monitor: MonitorSettings,
+    /// Where the configuration is kept (`[store]`).
+    pub store: StoreConfig,
+}
+
+/// Where the configuration is kept: the data dir's SQLite file unless a PostgreSQL URL is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/database`: several instances may share it.
+    pub url: Option<String>,
+    /// The key that seals the stored secrets [default: `secret.key` in the data dir]. Instances
+    /// sharing one PostgreSQL database must share this key.
+    pub secret_key_file: Option<PathBuf>,
+    /// How many PostgreSQL connections an instance opens at most.
+    pub max_connections: usize,
+}
+
+/// PostgreSQL connections per instance unless configured otherwise: enough for the two cores'
+/// workers and the writers they wait on, few enough for many instances on one server.
+pub const DEFAULT_STORE_CONNECTIONS: usize = 16;
+
+impl StoreConfig {
+    /// The key file: the configured one, or the data dir's.
+    pub fn secret_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("secret.key"))
+    }
 }
 
 /// ONTAP's `security login role config` settings for failed logins (`[login]` in the file).
@@ -100,6 +127,16 @@ struct Settings {
     audit: AuditSettings,
     #[serde(default)]
     health_monitor: HealthMonitorSettings,
+    #[serde(default)]
+    store: StoreSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSettings {
+    url: Option<String>,
+    secret_key_file: Option<PathBuf>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,7 +184,10 @@ struct HealthMonitorSettings {
 }
 
 /// The environment variable of each setting that has one, and the setting's place in the file.
-const ENVIRONMENT: [(&str, &str); 17] = [
+const ENVIRONMENT: [(&str, &str); 20] = [
+    ("KEYMGR_DATABASE_URL", "store.url"),
+    ("KEYMGR_SECRET_KEY_FILE", "store.secret_key_file"),
+    ("KEYMGR_STORE_MAX_CONNECTIONS", "store.max_connections"),
     ("KEYMGR_LISTEN", "server.listen"),
     ("KEYMGR_DATA_DIR", "server.data_dir"),
     ("KEYMGR_HTTP", "server.http"),
@@ -182,6 +222,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub http: bool,
+    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -271,6 +312,9 @@ fn flags_table(overrides: Overrides) -> Table {
     if overrides.http {
         merge(&mut table, at("server.http", Value::Boolean(true)));
     }
+    if let Some(url) = overrides.database_url {
+        merge(&mut table, at("store.url", Value::String(url)));
+    }
     table
 }
 
@@ -310,6 +354,7 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
         login,
         audit,
         health_monitor,
+        store,
     } = settings;
     let listen_text = server.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen = listen_text.parse().map_err(|_| {
@@ -383,6 +428,19 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
                 }
                 Some(n) => n,
                 None => MonitorSettings::default().max_concurrent_checks,
+            },
+        },
+        store: StoreConfig {
+            url: store.url.filter(|url| !url.is_empty()),
+            secret_key_file: store.secret_key_file,
+            max_connections: match store.max_connections {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "the store needs max_connections >= 1".into(),
+                    ));
+                }
+                Some(n) => n,
+                None => DEFAULT_STORE_CONNECTIONS,
             },
         },
     })

@@ -29,6 +29,9 @@ use crate::domain::cluster::Cluster;
 use crate::domain::login::LockoutPolicy;
 use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
+use crate::store::Store;
+use crate::store::copy::{Copied, copy_all};
+use crate::store::postgres::PostgresStore;
 use crate::store::read_model::ReadModel;
 use crate::store::secrets::SecretBox;
 use crate::store::sqlite::SqliteStore;
@@ -58,18 +61,13 @@ pub struct Prepared {
 /// `KEYMGR_ADMIN_PASSWORD`; a generated one is printed once on standard output.
 pub async fn prepare(config: &Config, admin: &AdminStart) -> Result<Prepared, StartError> {
     create_private_dir(&config.data_dir).map_err(fail("cannot create the data dir"))?;
-    let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))
-        .map_err(|e| fail("cannot read the secret key")(e.to_string()))?;
-    let store = SqliteStore::open(&config.data_dir.join("keymgr.db"), secrets)
-        .map_err(|e| fail("cannot open the database")(e.to_string()))?;
-    let cluster_uuid =
-        cluster_uuid(&config.data_dir).map_err(fail("cannot read the cluster uuid"))?;
+    let (store, cluster_uuid) = open_store(config).await?;
     let lockout = LockoutPolicy {
         max_failed_login_attempts: config.login.max_failed_login_attempts,
         lockout_duration: config.login.lockout_duration,
         max_failed_logins_per_address: config.login.max_failed_logins_per_address,
     };
-    let store = Arc::new(ReadModel::new(Arc::new(store)));
+    let store = Arc::new(ReadModel::new(store));
     let service = Arc::new(
         Service::new(store, Cluster::new(&config.cluster, cluster_uuid), lockout)
             .with_audit_retention(config.audit_max_records)
@@ -420,6 +418,69 @@ fn create_private_dir(path: &Path) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The store the configuration names, and the cluster's uuid: the data dir's SQLite file and
+/// uuid, or a PostgreSQL database shared with other instances, and the uuid they share.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, uuid::Uuid), StartError> {
+    let key_file = config.store.secret_key_path(&config.data_dir);
+    let secrets = SecretBox::load_or_create(&key_file)
+        .map_err(|e| fail("cannot read the secret key")(e.to_string()))?;
+    let local_uuid =
+        cluster_uuid(&config.data_dir).map_err(fail("cannot read the cluster uuid"))?;
+    let Some(url) = &config.store.url else {
+        let store = SqliteStore::open(&config.data_dir.join("keymgr.db"), secrets)
+            .map_err(|e| fail("cannot open the database")(e.to_string()))?;
+        return Ok((Arc::new(store), local_uuid));
+    };
+    let store = PostgresStore::open(
+        url,
+        config.store.max_connections,
+        secrets,
+        &local_uuid.to_string(),
+    )
+    .await
+    .map_err(|e| fail("cannot open the PostgreSQL database")(e.to_string()))?;
+    let shared_uuid = store
+        .cluster_uuid()
+        .parse()
+        .map_err(|e| fail("invalid cluster uuid in the database")(format!("{e}")))?;
+    tracing::info!(database = %store.describe(), "using PostgreSQL");
+    Ok((Arc::new(store), shared_uuid))
+}
+
+/// `store migrate`: copies the SQLite store of `data_dir` into the empty PostgreSQL database at
+/// `url`, which takes the data dir's cluster uuid and is sealed with its key.
+pub async fn migrate_store(data_dir: &Path, url: &str) -> Result<Copied, StartError> {
+    let database = data_dir.join("keymgr.db");
+    let key_file = data_dir.join("secret.key");
+    for needed in [&database, &key_file] {
+        if !needed.is_file() {
+            return Err(StartError(format!(
+                "{} does not exist: --from names a data dir of the service",
+                needed.display()
+            )));
+        }
+    }
+    let secrets = || {
+        SecretBox::load_or_create(&key_file)
+            .map_err(|e| fail("cannot read the secret key")(e.to_string()))
+    };
+    let from = SqliteStore::open(&database, secrets()?)
+        .map_err(|e| fail("cannot open the SQLite database")(e.to_string()))?;
+    let uuid = cluster_uuid(data_dir).map_err(fail("cannot read the cluster uuid"))?;
+    let to = PostgresStore::open(url, 4, secrets()?, &uuid.to_string())
+        .await
+        .map_err(|e| fail("cannot open the PostgreSQL database")(e.to_string()))?;
+    if to.cluster_uuid() != uuid.to_string() {
+        return Err(StartError(format!(
+            "the PostgreSQL database belongs to another cluster ({}): migrate into an empty one",
+            to.cluster_uuid()
+        )));
+    }
+    copy_all(&from, &to)
+        .await
+        .map_err(|e| fail("the copy failed")(e.to_string()))
 }
 
 /// The cluster's uuid, made at first start and kept in the data dir.

@@ -135,6 +135,9 @@ fn a_long_trail_is_read_a_page_at_a_time_and_kept_bounded() {
          INSERT INTO audit (time, user, method, path, input, status) \
          SELECT '2026-01-01T00:00:00Z', 'bulk', 'POST', '/api/svm/svms', \
          printf('%.2048c', 'x'), 201 FROM n",
+        "INSERT INTO audit (time, \"user\", method, path, input, status) \
+         SELECT '2026-01-01T00:00:00Z', 'bulk', 'POST', '/api/svm/svms', repeat('x', 2048), 201 \
+         FROM generate_series(1, 10000)",
     );
     keymgr.post("/api/svm/svms", &json!({ "name": "needle" }));
 

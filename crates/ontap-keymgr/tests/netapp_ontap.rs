@@ -199,13 +199,20 @@ fn netapp_ontap_python_client_drives_key_servers() {
     let mut metrocluster = restart(&mut old, &[("KEYMGR_CLUSTER_METROCLUSTER", "true")]);
     world.run_client(&metrocluster, "metrocluster");
     assert!(metrocluster.stop());
-    edit_database(&keymgr, "DELETE FROM certificates WHERE type = 'server_ca'");
+    edit_database(
+        &keymgr,
+        "DELETE FROM certificates WHERE type = 'server_ca'",
+        // Past the foreign keys, as a hand edit with them off in SQLite.
+        "SET session_replication_role = replica; \
+         DELETE FROM certificates WHERE type = 'server_ca'",
+    );
     let mut certificate_gone = Keymgr::start_in(&keymgr.data_dir, &[]);
     world.run_client(&certificate_gone, "certificate_gone");
     assert!(certificate_gone.stop());
     edit_database(
         &keymgr,
         "UPDATE key_servers SET password = x'00' WHERE password IS NOT NULL",
+        "UPDATE key_servers SET password = '\\x00' WHERE password IS NOT NULL",
     );
     let unreadable = Keymgr::start_in(&keymgr.data_dir, &[]);
     world.run_client(&unreadable, "unreadable");

@@ -106,7 +106,9 @@ fn the_data_dir_and_every_secret_in_it_are_private() {
         metadata.permissions().mode() & 0o777
     };
     assert_eq!(mode(""), 0o700, "the data dir");
-    for private in ["secret.key", "keymgr.db", "tls/key.pem"] {
+    // On PostgreSQL the data dir holds no database.
+    let database = (!support::on_postgres()).then_some("keymgr.db");
+    for private in ["secret.key", "tls/key.pem"].into_iter().chain(database) {
         assert_eq!(mode(private), 0o600, "{private}");
     }
 }
@@ -202,7 +204,12 @@ fn a_missing_certificate_and_unreadable_key_servers_have_their_codes() {
 
     // The server CA certificate removed behind the service's back (foreign keys are off in
     // Python's sqlite3 by default, as in any hand edit).
-    edit_database(&keymgr, "DELETE FROM certificates WHERE type = 'server_ca'");
+    edit_database(
+        &keymgr,
+        "DELETE FROM certificates WHERE type = 'server_ca'",
+        "SET session_replication_role = replica; \
+         DELETE FROM certificates WHERE type = 'server_ca'",
+    );
     let mut damaged = Keymgr::start_in(&data_dir, &[]);
     let missing = damaged.post(&path, &json!({ "server": second }));
     missing.assert_error(400, "65536821");
@@ -213,6 +220,7 @@ fn a_missing_certificate_and_unreadable_key_servers_have_their_codes() {
     edit_database(
         &keymgr,
         "UPDATE key_servers SET username = 'u', password = x'00'",
+        "UPDATE key_servers SET username = 'u', password = '\\x00'",
     );
     let unreadable = Keymgr::start_in(&data_dir, &[]);
     unreadable

@@ -61,39 +61,17 @@ impl Postgres {
 
     /// `postgres://keymgr@127.0.0.1:PORT/DATABASE`.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{USER}@127.0.0.1:{}/{database}", self.port)
+        url_on(self.port, database)
     }
 
     /// Creates a database.
     pub fn create_database(&self, name: &str) {
-        let status = Command::new(self.bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                USER,
-                name,
-            ])
-            .status()
-            .expect("createdb");
-        assert!(status.success(), "createdb {name}");
+        create_database_on(self.port, name);
     }
 
     /// Runs SQL through psql and answers its unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let output = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
-            .args(["-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        psql_on(self.port, database, sql)
     }
 
     /// Stops the server (fast shutdown), as when the database goes away.
@@ -178,6 +156,75 @@ impl Postgres {
         }
         false
     }
+}
+
+/// The port of the server scripts/test.sh starts for the whole run (`KEYMGR_TEST_PG_PORT`), if
+/// any: tests that only need a database make theirs there instead of starting a server.
+pub fn shared_port() -> Option<u16> {
+    std::env::var("KEYMGR_TEST_PG_PORT").ok()?.parse().ok()
+}
+
+/// `postgres://keymgr@127.0.0.1:PORT/DATABASE`.
+pub fn url_on(port: u16, database: &str) -> String {
+    format!("postgres://{USER}@127.0.0.1:{port}/{database}")
+}
+
+/// Creates a database on the server at `port`.
+pub fn create_database_on(port: u16, name: &str) {
+    let status = Command::new(bin_dir().join("createdb"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER, name])
+        .status()
+        .expect("createdb");
+    assert!(status.success(), "createdb {name}");
+}
+
+/// A database of its own for a test on the server at `port`: its URL.
+pub fn fresh_database_on(port: u16) -> String {
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    create_database_on(port, &name);
+    url_on(port, &name)
+}
+
+/// Runs SQL through psql on the server at `port` and answers its unaligned, tuples-only output.
+pub fn psql_on(port: u16, database: &str, sql: &str) -> String {
+    let output = Command::new(bin_dir().join("psql"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER])
+        .args(["-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Everything a database holds, as `pg_dump` writes it.
+pub fn dump_on(port: u16, database: &str) -> Vec<u8> {
+    let output = Command::new(bin_dir().join("pg_dump"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            USER,
+            database,
+        ])
+        .output()
+        .expect("pg_dump");
+    assert!(output.status.success(), "pg_dump {database}");
+    output.stdout
 }
 
 impl Drop for Postgres {

@@ -4,6 +4,7 @@ mod kmip_check;
 mod kmip_report;
 mod ontap;
 mod serve;
+mod store;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,6 +39,11 @@ enum Command {
     Kmip {
         #[command(subcommand)]
         command: KmipCommand,
+    },
+    /// The store: moving a data dir's SQLite database to PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// ONTAP's `security` commands (key managers, certificates) against a running service.
     /// Options may be written ONTAP's way, with one dash: `-vserver svm1`.
@@ -127,6 +133,7 @@ pub async fn run(args: Args) -> ExitCode {
         Command::Kmip {
             command: KmipCommand::Check(check),
         } => kmip_check::run(check).await,
+        Command::Store { command } => store::run(command).await,
         // Blocking HTTP and terminal prompts: nothing else runs on the runtime meanwhile.
         Command::Security {
             connection,

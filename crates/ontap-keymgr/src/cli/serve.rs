@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// A TOML configuration file (docs/operations.md lists its settings).
     #[arg(long, value_name = "FILE", env = "KEYMGR_CONFIG", hide_env = true)]
     config: Option<PathBuf>,
+    /// Keep the configuration in this PostgreSQL database (postgres://user@host:port/db), which
+    /// several instances may share, instead of the data dir's SQLite file.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Serve plain HTTP, for use behind a TLS-terminating proxy.
     #[arg(long)]
     http: bool,
@@ -35,6 +39,9 @@ Environment:
   KEYMGR_DATA_DIR        as --data-dir
   KEYMGR_CONFIG          as --config
   KEYMGR_HTTP            as --http (true or false)
+  KEYMGR_DATABASE_URL    as --database-url
+  KEYMGR_SECRET_KEY_FILE the key that seals stored secrets (default: DATA_DIR/secret.key);
+                         instances sharing a database share it
   KEYMGR_LOG             the log level: info (default), debug, ontap_keymgr=trace...
 Every other setting of the configuration file has its KEYMGR_* variable: see docs/operations.md.";
 
@@ -44,6 +51,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         listen: args.listen,
         data_dir: args.data_dir,
         http: args.http,
+        database_url: args.database_url,
     };
     let config = match Config::load(args.config.as_deref(), overrides) {
         Ok(config) => config,

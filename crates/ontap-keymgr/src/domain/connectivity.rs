@@ -83,11 +83,18 @@ pub(super) struct Epoch {
     key_manager: u64,
 }
 
+/// A check, with the settings of the server it checked: a result applies only while the server
+/// keeps them, whoever changed them (this instance, or another sharing the store).
+struct Measured {
+    settings: KeyServer,
+    probe: Arc<Probe>,
+}
+
 #[derive(Default)]
 struct Measurements {
     /// By key manager, then by server address: a key manager's servers are read under one lock
     /// and without building a key per server.
-    latest: HashMap<KeyManagerId, HashMap<String, Arc<Probe>>>,
+    latest: HashMap<KeyManagerId, HashMap<String, Measured>>,
     /// Bumped when everything is forgotten (the TLS offer changed).
     all_epoch: u64,
     /// Set from `epoch_counter` when a key manager's servers change; pruned to the live key
@@ -139,7 +146,8 @@ impl ConnectivityCache {
         Arc::clone(self.lock().checking.entry(key_manager.clone()).or_default())
     }
 
-    /// The latest check of each of a key manager's servers, in order.
+    /// The latest check of each of a key manager's servers, in order: none for a server whose
+    /// settings changed since.
     pub(super) fn latest(
         &self,
         key_manager: &KeyManagerId,
@@ -149,24 +157,38 @@ impl ConnectivityCache {
         let known = measurements.latest.get(key_manager);
         servers
             .iter()
-            .map(|s| known.and_then(|known| known.get(s.server.as_str()).cloned()))
+            .map(|s| {
+                known
+                    .and_then(|known| known.get(s.server.as_str()))
+                    .filter(|measured| measured.settings == *s)
+                    .map(|measured| Arc::clone(&measured.probe))
+            })
             .collect()
     }
 
-    /// Keeps `probe` unless the key manager changed since `epoch`. Answers the state it
-    /// replaced, if any.
-    pub(super) fn put(&self, key: ServerKey, probe: Probe, epoch: Epoch) -> Option<State> {
+    /// Keeps `probe` of `server` unless the key manager changed since `epoch`. Answers the
+    /// state it replaced, if any.
+    pub(super) fn put(
+        &self,
+        key_manager: &KeyManagerId,
+        server: &KeyServer,
+        probe: Probe,
+        epoch: Epoch,
+    ) -> Option<State> {
         let mut measurements = self.lock();
-        if measurements.epoch(&key.0) != epoch {
+        if measurements.epoch(key_manager) != epoch {
             return None;
         }
-        let (key_manager, server) = key;
+        let measured = Measured {
+            settings: server.clone(),
+            probe: Arc::new(probe),
+        };
         measurements
             .latest
-            .entry(key_manager)
+            .entry(key_manager.clone())
             .or_default()
-            .insert(server, Arc::new(probe))
-            .map(|previous| previous.state)
+            .insert(server.server.to_string(), measured)
+            .map(|previous| previous.probe.state)
     }
 
     /// Drops everything measured, after the TLS offer changed.
@@ -246,8 +268,8 @@ impl Service {
             let connector = self.connector_of(key_manager).await?;
             let checked = probe_all(&connector, unchecked, &self.check_permits).await;
             for (server, probe) in checked {
-                let key = server_key(key_manager, &server);
-                self.connectivity.put(key, probe.clone(), epoch);
+                self.connectivity
+                    .put(key_manager, &server, probe.clone(), epoch);
                 if let Some(index) = servers.iter().position(|s| s.server == server.server) {
                     measured[index] = Some(Arc::new(probe));
                 }
@@ -396,16 +418,37 @@ mod tests {
             password: None,
             secondary_key_servers: vec![],
         };
-        let key = server_key(&km, &server);
         let stale = cache.epoch(&km);
         cache.forget(&km);
         cache.retain(&HashSet::new());
-        cache.put(key.clone(), Probe::unknown(None), stale);
+        cache.put(&km, &server, Probe::unknown(None), stale);
         assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_none());
 
         let current = cache.epoch(&km);
-        cache.put(key, Probe::unknown(None), current);
+        cache.put(&km, &server, Probe::unknown(None), current);
         assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_some());
+    }
+
+    /// Another instance sharing the store changed the server: what was checked with the old
+    /// settings no longer answers for it, though nothing here was told.
+    #[test]
+    fn a_check_applies_only_to_the_settings_it_checked() {
+        let cache = ConnectivityCache::default();
+        let km: KeyManagerId = crate::domain::ids::Id::from_stored("km".to_owned());
+        let server = KeyServer {
+            server: KeyServerAddress::parse("ks1:5696").expect("address"),
+            timeout: 5,
+            username: Some("user".into()),
+            password: Some(crate::domain::model::Secret::new("old")),
+            secondary_key_servers: vec![],
+        };
+        cache.put(&km, &server, Probe::unknown(None), cache.epoch(&km));
+        assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_some());
+        let changed = KeyServer {
+            password: Some(crate::domain::model::Secret::new("new")),
+            ..server
+        };
+        assert!(cache.latest(&km, &[changed])[0].is_none());
     }
 
     /// Checks of servers that never answer each wait out their timeout (1 s), so with two

@@ -77,6 +77,8 @@ pub enum Error {
          once space is freed."
     )]
     StorageFull,
+    #[error("The service cannot reach its database; nothing was changed. Retry in a few seconds.")]
+    StoreUnavailable,
     #[error("Permission denied: the \"{role}\" role cannot {method} this resource.")]
     PermissionDenied { role: String, method: String },
     #[error("The {method} method is not supported on this resource.")]
@@ -423,7 +425,7 @@ impl Error {
             ArrayNotExpected(_) => 262255,
             ReadOnlyField(_) => 262196,
             Unauthenticated | LoginThrottled(_) | PermissionDenied { .. } => 6,
-            Busy | StorageFull => 262145,
+            Busy | StorageFull | StoreUnavailable => 262145,
             MethodNotAllowed { .. } => 3,
             AlreadyExists { .. } => 1,
             InUse(_) => 8,
@@ -479,7 +481,7 @@ impl Error {
             NotFound { .. } | KeyServerNotConfigured(_) => Status::NotFound,
             Unauthenticated => Status::Unauthorized,
             LoginThrottled(_) => Status::TooManyRequests,
-            Busy | StorageFull => Status::Unavailable,
+            Busy | StorageFull | StoreUnavailable => Status::Unavailable,
             PermissionDenied { .. } => Status::Forbidden,
             MethodNotAllowed { .. } => Status::MethodNotAllowed,
             AlreadyExists { .. } | InUse(_) => Status::Conflict,
@@ -494,6 +496,7 @@ impl Error {
             Error::LoginThrottled(seconds) => Some(*seconds),
             Error::Busy => Some(1),
             Error::StorageFull => Some(30),
+            Error::StoreUnavailable => Some(5),
             _ => None,
         }
     }

@@ -224,9 +224,7 @@ impl Service {
                     round.not_available += 1;
                 }
                 let problem = probe.problem.as_ref().map(ToString::to_string);
-                let previous = self
-                    .connectivity
-                    .put(server_key(&uuid, &server), probe, epoch);
+                let previous = self.connectivity.put(&uuid, &server, probe, epoch);
                 log_change(
                     &uuid.to_string(),
                     server.server.as_str(),

@@ -165,6 +165,9 @@ impl Service {
         address: Option<IpAddr>,
     ) -> std::result::Result<Role, LoginFailure> {
         let refuse = |refusal, error| LoginFailure { error, refusal };
+        self.refresh()
+            .await
+            .map_err(|error| refuse(LoginRefusal::Busy, error))?;
         if let Some(retry_after) = address.and_then(|a| self.login.throttled(a)) {
             return Err(refuse(
                 LoginRefusal::AddressThrottled,

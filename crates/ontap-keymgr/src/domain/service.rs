@@ -77,6 +77,29 @@ impl Service {
         &self.cluster
     }
 
+    /// Brings what this instance keeps in memory up to date with what was committed to the
+    /// store, by any instance sharing it: called at the start of every request, before
+    /// credentials are checked. Free with a store only this process writes.
+    pub(super) async fn refresh(&self) -> Result<()> {
+        let changes = self.store.refresh().await.map_err(internal)?;
+        if changes.accounts {
+            self.credentials.clear();
+        }
+        if changes.data {
+            let offer = self.tls_offer();
+            self.load_security().await?;
+            if self.tls_offer() != offer {
+                self.connectivity.forget_all();
+            }
+            let config = self.key_manager_config();
+            self.load_key_manager_config().await?;
+            if self.key_manager_config() != config {
+                self.monitor_changed.notify_one();
+            }
+        }
+        Ok(())
+    }
+
     /// A key manager, or 404 with target `uuid`.
     pub async fn key_manager(&self, uuid: &KeyManagerId) -> Result<KeyManager> {
         self.store

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// The disk holding the database is full: writes fail until space is freed.
     #[error("the disk holding the database is full: {0}")]
     Full(String),
+    /// The database cannot be reached (down, restarting, unreachable) within a bounded time:
+    /// nothing was changed, and a retry may succeed.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     /// The database failed (I/O, a lock held too long).
     #[error("storage failure: {0}")]
     Backend(String),
@@ -46,10 +50,26 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What was committed to a shared store since this process last asked, by itself or by other
+/// instances: what this process keeps in memory of it is to be read again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    /// Configuration objects (SVMs, certificates, key managers, settings).
+    pub data: bool,
+    /// Users' passwords, roles, existence or locks.
+    pub accounts: bool,
+}
+
 /// Everything the service persists. Every method is one transaction: a write is acknowledged
 /// only once it is durable.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Called at the start of each request. A store only this process writes (SQLite) knows of
+    /// every change already, and answers none without any I/O.
+    async fn refresh(&self) -> StoreResult<Changes> {
+        Ok(Changes::default())
+    }
+
     // Users
     async fn count_users(&self) -> StoreResult<usize>;
     async fn insert_user(&self, user: User) -> StoreResult<()>;
@@ -177,6 +197,7 @@ impl StoreFailure {
             }
             // Not internal: clients should retry once space is freed (the store logs it once).
             StoreError::Full(_) => Error::StorageFull,
+            StoreError::Unavailable(_) => Error::StoreUnavailable,
             other => Error::Internal(other.to_string()),
         }
     }

@@ -62,6 +62,13 @@ impl CredentialCache {
         }
     }
 
+    /// Forgets every verified password: another instance changed some account.
+    pub(super) fn clear(&self) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.clear();
+        }
+    }
+
     pub(super) fn remember(&self, name: &str, password: &str, role: Role) {
         let digest = self.digest(name, password);
         if let Ok(mut verified) = self.verified.lock() {

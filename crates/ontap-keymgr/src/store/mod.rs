@@ -1,10 +1,129 @@
-//! Implementations of the domain's store port (`crate::domain::store`): SQLite now
-//! ([`sqlite::SqliteStore`]), PostgreSQL can follow. A store keeps the domain's objects, encrypts
+//! Implementations of the domain's store port (`crate::domain::store`): SQLite, the embedded
+//! default ([`sqlite::SqliteStore`]), and PostgreSQL, which several instances can share
+//! ([`postgres::PostgresStore`]). A store keeps the domain's objects, encrypts
 //! their secrets at rest, and enforces the invariants that must hold under concurrent requests
 //! inside its own transactions. This room depends on the domain, never the reverse.
 
+pub mod copy;
+pub mod postgres;
 pub mod read_model;
 pub mod secrets;
 pub mod sqlite;
 
 pub use crate::domain::store::{MAX_PRIMARY_KEY_SERVERS, Store, StoreError, StoreResult};
+
+use crate::domain::model::{Certificate, KeyManager, KeyManagerKind, KeyServer, SvmRef};
+use secrets::{SecretBox, column, seal};
+
+/// The first address given twice in `servers`, as `KeyServerExists`.
+pub(crate) fn check_no_duplicates(servers: &[KeyServer]) -> StoreResult<()> {
+    for (index, server) in servers.iter().enumerate() {
+        if servers[..index].iter().any(|s| s.server == server.server) {
+            return Err(StoreError::KeyServerExists(server.server.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Whose an object is, in conflict messages.
+pub(crate) fn scope_description(svm: Option<&SvmRef>) -> String {
+    match svm {
+        Some(svm) => format!("SVM \"{}\"", svm.name),
+        None => "the cluster".to_string(),
+    }
+}
+
+/// Lists of names (TLS versions, cipher suites) are stored comma-separated: no name has a comma.
+pub(crate) fn join_names(names: &[String]) -> String {
+    names.join(",")
+}
+
+pub(crate) fn split_names(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+// ---- how objects become columns, the same in both stores ----------------------------------
+
+/// The `kind` column of a key manager.
+pub(crate) fn kind_name(kind: &KeyManagerKind) -> &'static str {
+    match kind {
+        KeyManagerKind::External { .. } => "external",
+        KeyManagerKind::Onboard { .. } => "onboard",
+    }
+}
+
+/// The kind-specific columns: the client certificate of an external key manager, the sealed
+/// passphrase of an onboard one.
+pub(crate) fn kind_columns(
+    secrets: &SecretBox,
+    key_manager: &KeyManager,
+) -> StoreResult<(Option<String>, Option<Vec<u8>>)> {
+    match &key_manager.kind {
+        KeyManagerKind::External {
+            client_certificate, ..
+        } => Ok((Some(client_certificate.to_string()), None)),
+        KeyManagerKind::Onboard { passphrase } => {
+            let sealed = seal(
+                secrets,
+                passphrase,
+                column::PASSPHRASE,
+                &[key_manager.uuid.as_str()],
+            )?;
+            Ok((None, Some(sealed)))
+        }
+    }
+}
+
+/// The sealed password and the JSON secondaries of a key server.
+pub(crate) fn key_server_columns(
+    secrets: &SecretBox,
+    key_manager: &str,
+    server: &KeyServer,
+) -> StoreResult<(Option<Vec<u8>>, String)> {
+    let password = server
+        .password
+        .as_ref()
+        .map(|password| {
+            seal(
+                secrets,
+                password,
+                column::KEY_SERVER_PASSWORD,
+                &[key_manager, server.server.as_str()],
+            )
+        })
+        .transpose()?;
+    let secondaries = serde_json::to_string(&server.secondary_key_servers)
+        .map_err(|error| StoreError::Backend(format!("secondary key servers: {error}")))?;
+    Ok((password, secondaries))
+}
+
+/// The sealed private key of a certificate, if it has one.
+pub(crate) fn sealed_private_key(
+    secrets: &SecretBox,
+    certificate: &Certificate,
+) -> StoreResult<Option<Vec<u8>>> {
+    certificate
+        .private_key
+        .as_ref()
+        .map(|key| {
+            seal(
+                secrets,
+                key,
+                column::PRIVATE_KEY,
+                &[certificate.uuid.as_str()],
+            )
+        })
+        .transpose()
+}
+
+/// The conflict of a certificate name taken in its scope.
+pub(crate) fn certificate_name_taken(certificate: &Certificate) -> StoreError {
+    StoreError::Conflict(format!(
+        "certificate \"{}\" in {}",
+        certificate.name,
+        scope_description(certificate.svm.as_ref())
+    ))
+}

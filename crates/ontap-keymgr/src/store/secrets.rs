@@ -19,6 +19,7 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 
 use super::{StoreError, StoreResult};
+use crate::domain::model::Secret;
 
 /// Length of the key, in bytes (the key file holds exactly this).
 pub const KEY_LEN: usize = 32;
@@ -103,6 +104,63 @@ impl fmt::Debug for SecretBox {
 }
 
 /// The error for a value that does not open; it says nothing about the value itself.
+/// The sealed columns, named as their associated data begins: one name per column, shared by
+/// every store so that a secret means the same wherever it is kept.
+pub mod column {
+    pub const KEY_SERVER_PASSWORD: &str = "key_servers.password";
+    pub const PASSPHRASE: &str = "key_managers.passphrase";
+    pub const PRIVATE_KEY: &str = "certificates.private_key";
+    /// A known value sealed by the first instance on a shared store: an instance with another
+    /// key cannot open it and refuses to start.
+    pub const KEY_CHECK: &str = "keymgr.key_check";
+}
+
+/// A sealed column's associated data: the column, then the identity of its row, so that a value
+/// copied into another column or another row does not open. The parts are uuids and normalized
+/// addresses, which never contain the NUL separator.
+fn aad(column: &str, row: &[&str]) -> String {
+    let mut aad = column.to_string();
+    for part in row {
+        aad.push('\0');
+        aad.push_str(part);
+    }
+    aad
+}
+
+/// Seals a secret for `column` of the row identified by `row`.
+pub fn seal(
+    secrets: &SecretBox,
+    secret: &Secret,
+    column: &str,
+    row: &[&str],
+) -> StoreResult<Vec<u8>> {
+    secrets.seal(secret.expose(), &aad(column, row))
+}
+
+/// Opens a sealed column, saying which one failed (never what it held).
+pub fn open(secrets: &SecretBox, sealed: &[u8], column: &str, row: &[&str]) -> StoreResult<Secret> {
+    secrets
+        .open(sealed, &aad(column, row))
+        .map(Secret::new)
+        .map_err(|error| StoreError::Unreadable(format!("{column} of {}: {error}", row.join(" "))))
+}
+
+/// What [`SecretBox::key_check`] seals.
+const KEY_CHECK_TEXT: &str = "ontap-keymgr";
+
+impl SecretBox {
+    /// A value only this key opens, kept by a shared store to refuse instances with another key.
+    pub fn key_check(&self) -> StoreResult<Vec<u8>> {
+        self.seal(KEY_CHECK_TEXT, column::KEY_CHECK)
+    }
+
+    /// Whether `sealed` is a [`SecretBox::key_check`] of this key.
+    pub fn opens_key_check(&self, sealed: &[u8]) -> bool {
+        self.open(sealed, column::KEY_CHECK)
+            .is_ok_and(|text| text == KEY_CHECK_TEXT)
+    }
+}
+
 fn undecryptable() -> StoreError {
     StoreError::Unreadable(
         "a stored secret does not decrypt (wrong key file, or corrupted data)".into(),

@@ -2,6 +2,11 @@
 //! binary or in this test process on a port-0 listener ([`Keymgr::spawn_app`]), an HTTPS client
 //! that trusts only the certificate the service made for itself, and helpers that set up SVMs,
 //! certificates and key managers through the API.
+//!
+//! The store: the data dir's SQLite file, or with `KEYMGR_TEST_STORE=postgres` a database of
+//! its own on the test run's PostgreSQL server (`KEYMGR_TEST_PG_PORT`, started by
+//! scripts/test.sh), kept for the data dir so that a restart on it finds its data: the same
+//! tests run against both stores.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -97,9 +102,11 @@ impl Keymgr {
             listen: Some("127.0.0.1:0".into()),
             data_dir: Some(data_dir.clone()),
             http: false,
+            database_url: None,
         };
         let mut config =
             ontap_keymgr::config::Config::load(None, overrides).expect("configuration");
+        config.store.url = test_database_url(&data_dir);
         configure(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let port = listener.local_addr().expect("bound address").port();
@@ -171,11 +178,15 @@ impl Keymgr {
             .arg(data_dir)
             .args(options)
             .env_remove("KEYMGR_CONFIG")
+            .env_remove("KEYMGR_DATABASE_URL")
             .env("KEYMGR_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("KEYMGR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(log);
+        if let Some(url) = test_database_url(data_dir) {
+            command.env("KEYMGR_DATABASE_URL", url);
+        }
         for (name, value) in env {
             command.env(name, value);
         }
@@ -482,8 +493,52 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Runs SQL on the stopped service's database, as a damaged or hand-edited database would be.
-pub fn edit_database(keymgr: &Keymgr, sql: &str) {
+/// Whether the tests' services keep their data in PostgreSQL (`KEYMGR_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("KEYMGR_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// The database of the services on `data_dir`, made at first use, when the tests run on
+/// PostgreSQL.
+pub fn test_database_url(data_dir: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let port = test_support::postgres::shared_port()
+        .expect("KEYMGR_TEST_STORE=postgres needs KEYMGR_TEST_PG_PORT (scripts/test.sh sets both)");
+    let file = data_dir.with_file_name("database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = test_support::postgres::fresh_database_on(port);
+    std::fs::create_dir_all(data_dir.parent().expect("data dir parent")).expect("test dir");
+    std::fs::write(&file, &url).expect("database url file");
+    Some(url)
+}
+
+/// Everything the service's database holds, as stored: the SQLite file and its WAL, or a dump
+/// of the PostgreSQL database.
+pub fn database_contents(keymgr: &Keymgr) -> Vec<u8> {
+    if let Some(url) = test_database_url(&keymgr.data_dir) {
+        let port = test_support::postgres::shared_port().expect("test server");
+        let database = url.rsplit('/').next().expect("database name");
+        return test_support::postgres::dump_on(port, database);
+    }
+    let mut contents = std::fs::read(keymgr.data_dir.join("keymgr.db")).expect("database");
+    contents.extend(std::fs::read(keymgr.data_dir.join("keymgr.db-wal")).unwrap_or_default());
+    contents
+}
+
+/// Runs SQL on the service's database, as a damaged or hand-edited database would be: the
+/// SQLite statement, or on PostgreSQL its equivalent. The running service does not see the
+/// change in what it keeps in memory: stop it first, or edit what it does not keep.
+pub fn edit_database(keymgr: &Keymgr, sqlite: &str, postgres: &str) {
+    if let Some(url) = test_database_url(&keymgr.data_dir) {
+        let port = test_support::postgres::shared_port().expect("test server");
+        let database = url.rsplit('/').next().expect("database name");
+        test_support::postgres::psql_on(port, database, postgres);
+        return;
+    }
     let script = "import sqlite3, sys\n\
                   db = sqlite3.connect(sys.argv[1])\n\
                   db.execute(sys.argv[2])\n\
@@ -491,10 +546,10 @@ pub fn edit_database(keymgr: &Keymgr, sql: &str) {
     let status = Command::new(python())
         .args(["-c", script])
         .arg(keymgr.data_dir.join("keymgr.db"))
-        .arg(sql)
+        .arg(sqlite)
         .status()
         .expect("python");
-    assert!(status.success(), "{sql}");
+    assert!(status.success(), "{sqlite}");
 }
 
 // ---- fixtures built through the API ------------------------------------------------------------

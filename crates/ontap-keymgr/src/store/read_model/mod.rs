@@ -7,7 +7,8 @@
 //! hand-offs and wake-ups alone took about a third of the CPU. Reads outnumber writes by far,
 //! so the model trades one reload after each write for reads that never leave the async worker.
 //!
-//! Correctness: every write of the process goes through the model. A read that loads from the
+//! Correctness: every write of the process goes through the model, and other instances' writes
+//! to a shared store are seen by [`Store::refresh`] at the start of each request. A read that loads from the
 //! store keeps its result only when no write finished meanwhile (a generation counter, bumped
 //! after each write), so a load that raced a commit can never leave stale data behind.
 //! Secrets are held unsealed here as they are while a request uses them; they never leave the
@@ -23,6 +24,7 @@ use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
     SecuritySettings, Svm, SvmId, User,
 };
+use crate::domain::store::Changes;
 
 /// The key managers in the store's order, and where each is.
 struct KeyManagers {
@@ -122,17 +124,31 @@ impl ReadModel {
         write: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
         let result = write.await;
+        self.forget();
+        result
+    }
+
+    /// Drops everything cached; loads under way are not kept.
+    fn forget(&self) {
         let mut loaded = self.lock();
         *loaded = Loaded {
             generation: loaded.generation.wrapping_add(1),
             ..Loaded::default()
         };
-        result
     }
 }
 
 #[async_trait]
 impl Store for ReadModel {
+    /// Another instance's commit drops what is cached, as this instance's own writes do.
+    async fn refresh(&self) -> StoreResult<Changes> {
+        let changes = self.inner.refresh().await?;
+        if changes.data {
+            self.forget();
+        }
+        Ok(changes)
+    }
+
     async fn count_users(&self) -> StoreResult<usize> {
         self.inner.count_users().await
     }

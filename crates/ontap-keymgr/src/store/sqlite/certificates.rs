@@ -2,14 +2,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqlResultExt, corrupt, exists, open, scope_description, seal, svm_ref};
+use super::{SqlResultExt, column, corrupt, exists, open, svm_ref};
 use crate::domain::model::{Certificate, CertificateId, CertificateType};
 use crate::store::secrets::SecretBox;
 use crate::store::{StoreError, StoreResult};
-
-/// The associated data of this table's sealed column; the row's identity is appended (see
-/// [`super::aad`]).
-const AAD_PRIVATE_KEY: &str = "certificates.private_key";
+use crate::store::{certificate_name_taken, sealed_private_key};
 
 /// A certificates row, before its secret is opened.
 struct CertificateRow {
@@ -48,7 +45,7 @@ impl CertificateRow {
             .ok_or_else(|| corrupt(&format!("certificate type {}", self.cert_type)))?;
         let private_key = self
             .private_key
-            .map(|sealed| open(secrets, &sealed, AAD_PRIVATE_KEY, &[&self.uuid]))
+            .map(|sealed| open(secrets, &sealed, column::PRIVATE_KEY, &[&self.uuid]))
             .transpose()?;
         Ok(Certificate {
             svm: svm_ref(self.svm_uuid, self.svm_name)?,
@@ -102,17 +99,9 @@ pub(super) fn insert_certificate(
         )
         .db()?;
     if taken {
-        return Err(StoreError::Conflict(format!(
-            "certificate \"{}\" in {}",
-            certificate.name,
-            scope_description(certificate.svm.as_ref())
-        )));
+        return Err(certificate_name_taken(certificate));
     }
-    let private_key = certificate
-        .private_key
-        .as_ref()
-        .map(|key| seal(secrets, key, AAD_PRIVATE_KEY, &[certificate.uuid.as_str()]))
-        .transpose()?;
+    let private_key = sealed_private_key(secrets, certificate)?;
     connection
         .execute(
             "INSERT INTO certificates (uuid, name, type, svm_uuid, public_certificate,

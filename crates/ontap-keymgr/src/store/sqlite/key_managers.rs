@@ -2,15 +2,12 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::key_servers::{check_no_duplicates, insert_key_servers, load_key_servers};
-use super::{SqlResultExt, corrupt, open, scope_description, seal, svm_ref, to_i64};
+use super::key_servers::{insert_key_servers, load_key_servers};
+use super::{SqlResultExt, column, corrupt, open, scope_description, svm_ref, to_i64};
 use crate::domain::model::{CertificateId, KeyManager, KeyManagerId, KeyManagerKind};
 use crate::store::secrets::SecretBox;
-use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult};
-
-/// The associated data of this table's sealed column; the row's identity is appended (see
-/// [`super::aad`]).
-const AAD_PASSPHRASE: &str = "key_managers.passphrase";
+use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult, check_no_duplicates};
+use crate::store::{kind_columns, kind_name};
 
 const KEY_MANAGER_COLUMNS: &str = "SELECT k.uuid, k.svm_uuid, s.name, k.kind,
         k.client_certificate_uuid, k.passphrase
@@ -50,7 +47,7 @@ impl KeyManagerRow {
                 servers: load_key_servers(connection, secrets, &self.uuid)?,
             },
             ("onboard", None, Some(sealed)) => KeyManagerKind::Onboard {
-                passphrase: open(secrets, &sealed, AAD_PASSPHRASE, &[&self.uuid])?,
+                passphrase: open(secrets, &sealed, column::PASSPHRASE, &[&self.uuid])?,
             },
             _ => return Err(corrupt(&format!("key manager {}", self.uuid))),
         };
@@ -117,35 +114,6 @@ pub(super) fn key_manager_kind(connection: &Connection, uuid: &str) -> StoreResu
         )
         .optional()
         .db()
-}
-
-fn kind_name(kind: &KeyManagerKind) -> &'static str {
-    match kind {
-        KeyManagerKind::External { .. } => "external",
-        KeyManagerKind::Onboard { .. } => "onboard",
-    }
-}
-
-/// The kind-specific columns: the client certificate of an external key manager, the sealed
-/// passphrase of an onboard one.
-fn kind_columns(
-    secrets: &SecretBox,
-    key_manager: &KeyManager,
-) -> StoreResult<(Option<String>, Option<Vec<u8>>)> {
-    match &key_manager.kind {
-        KeyManagerKind::External {
-            client_certificate, ..
-        } => Ok((Some(client_certificate.to_string()), None)),
-        KeyManagerKind::Onboard { passphrase } => {
-            let sealed = seal(
-                secrets,
-                passphrase,
-                AAD_PASSPHRASE,
-                &[key_manager.uuid.as_str()],
-            )?;
-            Ok((None, Some(sealed)))
-        }
-    }
 }
 
 pub(super) fn insert_key_manager(

@@ -4,15 +4,12 @@
 use rusqlite::{Connection, Row, params};
 
 use super::key_managers::key_manager_kind;
-use super::{SqlResultExt, corrupt, open, seal, to_i64};
+use super::{SqlResultExt, column, corrupt, open, to_i64};
 use crate::domain::address::KeyServerAddress;
 use crate::domain::model::KeyServer;
+use crate::store::key_server_columns;
 use crate::store::secrets::SecretBox;
-use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult};
-
-/// The associated data of this table's sealed column; the row's identity is appended (see
-/// [`super::aad`]).
-const AAD_KEY_SERVER_PASSWORD: &str = "key_servers.password";
+use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult, check_no_duplicates};
 
 /// A key_servers row, before its secret is opened and its address parsed.
 struct KeyServerRow {
@@ -43,7 +40,7 @@ impl KeyServerRow {
                 open(
                     secrets,
                     &sealed,
-                    AAD_KEY_SERVER_PASSWORD,
+                    column::KEY_SERVER_PASSWORD,
                     &[key_manager, server.as_str()],
                 )
             })
@@ -79,39 +76,6 @@ pub(super) fn load_key_servers(
     rows.into_iter()
         .map(|row| row.into_key_server(secrets, key_manager))
         .collect()
-}
-
-/// The first address given twice in `servers`, as `KeyServerExists`.
-pub(super) fn check_no_duplicates(servers: &[KeyServer]) -> StoreResult<()> {
-    for (index, server) in servers.iter().enumerate() {
-        if servers[..index].iter().any(|s| s.server == server.server) {
-            return Err(StoreError::KeyServerExists(server.server.to_string()));
-        }
-    }
-    Ok(())
-}
-
-/// The sealed password and the JSON secondaries of a key server.
-fn key_server_columns(
-    secrets: &SecretBox,
-    key_manager: &str,
-    server: &KeyServer,
-) -> StoreResult<(Option<Vec<u8>>, String)> {
-    let password = server
-        .password
-        .as_ref()
-        .map(|password| {
-            seal(
-                secrets,
-                password,
-                AAD_KEY_SERVER_PASSWORD,
-                &[key_manager, server.server.as_str()],
-            )
-        })
-        .transpose()?;
-    let secondaries = serde_json::to_string(&server.secondary_key_servers)
-        .map_err(|error| StoreError::Backend(format!("secondary key servers: {error}")))?;
-    Ok((password, secondaries))
 }
 
 /// Inserts `servers` at positions `first_position`, `first_position + 1`, ...

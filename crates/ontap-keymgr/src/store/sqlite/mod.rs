@@ -35,11 +35,12 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
+pub(super) use super::secrets::{column, open};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::ids::Id;
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    Secret, SecuritySettings, Svm, SvmId, SvmRef, User,
+    SecuritySettings, Svm, SvmId, SvmRef, User,
 };
 
 /// At most this many writes share one commit.
@@ -313,40 +314,6 @@ pub(super) fn to_i64(value: usize) -> StoreResult<i64> {
     i64::try_from(value).map_err(|_| corrupt("a count out of range"))
 }
 
-/// A sealed column's associated data: the column, then the identity of its row, so that a value
-/// copied into another column or another row does not open. The parts are uuids and normalized
-/// addresses, which never contain the NUL separator.
-pub(super) fn aad(column: &str, row: &[&str]) -> String {
-    let mut aad = column.to_string();
-    for part in row {
-        aad.push('\0');
-        aad.push_str(part);
-    }
-    aad
-}
-
-pub(super) fn seal(
-    secrets: &SecretBox,
-    secret: &Secret,
-    column: &str,
-    row: &[&str],
-) -> StoreResult<Vec<u8>> {
-    secrets.seal(secret.expose(), &aad(column, row))
-}
-
-/// Opens a sealed column, saying which one failed (never what it held).
-pub(super) fn open(
-    secrets: &SecretBox,
-    sealed: &[u8],
-    column: &str,
-    row: &[&str],
-) -> StoreResult<Secret> {
-    secrets
-        .open(sealed, &aad(column, row))
-        .map(Secret::new)
-        .map_err(|error| StoreError::Unreadable(format!("{column} of {}: {error}", row.join(" "))))
-}
-
 /// An SVM reference from `svm_uuid` and the joined `svms.name`.
 pub(super) fn svm_ref(uuid: Option<String>, name: Option<String>) -> StoreResult<Option<SvmRef>> {
     match (uuid, name) {
@@ -359,12 +326,7 @@ pub(super) fn svm_ref(uuid: Option<String>, name: Option<String>) -> StoreResult
     }
 }
 
-pub(super) fn scope_description(svm: Option<&SvmRef>) -> String {
-    match svm {
-        Some(svm) => format!("SVM \"{}\"", svm.name),
-        None => "the cluster".to_string(),
-    }
-}
+pub(super) use crate::store::scope_description;
 
 /// Whether `query` (with one parameter) returns a row.
 pub(super) fn exists(connection: &Connection, query: &str, parameter: &str) -> StoreResult<bool> {

@@ -5,10 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqlResultExt;
 use crate::domain::model::{KeyManagerConfig, SecuritySettings};
-use crate::store::StoreResult;
-
-/// Lists are stored comma-separated: neither version nor suite names contain commas.
-const SEPARATOR: &str = ",";
+use crate::store::{StoreResult, join_names, split_names};
 
 pub(super) fn load_security(connection: &Connection) -> StoreResult<Option<SecuritySettings>> {
     connection
@@ -18,8 +15,8 @@ pub(super) fn load_security(connection: &Connection) -> StoreResult<Option<Secur
             |row| {
                 Ok(SecuritySettings {
                     fips: row.get(0)?,
-                    protocol_versions: split(&row.get::<_, String>(1)?),
-                    cipher_suites: split(&row.get::<_, String>(2)?),
+                    protocol_versions: split_names(&row.get::<_, String>(1)?),
+                    cipher_suites: split_names(&row.get::<_, String>(2)?),
                 })
             },
         )
@@ -38,8 +35,8 @@ pub(super) fn save_security(
              ON CONFLICT (id) DO UPDATE SET fips = ?1, protocol_versions = ?2, cipher_suites = ?3",
             params![
                 settings.fips,
-                settings.protocol_versions.join(SEPARATOR),
-                settings.cipher_suites.join(SEPARATOR)
+                join_names(&settings.protocol_versions),
+                join_names(&settings.cipher_suites)
             ],
         )
         .db()?;
@@ -79,11 +76,4 @@ pub(super) fn save_key_manager_config(
         )
         .db()?;
     Ok(())
-}
-
-fn split(text: &str) -> Vec<String> {
-    text.split(SEPARATOR)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }

@@ -1,0 +1,434 @@
+//! Several instances on one PostgreSQL database (issue 12): the rules hold across instances,
+//! what one writes the other reads at once, accounts are shared, an instance killed mid-stream
+//! loses no acknowledged write, and a database that goes away and comes back costs 503s while
+//! it is away and nothing after.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Keymgr, create_key_manager, create_svm, encoded, key_servers_path};
+use test_support::pki::TestPki;
+use test_support::postgres::{self, Postgres};
+use test_support::responder::KmipResponder;
+
+/// A database of its own: on the test run's server, or on a server started for the test.
+struct Database {
+    url: String,
+    _server: Option<Postgres>,
+}
+
+impl Database {
+    fn new() -> Database {
+        if let Some(port) = postgres::shared_port() {
+            return Database {
+                url: postgres::fresh_database_on(port),
+                _server: None,
+            };
+        }
+        let server = Postgres::start();
+        server.create_database("keymgr");
+        Database {
+            url: server.url("keymgr"),
+            _server: Some(server),
+        }
+    }
+}
+
+/// An instance on `url` with the data dir `dir/name`, sealing secrets with `key_file` (the
+/// first instance makes it).
+fn instance(dir: &Path, name: &str, url: &str, key_file: &Path, env: &[(&str, &str)]) -> Keymgr {
+    let key_file = key_file.to_string_lossy().into_owned();
+    let mut all = vec![
+        ("KEYMGR_DATABASE_URL", url),
+        ("KEYMGR_SECRET_KEY_FILE", key_file.as_str()),
+    ];
+    all.extend_from_slice(env);
+    Keymgr::start_in(&dir.join(name).join("data"), &all)
+}
+
+/// Two instances on one database, sharing the first one's key.
+fn two_instances(dir: &Path, url: &str, env: &[(&str, &str)]) -> (Keymgr, Keymgr) {
+    let key_file = dir.join("a/data/secret.key");
+    let a = instance(dir, "a", url, &key_file, env);
+    let b = instance(dir, "b", url, &key_file, env);
+    (a, b)
+}
+
+/// Fast KMIP servers for `pki`, on a runtime that lives as long as they are needed.
+fn responders(pki: &TestPki, count: usize) -> (tokio::runtime::Runtime, Vec<KmipResponder>) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let responders = runtime.block_on(async {
+        let mut started = Vec::new();
+        for _ in 0..count {
+            started.push(
+                KmipResponder::start(&pki.server.cert_pem, &pki.server.key_pem, &pki.ca.cert_pem)
+                    .await,
+            );
+        }
+        started
+    });
+    (runtime, responders)
+}
+
+/// Two names of one server, which the service counts as two key servers.
+fn aliases(responder: &KmipResponder) -> [String; 2] {
+    let port = responder.address.port();
+    [format!("127.0.0.1:{port}"), format!("localhost:{port}")]
+}
+
+fn servers_of(keymgr: &Keymgr, key_manager: &str) -> Vec<String> {
+    let response = keymgr.get(&key_servers_path(key_manager));
+    assert_eq!(response.status, 200, "{response:?}");
+    response.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["server"].as_str().expect("server").to_string())
+        .collect()
+}
+
+/// POSTs each of `servers` at once, alternately through `a` and `b`: the statuses and codes.
+fn post_all_at_once(a: &Keymgr, b: &Keymgr, path: &str, servers: &[String]) -> Vec<(u16, String)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .enumerate()
+            .map(|(index, server)| {
+                let through = if index % 2 == 0 { a } else { b };
+                scope.spawn(move || {
+                    let response = through.post(path, &json!({ "server": server }));
+                    (response.status, response.code().to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    })
+}
+
+#[test]
+fn thirty_concurrent_posts_across_two_instances_keep_the_limit_and_add_nothing_twice() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = two_instances(dir.path(), &database.url, &[]);
+    let pki = TestPki::new();
+    let (_runtime, responders) = responders(&pki, 16);
+    let km = create_key_manager(&a, &pki, None, &aliases(&responders[0]));
+    let path = key_servers_path(&km);
+
+    // Two free slots, thirty candidates posted at once through both instances: exactly two win.
+    let candidates: Vec<String> = responders[1..].iter().flat_map(aliases).collect();
+    assert_eq!(candidates.len(), 30);
+    let statuses = post_all_at_once(&a, &b, &path, &candidates);
+    let created = statuses.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 2, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, code)| *s == 201 || (*s == 400 && code == "65536038")),
+        "{statuses:?}"
+    );
+    for through in [&a, &b] {
+        let mut servers = servers_of(through, &km);
+        assert_eq!(servers.len(), 4, "{servers:?}");
+        servers.sort();
+        servers.dedup();
+        assert_eq!(servers.len(), 4, "{servers:?}");
+    }
+
+    // One new server posted ten times at once through both: added once.
+    create_svm(&a, "svm1");
+    let other = create_key_manager(&a, &pki, Some("svm1"), &aliases(&responders[1])[..1]);
+    let other_path = key_servers_path(&other);
+    let same = vec![aliases(&responders[2])[0].clone(); 10];
+    let statuses = post_all_at_once(&a, &b, &other_path, &same);
+    let created = statuses.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(s, _)| *s == 201 || (400..500).contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(servers_of(&b, &other).len(), 2);
+}
+
+#[test]
+fn a_write_through_one_instance_is_read_through_the_other_at_once() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = two_instances(dir.path(), &database.url, &[]);
+    assert_eq!(
+        a.get("/api/cluster").body["uuid"],
+        b.get("/api/cluster").body["uuid"],
+        "one cluster"
+    );
+    let pki = TestPki::new();
+    let (_runtime, responders) = responders(&pki, 1);
+    let [server, _] = aliases(&responders[0]);
+    let km = create_key_manager(&a, &pki, None, std::slice::from_ref(&server));
+    let instance = format!("{}/{}", key_servers_path(&km), encoded(&server));
+
+    for round in 0..20 {
+        // What b keeps in memory is warm before each change.
+        assert_eq!(b.get("/api/svm/svms").status, 200);
+        assert_eq!(b.get(&instance).status, 200);
+        let name = format!("svm{round}");
+        a.post("/api/svm/svms", &json!({ "name": name }))
+            .created_uuid();
+        let found = b.get(&format!("/api/svm/svms?name={name}"));
+        assert_eq!(found.body["num_records"], 1, "round {round}: {found:?}");
+        let timeout = 10 + round;
+        let patched = a.patch(&instance, &json!({ "timeout": timeout }));
+        assert_eq!(patched.status, 200, "{patched:?}");
+        assert_eq!(b.get(&instance).body["timeout"], timeout, "round {round}");
+    }
+    a.delete(&format!("/api/security/key-managers/{km}"));
+    b.get(&instance).assert_error(404, "4");
+}
+
+#[test]
+fn accounts_and_lockouts_are_shared_by_the_instances() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = two_instances(
+        dir.path(),
+        &database.url,
+        &[("KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS", "3")],
+    );
+    let login = |keymgr: &Keymgr, user: &str, password: &str| {
+        keymgr
+            .request_as(user, password, "GET", "/api/cluster", None)
+            .status
+    };
+    // b has verified the admin's password, and remembers it.
+    assert_eq!(login(&b, "admin", &b.password), 200);
+    let owner = a.get("/api/cluster").body["uuid"]
+        .as_str()
+        .expect("cluster uuid")
+        .to_string();
+    let changed = a.patch(
+        &format!("/api/security/accounts/{owner}/admin"),
+        &json!({ "password": "changed-through-a" }),
+    );
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(login(&b, "admin", &b.password), 401, "the old password");
+    assert_eq!(login(&b, "admin", "changed-through-a"), 200);
+
+    // Failures through both count together: the third locks the account on both.
+    let created = a.request_as(
+        "admin",
+        "changed-through-a",
+        "POST",
+        "/api/security/accounts",
+        Some(
+            &json!({ "name": "operator", "password": "operator-pass-1", "role": { "name": "admin" },
+                     "applications": [{ "application": "http", "authentication_methods": ["password"] }] })
+            .to_string(),
+        ),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(login(&b, "operator", "operator-pass-1"), 200);
+    assert_eq!(login(&a, "operator", "wrong-1"), 401);
+    assert_eq!(login(&b, "operator", "wrong-2"), 401);
+    assert_eq!(login(&a, "operator", "wrong-3"), 401);
+    assert_eq!(login(&a, "operator", "operator-pass-1"), 401, "locked on a");
+    assert_eq!(login(&b, "operator", "operator-pass-1"), 401, "locked on b");
+}
+
+#[test]
+fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let (a, b) = two_instances(dir.path(), &database.url, &[]);
+    let killed = AtomicBool::new(false);
+    let acknowledged: Vec<String> = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            for index in 0..5_000 {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let name = format!("svm-{index}");
+                let response = a.post("/api/svm/svms", &json!({ "name": name }));
+                match response.status {
+                    201 => acknowledged.push(name),
+                    _ if killed.load(Ordering::SeqCst) => break,
+                    _ => panic!("{response:?}"),
+                }
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_millis(1_500));
+        a.signal("KILL");
+        killed.store(true, Ordering::SeqCst);
+        writer.join().expect("writer")
+    });
+    assert!(acknowledged.len() > 10, "{} writes", acknowledged.len());
+    let listed = b.get("/api/svm/svms?fields=name&max_records=10000");
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let names: Vec<&str> = listed.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    for name in &acknowledged {
+        assert!(
+            names.contains(&name.as_str()),
+            "{name} was acknowledged, then lost"
+        );
+    }
+    // The other instance keeps serving writes.
+    b.post("/api/svm/svms", &json!({ "name": "after-the-kill" }))
+        .created_uuid();
+}
+
+#[test]
+fn while_postgresql_is_down_requests_get_503_and_after_it_returns_none_do() {
+    // A server of its own: this test stops it.
+    let mut server = Postgres::start();
+    server.create_database("keymgr");
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("a/data/secret.key");
+    let keymgr = instance(dir.path(), "a", &server.url("keymgr"), &key_file, &[]);
+    let mut acknowledged = Vec::new();
+    let mut write = |keymgr: &Keymgr, index: usize| {
+        let name = format!("svm-{index}");
+        let started = Instant::now();
+        let response = keymgr.post("/api/svm/svms", &json!({ "name": name }));
+        // Within the store's bound on any operation, and some slack.
+        assert!(started.elapsed() < Duration::from_secs(10), "{response:?}");
+        if response.status == 201 {
+            acknowledged.push(name);
+        }
+        response
+    };
+    for index in 0..20 {
+        assert_eq!(write(&keymgr, index).status, 201);
+    }
+
+    server.stop();
+    for index in 20..30 {
+        let refused = write(&keymgr, index);
+        refused.assert_error(503, "262145");
+        assert!(refused.message().contains("database"), "{refused:?}");
+        let read = keymgr.get("/api/svm/svms");
+        read.assert_error(503, "262145");
+    }
+
+    server.restart();
+    // It recovers by itself: the first request after the restart may still find the pool's
+    // connections closed; none after it does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while keymgr.get("/api/svm/svms").status != 200 {
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for index in 30..60 {
+        assert_eq!(write(&keymgr, index).status, 201);
+        assert_eq!(keymgr.get("/api/svm/svms").status, 200);
+    }
+    let listed = keymgr.get("/api/svm/svms?fields=name&max_records=1000");
+    assert_eq!(listed.body["num_records"], acknowledged.len(), "{listed:?}");
+}
+
+/// What a client sees of everything the service holds.
+fn everything(keymgr: &Keymgr) -> Vec<serde_json::Value> {
+    [
+        "/api/cluster",
+        "/api/svm/svms?fields=**",
+        "/api/security/certificates?fields=**",
+        "/api/security/key-managers?fields=uuid,svm,scope,external,onboard",
+        "/api/security/accounts?fields=name,role",
+        "/api/security?fields=**",
+        "/api/security/key-manager-configs?fields=**",
+        "/api/security/audit/messages?fields=**&max_records=10000",
+    ]
+    .iter()
+    .map(|path| {
+        let response = keymgr.get(path);
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        response.body
+    })
+    .collect()
+}
+
+#[test]
+fn store_migrate_moves_a_data_dir_to_postgresql_and_everything_reads_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data_dir = dir.path().join("sqlite/data");
+    let mut source = Keymgr::start_in(&data_dir, &[]);
+    let pki = TestPki::new();
+    let (_runtime, responders) = responders(&pki, 2);
+    create_svm(&source, "svm1");
+    let km = create_key_manager(&source, &pki, Some("svm1"), &aliases(&responders[0]));
+    let path = key_servers_path(&km);
+    let with_password = json!({ "server": aliases(&responders[1])[0], "username": "kmip-user",
+                                "password": "Migrated-Secret-1" });
+    assert_eq!(source.post(&path, &with_password).status, 201);
+    let passphrase = "p".repeat(32);
+    let onboard = source.post(
+        "/api/security/key-managers",
+        &json!({ "onboard": { "passphrase": passphrase } }),
+    );
+    assert_eq!(onboard.status, 201, "{onboard:?}");
+    let onboard_path = onboard.location.clone().expect("Location");
+    let changed = source.patch(
+        "/api/security/key-manager-configs",
+        &json!({ "health_monitor_polling_interval": 20 }),
+    );
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let before = everything(&source);
+    assert!(source.stop());
+
+    let database = Database::new();
+    let migrate = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"))
+            .args(["store", "migrate", "--from"])
+            .arg(&data_dir)
+            .args(["--to", url])
+            .output()
+            .expect("run store migrate")
+    };
+    let migrated = migrate(&database.url);
+    let said = String::from_utf8_lossy(&migrated.stdout).to_string();
+    assert!(
+        migrated.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(
+        said.contains("1 users, 1 SVMs, 2 certificates, 2 key managers with 3 key servers"),
+        "{said}"
+    );
+
+    // An instance on the database, with the data dir's key: the same answers, the audit trail
+    // and the cluster's uuid included.
+    let key_file = data_dir.join("secret.key");
+    let moved = instance(dir.path(), "pg", &database.url, &key_file, &[]);
+    assert_eq!(everything(&moved), before);
+    // The secrets were moved too: the onboard passphrase still opens, the key server's
+    // password is still there to be replaced.
+    let synchronize =
+        json!({ "onboard": { "synchronize": true, "existing_passphrase": passphrase } });
+    assert_eq!(moved.patch(&onboard_path, &synchronize).status, 200);
+    let instance_path = format!("{path}/{}", encoded(&aliases(&responders[1])[0]));
+    assert_eq!(moved.get(&instance_path).body["username"], "kmip-user");
+
+    // A database in use is not migrated into.
+    let again = migrate(&database.url);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
