@@ -34,7 +34,7 @@ export KEYMGR_TEST_PG_PORT
 cargo test --workspace --locked
 
 # The end-to-end API suite again, every service on a database of its own on that server.
-KEYMGR_TEST_STORE=postgres cargo test --locked -p ontap-keymgr \
+KEYMGR_TEST_STORE=postgres cargo test --workspace --locked \
   --test api --test key_servers --test audit_trail --test health_monitor --test netapp_ontap \
   --test restart --test security_config --test login_defences --test cli --test hostile_input \
   --test connections --test ansible

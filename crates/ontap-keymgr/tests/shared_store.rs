@@ -286,6 +286,22 @@ fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
             "{name} was acknowledged, then lost"
         );
     }
+    // Every SVM committed, acknowledged or not, has its audit record: they commit together.
+    let trail = b.get("/api/security/audit/messages?fields=input&max_records=10000");
+    assert_eq!(trail.status, 200, "{trail:?}");
+    let inputs: Vec<String> = trail.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["input"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for name in &names {
+        let quoted = format!("\"{name}\"");
+        assert!(
+            inputs.iter().any(|input| input.contains(&quoted)),
+            "{name} was created without its audit record"
+        );
+    }
     // The other instance keeps serving writes.
     b.post("/api/svm/svms", &json!({ "name": "after-the-kill" }))
         .created_uuid();

@@ -111,18 +111,36 @@ async fn audited(
     let input: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
     let request = Request::from_parts(parts, HttpBody::from(bytes));
     let (method, uri) = (request.method().clone(), request.uri().clone());
-    let response = next.run(request).await;
-    let entry = AuditEntry {
+    let entry = |status, error_code| AuditEntry {
         user: &user,
         method: method.as_str(),
         path: uri.path_and_query().map(|p| p.as_str()).unwrap_or_default(),
         input: input.as_ref(),
-        status: response.status().as_u16(),
-        error_code: error_code(&response),
+        status,
+        error_code,
         address: address.map(|a| a.to_string()),
     };
-    write_audit(&state, entry).await;
+    // A change commits with its record, which says how the request ends when it succeeds.
+    let success = success_status(&method);
+    let (response, recorded) = state
+        .service
+        .audited(entry(success, None), next.run(request))
+        .await;
+    let status = response.status().as_u16();
+    // Nothing committed (a refusal, a failure), or something went wrong after the commit:
+    // the request's end is recorded on its own.
+    if !recorded || status != success {
+        write_audit(&state, entry(status, error_code(&response))).await;
+    }
     response
+}
+
+/// How a write ends when it succeeds: a POST creates (201), the others answer 200.
+fn success_status(method: &Method) -> u16 {
+    match *method {
+        Method::POST => 201,
+        _ => 200,
+    }
 }
 
 /// Records a request refused before it ran: a failed login, a write the role may not make.

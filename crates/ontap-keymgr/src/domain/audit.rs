@@ -1,6 +1,9 @@
 //! The audit trail: every write through the API, with its input stripped of secrets
 //! (ONTAP: "This is not audited" for passwords and private keys).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::Value;
 
 use super::error::Result;
@@ -131,8 +134,72 @@ pub struct AuditEntry<'a> {
     pub address: Option<String>,
 }
 
+/// A write request's audit record, committed by the store in the same transaction as the
+/// request's change: no change is ever committed without its record, and no record says a
+/// change was made that did not commit. [`Service::audited`] holds it while the request runs;
+/// a store's write takes it with [`pending`] and, once committed, says so with [`recorded`]. A
+/// request that changes nothing (refused, failed) is recorded afterwards, on its own.
+struct PendingAudit {
+    record: AuditRecord,
+    keep: usize,
+    recorded: AtomicBool,
+}
+
+tokio::task_local! {
+    static PENDING: Arc<PendingAudit>;
+}
+
+/// The record the current request's change is to carry, with how many records the trail keeps:
+/// none outside a write request, or once its change committed.
+pub fn pending() -> Option<(AuditRecord, usize)> {
+    PENDING
+        .try_with(|pending| {
+            (!pending.recorded.load(Ordering::SeqCst))
+                .then(|| (pending.record.clone(), pending.keep))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Runs `request` with `record` pending (the trail keeping `keep` records): answers its outcome,
+/// and whether the record was committed.
+pub async fn with_pending<F: Future>(
+    record: AuditRecord,
+    keep: usize,
+    request: F,
+) -> (F::Output, bool) {
+    let pending = Arc::new(PendingAudit {
+        record,
+        keep,
+        recorded: AtomicBool::new(false),
+    });
+    let output = PENDING.scope(Arc::clone(&pending), request).await;
+    (output, pending.recorded.load(Ordering::SeqCst))
+}
+
+/// Says the current request's record was committed with its change.
+pub fn recorded() {
+    let _ = PENDING.try_with(|pending| pending.recorded.store(true, Ordering::SeqCst));
+}
+
 impl Service {
+    /// Records a request that changed nothing: a refusal, a failure.
     pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<()> {
+        self.store
+            .append_audit(self.audit_record(entry), self.audit_retention)
+            .await
+            .map_err(internal)
+    }
+
+    /// Runs a write request with its record pending (`entry` tells how it ends when it
+    /// succeeds): its change commits with the record. Answers the request's outcome, and
+    /// whether its record was committed.
+    pub async fn audited<F: Future>(&self, entry: AuditEntry<'_>, request: F) -> (F::Output, bool) {
+        with_pending(self.audit_record(entry), self.audit_retention, request).await
+    }
+
+    /// The record of `entry`: its input redacted and capped, the time now.
+    fn audit_record(&self, entry: AuditEntry<'_>) -> AuditRecord {
         let input = entry
             .input
             .map(redact)
@@ -141,23 +208,17 @@ impl Service {
         let time = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        self.store
-            .append_audit(
-                AuditRecord {
-                    index: 0,
-                    time,
-                    user: entry.user.to_string(),
-                    method: entry.method.to_string(),
-                    path: capped(redact_query(entry.path)),
-                    input,
-                    status: entry.status,
-                    error_code: entry.error_code,
-                    address: entry.address,
-                },
-                self.audit_retention,
-            )
-            .await
-            .map_err(internal)
+        AuditRecord {
+            index: 0,
+            time,
+            user: entry.user.to_string(),
+            method: entry.method.to_string(),
+            path: capped(redact_query(entry.path)),
+            input,
+            status: entry.status,
+            error_code: entry.error_code,
+            address: entry.address,
+        }
     }
 
     /// At most `limit` records after index `after`, oldest first.

@@ -61,7 +61,9 @@ pub struct Changes {
 }
 
 /// Everything the service persists. Every method is one transaction: a write is acknowledged
-/// only once it is durable.
+/// only once it is durable. A write made while a request's audit record is pending
+/// (`super::audit::pending`) appends that record in its transaction, and says so
+/// (`super::audit::recorded`) once committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Called at the start of each request. A store only this process writes (SQLite) knows of

@@ -8,7 +8,8 @@
 //! about 30 crates where sqlx-postgres brings about 90. deadpool bounds the connections, and the
 //! time to get one.
 //!
-//! - Writes run in one transaction each, acknowledged only after `COMMIT` returned. Rules that
+//! - Writes run in one transaction each, acknowledged only after `COMMIT` returned; the audit
+//!   record of the request that made the change is appended in the same transaction. Rules that
 //!   read before they write lock what they read first (`SELECT ... FOR UPDATE` on the key
 //!   manager before counting its key servers; the admins before removing one), so that
 //!   instances cannot both pass a check; unique indexes back every unique name.
@@ -188,11 +189,17 @@ impl PostgresStore {
     where
         F: AsyncFnOnce(&Transaction<'_>, &SecretBox) -> StoreResult<T>,
     {
+        // The request's audit record, committed with its change.
+        let audit = crate::domain::audit::pending();
         self.bounded(async {
             let mut client = self.pool.get().await.map_err(pool_error)?;
             let transaction = client.transaction().await.db()?;
             let value = write(&transaction, &self.secrets).await?;
+            if let Some((record, keep)) = &audit {
+                settings::append_audit(&transaction, record, *keep).await?;
+            }
             transaction.commit().await.db()?;
+            crate::domain::audit::recorded();
             let bump = match changed {
                 Changed::Data => "SELECT nextval('data_changes')",
                 Changed::Accounts => "SELECT nextval('account_changes'), nextval('data_changes')",

@@ -131,3 +131,49 @@ async fn an_unreachable_database_is_unavailable_within_the_bound() {
     assert!(started.elapsed() < OPERATION_LIMIT + Duration::from_secs(1));
     drop(store);
 }
+
+/// As in SQLite: a request's change commits with its audit record, or not at all.
+#[tokio::test]
+async fn a_change_commits_with_its_audit_record_or_not_at_all() {
+    use crate::domain::audit::with_pending;
+    let (url, _server) = database();
+    let store = open(&url, KEY, "u").await.expect("open");
+    let record = AuditRecord {
+        index: 0,
+        time: "2026-11-23T00:00:00Z".into(),
+        user: "admin".into(),
+        method: "POST".into(),
+        path: "/api/svm/svms".into(),
+        input: "{}".into(),
+        status: 201,
+        error_code: None,
+        address: None,
+    };
+    let svm = |name: &str| Svm {
+        uuid: SvmId::new_random(),
+        name: name.into(),
+    };
+    let (inserted, recorded) =
+        with_pending(record.clone(), 10, store.insert_svm(svm("svm1"))).await;
+    inserted.expect("insert");
+    assert!(recorded);
+    assert_eq!(store.list_audit_after(0, 10).await.expect("trail").len(), 1);
+
+    // The trail refuses the record: the change is refused with it.
+    let client = store.pool.get().await.expect("connection");
+    client
+        .batch_execute("ALTER TABLE audit ADD CONSTRAINT refuse_all CHECK (status < 0) NOT VALID")
+        .await
+        .expect("constraint");
+    let (refused, recorded) = with_pending(record, 10, store.insert_svm(svm("svm2"))).await;
+    assert!(refused.is_err());
+    assert!(!recorded);
+    let names: Vec<String> = store
+        .list_svms()
+        .await
+        .expect("svms")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["svm1"]);
+}

@@ -10,6 +10,9 @@
 //! commit caps durable writes at the disk's flush rate; 64 clients writing at once share each
 //! flush instead (docs/performance.md, measurement 4).
 //!
+//! A write made for an audited request appends the request's audit record in its savepoint
+//! (`crate::domain::audit::pending`): the change and its record commit together or not at all.
+//!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit returns only once it is on disk.
 //! Secrets are sealed with [`SecretBox`] before they reach SQL, bound to their column and row.
 
@@ -142,9 +145,16 @@ impl SqliteStore {
         F: FnOnce(&Transaction<'_>, &SecretBox) -> StoreResult<T> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        // The request's audit record, committed with its change (in the same savepoint).
+        let audit = crate::domain::audit::pending();
         self.submit(Job::Write(Box::new(move |transaction, secrets| {
             let result = match transaction {
-                Ok(transaction) => f(transaction, secrets),
+                Ok(transaction) => f(transaction, secrets).and_then(|value| {
+                    if let Some((record, keep)) = &audit {
+                        audit::append_audit(transaction, record, *keep)?;
+                    }
+                    Ok(value)
+                }),
                 Err(error) => Err(error.clone()),
             };
             Written {
@@ -160,6 +170,9 @@ impl SqliteStore {
         })))?;
         let result = answered.await.map_err(|_| job_lost())?;
         self.note_disk_space(&result);
+        if result.is_ok() {
+            crate::domain::audit::recorded();
+        }
         result
     }
 

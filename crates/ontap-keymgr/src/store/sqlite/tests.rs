@@ -929,3 +929,70 @@ async fn writes_queued_together_commit_together_and_a_failing_one_changes_nothin
     let reopened = file_store(&dir.path().join("keymgr.db"));
     assert_eq!(reopened.list_svms().await.expect("list").len(), 20);
 }
+
+fn audit_record(path: &str) -> AuditRecord {
+    AuditRecord {
+        index: 0,
+        time: "2026-11-23T00:00:00Z".into(),
+        user: "admin".into(),
+        method: "POST".into(),
+        path: path.into(),
+        input: "{}".into(),
+        status: 201,
+        error_code: None,
+        address: None,
+    }
+}
+
+/// A request's change and its audit record commit together: the record is there with the
+/// change, and when the record cannot be written the change is not made either.
+#[tokio::test]
+async fn a_change_commits_with_its_audit_record_or_not_at_all() {
+    use crate::domain::audit::with_pending;
+    let store = memory_store();
+    let (inserted, recorded) = with_pending(
+        audit_record("/api/svm/svms"),
+        10,
+        store.insert_svm(svm("u1", "svm1")),
+    )
+    .await;
+    inserted.expect("insert");
+    assert!(recorded);
+    let trail = store.list_audit_after(0, 10).await.expect("trail");
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].path, "/api/svm/svms");
+
+    // A second write of the same request does not record it twice.
+    let ((), recorded) = with_pending(audit_record("/api/x"), 10, async {
+        store.insert_svm(svm("u2", "svm2")).await.expect("first");
+        store.insert_svm(svm("u3", "svm3")).await.expect("second");
+    })
+    .await;
+    assert!(recorded);
+    assert_eq!(store.list_audit_after(0, 10).await.expect("trail").len(), 2);
+
+    // The trail cannot take the record: the change is refused with it.
+    store.on_connection(|connection| {
+        connection
+            .execute_batch("DROP TABLE audit")
+            .expect("drop the trail")
+    });
+    let (refused, recorded) = with_pending(
+        audit_record("/api/svm/svms"),
+        10,
+        store.insert_svm(svm("u4", "svm4")),
+    )
+    .await;
+    assert!(refused.is_err());
+    assert!(!recorded);
+    let names: Vec<String> = store
+        .list_svms()
+        .await
+        .expect("svms")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["svm1", "svm2", "svm3"]);
+    // Outside a request, a write carries no record.
+    store.insert_svm(svm("u5", "svm5")).await.expect("insert");
+}
