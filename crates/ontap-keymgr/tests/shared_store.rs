@@ -91,6 +91,18 @@ fn servers_of(keymgr: &Keymgr, key_manager: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of every SVM.
+fn svm_names(keymgr: &Keymgr) -> Vec<String> {
+    let listed = keymgr.get("/api/svm/svms?fields=name&max_records=100000");
+    assert_eq!(listed.status, 200, "{listed:?}");
+    listed.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
 /// POSTs each of `servers` at once, alternately through `a` and `b`: the statuses and codes.
 fn post_all_at_once(a: &Keymgr, b: &Keymgr, path: &str, servers: &[String]) -> Vec<(u16, String)> {
     std::thread::scope(|scope| {
@@ -267,24 +279,15 @@ fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
             acknowledged
         });
         std::thread::sleep(Duration::from_millis(1_500));
-        a.signal("KILL");
+        // Told first: the writer may see its connection fail before this thread goes on.
         killed.store(true, Ordering::SeqCst);
+        a.signal("KILL");
         writer.join().expect("writer")
     });
     assert!(acknowledged.len() > 10, "{} writes", acknowledged.len());
-    let listed = b.get("/api/svm/svms?fields=name&max_records=10000");
-    assert_eq!(listed.status, 200, "{listed:?}");
-    let names: Vec<&str> = listed.body["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| r["name"].as_str().expect("name"))
-        .collect();
+    let names = svm_names(&b);
     for name in &acknowledged {
-        assert!(
-            names.contains(&name.as_str()),
-            "{name} was acknowledged, then lost"
-        );
+        assert!(names.contains(name), "{name} was acknowledged, then lost");
     }
     // Every SVM committed, acknowledged or not, has its audit record: they commit together.
     let trail = b.get("/api/security/audit/messages?fields=input&max_records=10000");
@@ -307,53 +310,130 @@ fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
         .created_uuid();
 }
 
+/// One request of the load: when it started, how long it took, its status and code, and the
+/// SVM it created when it answered 201.
+struct Outcome {
+    started: Instant,
+    took: Duration,
+    status: u16,
+    code: String,
+    created: Option<String>,
+}
+
+/// Writes and reads through `keymgr` from `workers` threads until `running` is false (at most
+/// 60 s): every outcome.
+fn load(keymgr: &Keymgr, workers: usize, running: &AtomicBool) -> Vec<Outcome> {
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let outcomes = &outcomes;
+            scope.spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                for index in 0.. {
+                    if !running.load(Ordering::SeqCst) || Instant::now() > deadline {
+                        break;
+                    }
+                    let name = format!("w{worker}-{index}");
+                    let started = Instant::now();
+                    let response = if index % 2 == 0 {
+                        keymgr.post("/api/svm/svms", &json!({ "name": name }))
+                    } else {
+                        keymgr.get("/api/svm/svms?max_records=1")
+                    };
+                    let outcome = Outcome {
+                        started,
+                        took: started.elapsed(),
+                        status: response.status,
+                        code: match response.status {
+                            0 => response.body.to_string(),
+                            _ => response.code().to_string(),
+                        },
+                        created: (response.status == 201).then_some(name),
+                    };
+                    outcomes.lock().expect("outcomes").push(outcome);
+                }
+            });
+        }
+    });
+    outcomes.into_inner().expect("outcomes")
+}
+
 #[test]
-fn while_postgresql_is_down_requests_get_503_and_after_it_returns_none_do() {
+fn postgresql_stopped_and_started_under_load_costs_503s_while_down_and_nothing_else() {
     // A server of its own: this test stops it.
     let mut server = Postgres::start();
     server.create_database("keymgr");
     let dir = tempfile::tempdir().expect("dir");
     let key_file = dir.path().join("a/data/secret.key");
     let keymgr = instance(dir.path(), "a", &server.url("keymgr"), &key_file, &[]);
-    let mut acknowledged = Vec::new();
-    let mut write = |keymgr: &Keymgr, index: usize| {
-        let name = format!("svm-{index}");
-        let started = Instant::now();
-        let response = keymgr.post("/api/svm/svms", &json!({ "name": name }));
-        // Within the store's bound on any operation, and some slack.
-        assert!(started.elapsed() < Duration::from_secs(10), "{response:?}");
-        if response.status == 201 {
-            acknowledged.push(name);
+    let running = AtomicBool::new(true);
+    let (outcomes, stopped, restarted, recovered) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| load(&keymgr, 4, &running));
+        std::thread::sleep(Duration::from_secs(1));
+        server.stop();
+        let stopped = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        // Requests started from here on may find it up again.
+        let restarted = Instant::now();
+        server.restart();
+        // It recovers by itself, with no restart of the service.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while keymgr.get("/api/svm/svms?max_records=1").status != 200 {
+            assert!(Instant::now() < deadline, "no recovery");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        response
-    };
-    for index in 0..20 {
-        assert_eq!(write(&keymgr, index).status, 201);
-    }
+        let recovered = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        running.store(false, Ordering::SeqCst);
+        (load.join().expect("load"), stopped, restarted, recovered)
+    });
 
-    server.stop();
-    for index in 20..30 {
-        let refused = write(&keymgr, index);
-        refused.assert_error(503, "262145");
-        assert!(refused.message().contains("database"), "{refused:?}");
-        let read = keymgr.get("/api/svm/svms");
-        read.assert_error(503, "262145");
+    let answered = |status| outcomes.iter().filter(|o| o.status == status).count();
+    assert!(
+        answered(201) > 20 && answered(200) > 20,
+        "a load before and after"
+    );
+    for outcome in &outcomes {
+        // Every answer within the store's bound on an operation (5 s) and some slack: a
+        // success, or 503 with ONTAP's envelope.
+        assert!(outcome.took < Duration::from_secs(8), "{:?}", outcome.took);
+        match outcome.status {
+            200 | 201 => {}
+            503 => assert_eq!(outcome.code, "262145"),
+            other => panic!(
+                "answered {other} ({}) after {:?}, {:?} after the database stopped",
+                outcome.code,
+                outcome.took,
+                outcome.started.checked_duration_since(stopped)
+            ),
+        }
     }
-
-    server.restart();
-    // It recovers by itself: the first request after the restart may still find the pool's
-    // connections closed; none after it does.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while keymgr.get("/api/svm/svms").status != 200 {
-        assert!(Instant::now() < deadline, "no recovery");
-        std::thread::sleep(Duration::from_millis(200));
+    let down = outcomes
+        .iter()
+        .filter(|o| o.started > stopped + Duration::from_millis(200) && o.started < restarted);
+    assert!(
+        down.clone().count() > 4,
+        "requests while the database was down"
+    );
+    assert!(
+        down.clone().all(|o| o.status == 503),
+        "while down: only 503"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.started >= recovered)
+            .all(|o| o.status != 503),
+        "once it answered again, no 503"
+    );
+    // Nothing acknowledged was lost.
+    let names = svm_names(&keymgr);
+    for created in outcomes.iter().filter_map(|o| o.created.as_ref()) {
+        assert!(
+            names.contains(created),
+            "{created} was acknowledged, then lost"
+        );
     }
-    for index in 30..60 {
-        assert_eq!(write(&keymgr, index).status, 201);
-        assert_eq!(keymgr.get("/api/svm/svms").status, 200);
-    }
-    let listed = keymgr.get("/api/svm/svms?fields=name&max_records=1000");
-    assert_eq!(listed.body["num_records"], acknowledged.len(), "{listed:?}");
 }
 
 /// What a client sees of everything the service holds.
@@ -447,4 +527,60 @@ fn store_migrate_moves_a_data_dir_to_postgresql_and_everything_reads_back() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
+}
+
+#[test]
+fn the_health_monitor_checks_each_key_server_once_per_interval_however_many_instances() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = TestPki::new();
+    let (_runtime, responders) = responders(&pki, 3);
+    let (a, b) = two_instances(
+        dir.path(),
+        &database.url,
+        &[("KEYMGR_HEALTH_MONITOR_INTERVAL", "1s")],
+    );
+    // Three key managers of two servers each: six key servers.
+    let mut key_managers = vec![create_key_manager(&a, &pki, None, &aliases(&responders[0]))];
+    for (n, responder) in responders[1..].iter().enumerate() {
+        let svm = format!("svm{n}");
+        create_svm(&a, &svm);
+        key_managers.push(create_key_manager(
+            &a,
+            &pki,
+            Some(&svm),
+            &aliases(responder),
+        ));
+    }
+    let accepted = || {
+        responders
+            .iter()
+            .map(KmipResponder::accepted)
+            .sum::<usize>()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let before = accepted();
+    std::thread::sleep(Duration::from_secs(6));
+    let checks = accepted() - before;
+    // About 6 intervals of 6 servers: 36 checks when the instances share the work, twice as
+    // many when each checks everything.
+    assert!(
+        (18..=52).contains(&checks),
+        "{checks} checks of 6 key servers in 6 s by two instances polling every second"
+    );
+    // Each instance answers what was checked, whichever made the check.
+    for through in [&a, &b] {
+        for km in &key_managers {
+            let shown = through.get(&format!("{}?fields=connectivity", key_servers_path(km)));
+            assert_eq!(shown.status, 200, "{shown:?}");
+            for record in shown.body["records"].as_array().expect("records") {
+                assert_eq!(
+                    record["connectivity"]["cluster_availability"], true,
+                    "{record}"
+                );
+            }
+        }
+    }
+    let served = accepted() - before - checks;
+    assert!(served <= 12, "reads made {served} checks of their own");
 }

@@ -48,7 +48,8 @@ fn is_read(method: &Method) -> bool {
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
     let Some((name, password)) = basic_credentials(&request) else {
-        return ApiError(Error::Unauthenticated).into_response();
+        let refusal = ApiError(Error::Unauthenticated).into_response();
+        return after_body(request, refusal).await;
     };
     let role = match state.service.authenticate(&name, &password, address).await {
         Ok(role) => role,
@@ -59,23 +60,21 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
                 failure.refusal,
                 LoginRefusal::UnknownUser | LoginRefusal::WrongPassword | LoginRefusal::Locked
             );
-            if !recorded {
-                return ApiError(failure.error).into_response();
-            }
-            return refused(
-                &state,
-                &name,
-                method_and_path(&request),
-                address,
-                failure.error,
-            )
-            .await;
+            let refusal = match recorded {
+                false => ApiError(failure.error).into_response(),
+                true => {
+                    let described = method_and_path(&request);
+                    refused(&state, &name, described, address, failure.error).await
+                }
+            };
+            return after_body(request, refusal).await;
         }
     };
     if let Some(parameter) = secret_query_parameter(&request) {
         // A secret in a URL ends up in proxies' and clients' logs: refused, whatever it is.
         let error = Error::UnexpectedArgument(parameter);
-        return refused(&state, &name, method_and_path(&request), address, error).await;
+        let refusal = refused(&state, &name, method_and_path(&request), address, error).await;
+        return after_body(request, refusal).await;
     }
     let method = request.method().clone();
     if role == Role::Readonly && !is_read(&method) {
@@ -83,12 +82,23 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
             role: role.as_str().into(),
             method: method.to_string(),
         };
-        return refused(&state, &name, method_and_path(&request), address, error).await;
+        let refusal = refused(&state, &name, method_and_path(&request), address, error).await;
+        return after_body(request, refusal).await;
     }
     if is_read(&method) {
         return next.run(request).await;
     }
     audited(state, name, address, request, next).await
+}
+
+/// A refusal answered before the request's body was read: the body is read first (bounded as
+/// any body is), because a connection whose request body is left unread is closed after the
+/// answer, and the client's next request on it would fail without an answer.
+async fn after_body(request: Request, refusal: Response) -> Response {
+    if !is_read(request.method()) {
+        let _ = body::read(request.into_body()).await;
+    }
+    refusal
 }
 
 /// Runs a write and records it: who, what, with which input (secrets redacted), and how it ended.

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use super::cluster::Node;
 use super::error::{Error, Result};
 use super::kmip_check::{self, NegotiatedTls};
-use super::model::{KeyManagerId, KeyServer};
+use super::model::{CertificateId, CheckProblem, KeyManagerId, KeyServer, SharedCheck};
 use super::service::Service;
 
 /// ONTAP's key server states.
@@ -31,6 +31,12 @@ impl State {
             State::Unknown => "unknown",
         }
     }
+
+    fn parse(text: &str) -> Option<State> {
+        [State::Available, State::NotResponding, State::Unknown]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +45,7 @@ pub struct Connectivity {
     pub cluster_availability: bool,
     pub node_states: Vec<(Node, State)>,
     /// Why the server is not available, for the key manager's status.
-    pub problem: Option<Error>,
+    pub problem: Option<CheckProblem>,
     /// How the connection to the server (or the secondary that answered) was secured.
     pub tls: Option<NegotiatedTls>,
     /// When the check that found this was made, as ONTAP writes times (RFC 3339, UTC, to the
@@ -51,20 +57,55 @@ pub struct Connectivity {
 #[derive(Debug, Clone)]
 pub(super) struct Probe {
     pub(super) state: State,
-    pub(super) problem: Option<Error>,
+    pub(super) problem: Option<CheckProblem>,
     tls: Option<NegotiatedTls>,
     /// Formatted once, when the check is made: answers show it many times.
     check_time: Arc<str>,
 }
 
 impl Probe {
-    fn unknown(problem: Option<Error>) -> Probe {
+    fn unknown(problem: Option<&Error>) -> Probe {
         Probe {
             state: State::Unknown,
-            problem,
+            problem: problem.map(problem_of),
             tls: None,
             check_time: now_rfc3339(),
         }
+    }
+
+    /// As instances sharing a store share it.
+    pub(super) fn shared(&self, server: &KeyServer) -> SharedCheck {
+        SharedCheck {
+            server: server.server.to_string(),
+            state: self.state.as_str().to_string(),
+            problem: self.problem.clone(),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|tls| (tls.version.clone(), tls.cipher_suite.clone())),
+            check_time: self.check_time.to_string(),
+        }
+    }
+
+    /// What another instance found; none for a state this program does not know.
+    pub(super) fn from_shared(check: SharedCheck) -> Option<Probe> {
+        Some(Probe {
+            state: State::parse(&check.state)?,
+            problem: check.problem,
+            tls: check.tls.map(|(version, cipher_suite)| NegotiatedTls {
+                version,
+                cipher_suite,
+            }),
+            check_time: check.check_time.into(),
+        })
+    }
+}
+
+/// How ONTAP reports `error` as a key server's problem.
+fn problem_of(error: &Error) -> CheckProblem {
+    CheckProblem {
+        code: error.code(),
+        message: error.to_string(),
     }
 }
 
@@ -257,6 +298,12 @@ impl Service {
             _turn = Some(self.connectivity.checking(key_manager).lock_owned().await);
             measured = self.connectivity.latest(key_manager, servers);
         }
+        if measured.iter().any(Option::is_none) {
+            // Another instance sharing the store may have checked them.
+            self.adopt_shared_checks(Some(key_manager), &HashSet::new())
+                .await;
+            measured = self.connectivity.latest(key_manager, servers);
+        }
         let unchecked: Vec<KeyServer> = servers
             .iter()
             .zip(&measured)
@@ -265,8 +312,9 @@ impl Service {
             .collect();
         if !unchecked.is_empty() {
             let epoch = self.connectivity.epoch(key_manager);
-            let connector = self.connector_of(key_manager).await?;
+            let (connector, certificates) = self.connector_of(key_manager).await?;
             let checked = probe_all(&connector, unchecked, &self.check_permits).await;
+            self.share_checks(key_manager, certificates, &checked).await;
             for (server, probe) in checked {
                 self.connectivity
                     .put(key_manager, &server, probe.clone(), epoch);
@@ -281,18 +329,88 @@ impl Service {
             .collect())
     }
 
-    /// How the key manager reaches its servers, or why it cannot (its certificates are gone).
-    pub(super) async fn connector_of(
+    /// How the key manager reaches its servers, or why it cannot (its certificates are gone),
+    /// and its certificates (the client's, then the server CAs).
+    async fn connector_of(
         &self,
         key_manager: &KeyManagerId,
-    ) -> Result<std::result::Result<kmip::Connector, Error>> {
+    ) -> Result<(
+        std::result::Result<kmip::Connector, Error>,
+        Vec<CertificateId>,
+    )> {
         let external = self.external_key_manager(key_manager).await?;
-        Ok(self
+        let connector = self
             .key_manager_connector(
                 &external.client_certificate,
                 &external.server_ca_certificates,
             )
-            .await)
+            .await;
+        let certificates = std::iter::once(external.client_certificate)
+            .chain(external.server_ca_certificates)
+            .collect();
+        Ok((connector, certificates))
+    }
+
+    /// Shares checks with the other instances of a shared store (a store only this process
+    /// uses keeps none). Losing them costs the others a check of their own: logged, not failed.
+    pub(super) async fn share_checks(
+        &self,
+        key_manager: &KeyManagerId,
+        certificates: Vec<CertificateId>,
+        checked: &[(KeyServer, Probe)],
+    ) {
+        let checks = checked
+            .iter()
+            .map(|(server, probe)| (server.clone(), probe.shared(server)))
+            .collect();
+        if let Err(error) = self
+            .store
+            .share_checks(key_manager, &certificates, checks)
+            .await
+        {
+            tracing::warn!(%error, "cannot share key server checks with the other instances");
+        }
+    }
+
+    /// Takes what other instances checked of `key_manager`'s servers (of every key manager's
+    /// but those in `skip` when none) into this instance's measurements, for the servers as
+    /// configured now. Answers how many checks it took.
+    pub(super) async fn adopt_shared_checks(
+        &self,
+        key_manager: Option<&KeyManagerId>,
+        skip: &HashSet<KeyManagerId>,
+    ) -> usize {
+        let Ok(key_managers) = self.key_managers().await else {
+            return 0;
+        };
+        // Taken before the checks are read: a change meanwhile makes them stale.
+        let configured: HashMap<&KeyManagerId, (&[KeyServer], Epoch)> = key_managers
+            .iter()
+            .filter(|km| key_manager.is_none_or(|only| *only == km.uuid))
+            .map(|km| (&km.uuid, (km.servers(), self.connectivity.epoch(&km.uuid))))
+            .collect();
+        let shared = match self.store.shared_checks(key_manager).await {
+            Ok(shared) => shared,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the other instances' key server checks");
+                return 0;
+            }
+        };
+        let mut adopted = 0;
+        for (uuid, check) in shared {
+            let Some((servers, epoch)) = configured.get(&uuid).filter(|_| !skip.contains(&uuid))
+            else {
+                continue;
+            };
+            let Some(server) = servers.iter().find(|s| s.server.as_str() == check.server) else {
+                continue;
+            };
+            if let Some(probe) = Probe::from_shared(check) {
+                self.connectivity.put(&uuid, server, probe, *epoch);
+                adopted += 1;
+            }
+        }
+        adopted
     }
 
     /// The service is one host: every node sees the same state.
@@ -324,7 +442,7 @@ pub(super) async fn probe_all(
         Err(error) => {
             return servers
                 .into_iter()
-                .map(|s| (s, Probe::unknown(Some(error.clone()))))
+                .map(|s| (s, Probe::unknown(Some(error))))
                 .collect();
         }
     };
@@ -378,7 +496,7 @@ async fn probe(connector: &kmip::Connector, server: &KeyServer) -> Probe {
     }
     Probe {
         state: State::NotResponding,
-        problem: first_problem,
+        problem: first_problem.as_ref().map(problem_of),
         tls: None,
         check_time: now_rfc3339(),
     }

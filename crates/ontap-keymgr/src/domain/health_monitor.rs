@@ -10,7 +10,14 @@
 //! checks at most `max_concurrent_checks` servers at once (the permits every check of the service
 //! shares); rounds start at the interval with ±10% jitter, so that instances started together do
 //! not poll in step.
+//!
+//! Instances sharing a store share the work: before checking a key manager's servers, a round
+//! takes its turn in the store ([`TURN_SHARE`] of an interval, taken again by the holder's next
+//! round, taken over by another instance when the holder is gone) and shares what it found;
+//! the other instances adopt those checks instead of making their own. A key server is checked
+//! once per interval however many instances run.
 
+use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +27,7 @@ use rand::Rng;
 use super::cluster::OntapVersion;
 use super::connectivity::{State, probe_all, server_key};
 use super::error::{Error, Result};
-use super::model::{KeyManagerConfig, KeyManagerKind};
+use super::model::{KeyManagerConfig, KeyManagerId, KeyManagerKind, KeyServer};
 use super::service::Service;
 use super::store::internal;
 
@@ -33,6 +40,9 @@ pub const CHECK_TIMEOUT_SECONDS: i64 = 5;
 /// The share of the interval a round's checks are spread over; the rest is slack for slow
 /// servers, so that rounds do not run into each other.
 pub const ROUND_SHARE: f64 = 0.8;
+/// How long a monitor turn lasts, as a share of the interval: less than one, so that the
+/// holder's next round finds its turn ended (and takes it again) unless it is gone.
+pub const TURN_SHARE: f64 = 0.9;
 /// Changing the polling interval needs this ONTAP version (65537303).
 const POLLING_SINCE: OntapVersion = OntapVersion {
     generation: 9,
@@ -81,8 +91,11 @@ impl Default for MonitorSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
     pub key_managers: usize,
+    /// Checked by this instance.
     pub key_servers: usize,
     pub not_available: usize,
+    /// Checks adopted from the instances whose turn it was.
+    pub from_other_instances: usize,
     pub took: Duration,
 }
 
@@ -173,8 +186,13 @@ impl Service {
     /// `km.keyserver.notavailable` and `km.keyserver.available` events.
     pub async fn check_all_key_servers(self: &Arc<Self>, spread: Duration) -> Result<Round> {
         let started = Instant::now();
+        // What other instances changed since this one last served a request.
+        self.refresh().await?;
         let key_managers = self.key_managers().await?;
         let total: usize = key_managers.iter().map(|km| km.servers().len()).sum();
+        // A turn lasts most of an interval: the holder's next round takes it again, and
+        // another instance takes it over when the holder is gone.
+        let turn = self.polling_interval().mul_f64(TURN_SHARE);
         let mut checks = tokio::task::JoinSet::new();
         let mut scheduled = 0;
         for key_manager in key_managers.iter() {
@@ -187,34 +205,45 @@ impl Service {
                 continue;
             };
             let uuid = key_manager.uuid.clone();
-            let servers: Vec<_> = servers
-                .iter()
-                .cloned()
-                .map(|mut s| {
-                    s.timeout = s.timeout.clamp(0, CHECK_TIMEOUT_SECONDS);
-                    s
-                })
-                .collect();
+            let servers = servers.clone();
             let delay = spread.mul_f64(scheduled as f64 / total.max(1) as f64);
             scheduled += servers.len();
             let (client, cas) = (client_certificate.clone(), server_ca_certificates.clone());
             let service = Arc::clone(self);
             checks.spawn(async move {
                 tokio::time::sleep(delay).await;
+                if !service.take_monitor_turn(&uuid, turn).await {
+                    return (uuid, None);
+                }
                 let epoch = service.connectivity.epoch(&uuid);
                 let connector = service.key_manager_connector(&client, &cas).await;
-                let probes = probe_all(&connector, servers, &service.check_permits).await;
-                (uuid, epoch, probes)
+                let probes = probe_all(
+                    &connector,
+                    monitor_settings(&servers),
+                    &service.check_permits,
+                )
+                .await
+                .into_iter()
+                .filter_map(|(checked, probe)| {
+                    let server = servers.iter().find(|s| s.server == checked.server)?;
+                    Some((server.clone(), probe))
+                })
+                .collect::<Vec<_>>();
+                let certificates = std::iter::once(client).chain(cas).collect();
+                service.share_checks(&uuid, certificates, &probes).await;
+                (uuid, Some((epoch, probes)))
             });
         }
         let mut round = Round {
             key_managers: checks.len(),
             key_servers: 0,
             not_available: 0,
+            from_other_instances: 0,
             took: Duration::ZERO,
         };
+        let mut checked_here = HashSet::new();
         while let Some(joined) = checks.join_next().await {
-            let Ok((uuid, epoch, probes)) = joined else {
+            let Ok((uuid, Some((epoch, probes)))) = joined else {
                 continue;
             };
             for (server, probe) in probes {
@@ -223,7 +252,7 @@ impl Service {
                 if state != State::Available {
                     round.not_available += 1;
                 }
-                let problem = probe.problem.as_ref().map(ToString::to_string);
+                let problem = probe.problem.as_ref().map(|p| p.message.clone());
                 let previous = self.connectivity.put(&uuid, &server, probe, epoch);
                 log_change(
                     &uuid.to_string(),
@@ -233,7 +262,10 @@ impl Service {
                     problem,
                 );
             }
+            checked_here.insert(uuid);
         }
+        // The key managers other instances had the turn of: what they found.
+        round.from_other_instances = self.adopt_shared_checks(None, &checked_here).await;
         // What is configured now: servers added during a long round keep what requests
         // measured of them.
         let configured = self
@@ -245,6 +277,21 @@ impl Service {
         self.connectivity.retain(&configured);
         round.took = started.elapsed();
         Ok(round)
+    }
+
+    /// Whether this instance has the turn to check `key_manager`'s servers (for `turn` from
+    /// now). When the store cannot say, it checks them: better twice than not at all.
+    async fn take_monitor_turn(&self, key_manager: &KeyManagerId, turn: Duration) -> bool {
+        let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+        let until = now.saturating_add(i64::try_from(turn.as_millis()).unwrap_or(i64::MAX));
+        self.store
+            .take_monitor_turn(key_manager, &self.instance, now, until)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot take the health monitor's turn: checking anyway");
+                true
+            })
     }
 
     /// Runs the monitor until `shutdown` resolves: a round at once, then one per interval.
@@ -264,6 +311,7 @@ impl Service {
                 Ok(round) => tracing::info!(
                     key_managers = round.key_managers,
                     key_servers = round.key_servers,
+                    from_other_instances = round.from_other_instances,
                     not_available = round.not_available,
                     millis = round.took.as_millis() as u64,
                     "health monitor round"
@@ -294,6 +342,18 @@ fn in_range(field: &str, value: i64, range: RangeInclusive<u32>) -> Result<u32> 
             range.end()
         ),
     })
+}
+
+/// The servers as the monitor checks them: waiting at most ONTAP's monitor timeout.
+fn monitor_settings(servers: &[KeyServer]) -> Vec<KeyServer> {
+    servers
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            s.timeout = s.timeout.clamp(0, CHECK_TIMEOUT_SECONDS);
+            s
+        })
+        .collect()
 }
 
 /// The interval ±10%.

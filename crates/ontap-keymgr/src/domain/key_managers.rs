@@ -206,9 +206,9 @@ impl Service {
         Ok(match problem {
             None => status(STATUS_OK),
             Some((server, c)) => match &c.problem {
-                Some(error) => KeyManagerStatus {
-                    code: error.code(),
-                    message: error.to_string(),
+                Some(problem) => KeyManagerStatus {
+                    code: problem.code,
+                    message: problem.message.clone(),
                 },
                 None => KeyManagerStatus {
                     code: 65536852,

@@ -164,6 +164,27 @@ pub struct KeyServer {
     pub secondary_key_servers: Vec<String>,
 }
 
+/// Why a key server check failed, as ONTAP reports it: its error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckProblem {
+    pub code: u64,
+    pub message: String,
+}
+
+/// A key server check as a shared store keeps it, for the instances that did not make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCheck {
+    /// The server's address.
+    pub server: String,
+    /// ONTAP's state: `available`, `not_responding` or `unknown`.
+    pub state: String,
+    pub problem: Option<CheckProblem>,
+    /// The TLS version and cipher suite negotiated (ONTAP's and IANA's names).
+    pub tls: Option<(String, String)>,
+    /// RFC 3339.
+    pub check_time: String,
+}
+
 /// What kind of key manager, with what belongs to each kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyManagerKind {

@@ -32,6 +32,8 @@ pub struct Service {
     pub(super) monitor_changed: tokio::sync::Notify,
     /// Every KMIP check of the service, the monitor's and requests', shares these.
     pub(super) check_permits: Arc<tokio::sync::Semaphore>,
+    /// This process, among the instances sharing a store (the health monitor's turns).
+    pub(super) instance: String,
 }
 
 impl Service {
@@ -55,6 +57,7 @@ impl Service {
             check_permits: Arc::new(tokio::sync::Semaphore::new(
                 super::health_monitor::MonitorSettings::default().max_concurrent_checks,
             )),
+            instance: uuid::Uuid::new_v4().to_string(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::error::Error;
 
 use super::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, Svm, SvmId, User,
+    SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -142,6 +142,39 @@ pub trait Store: Send + Sync + 'static {
     // The key manager configuration: none until first changed.
     async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>>;
     async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()>;
+
+    // The health monitor's work, shared by the instances of a shared store. A store only this
+    // process uses shares nothing: every turn is this process's, no check is kept.
+    /// Takes the monitor's turn to check `key_manager`'s servers until `until` (milliseconds
+    /// since the epoch), unless another holder's turn runs past `now`: whether it is this
+    /// holder's.
+    async fn take_monitor_turn(
+        &self,
+        _key_manager: &KeyManagerId,
+        _holder: &str,
+        _now: i64,
+        _until: i64,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+    /// Keeps checks of `key_manager`'s servers for the other instances: those whose server and
+    /// key manager certificates (`certificates`: the client's, then the server CAs) are still
+    /// what was checked; others are dropped.
+    async fn share_checks(
+        &self,
+        _key_manager: &KeyManagerId,
+        _certificates: &[CertificateId],
+        _checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The checks kept, of one key manager or of all, for the servers as configured now.
+    async fn shared_checks(
+        &self,
+        _key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
+        Ok(Vec::new())
+    }
 
     // The audit trail.
     /// Appends a record, then drops the oldest beyond the newest `keep`.

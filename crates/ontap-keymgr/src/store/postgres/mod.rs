@@ -13,16 +13,18 @@
 //!   read before they write lock what they read first (`SELECT ... FOR UPDATE` on the key
 //!   manager before counting its key servers; the admins before removing one), so that
 //!   instances cannot both pass a check; unique indexes back every unique name.
-//! - Other instances' changes: after each commit the write bumps a sequence (`data_changes`,
-//!   and `account_changes` when users' passwords or locks changed). [`Store::refresh`] reads
-//!   both in one round trip at the start of each request; what an instance keeps in memory is
-//!   dropped when they moved. Bumped after the commit, so a reader that sees the new value also
-//!   sees the change; a write is acknowledged only after its bump.
+//! - Other instances' changes: each write bumps a sequence (`data_changes`, and
+//!   `account_changes` when users' passwords or locks changed) before its commit and again
+//!   after it. [`Store::refresh`] reads both in one round trip at the start of each request;
+//!   what an instance keeps in memory is dropped when they moved. Sequences are not
+//!   transactional: the first bump is seen before the change is, so a reader that loaded in
+//!   between is told again by the second; one that sees the second also sees the change.
 //! - Every operation is bounded in time ([`OPERATION_LIMIT`]): a database that does not answer
 //!   makes requests fail with [`StoreError::Unavailable`] (503) rather than hang, and the pool
 //!   reconnects by itself once it answers again.
 //! - Secrets are sealed before they reach SQL, bound to their column and row, as in SQLite.
 
+mod checks;
 mod objects;
 mod schema;
 mod settings;
@@ -43,7 +45,7 @@ use super::secrets::SecretBox;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, Svm, SvmId, User,
+    SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -191,6 +193,11 @@ impl PostgresStore {
     {
         // The request's audit record, committed with its change.
         let audit = crate::domain::audit::pending();
+        let bump = match changed {
+            Changed::Data => Some("SELECT nextval('data_changes')"),
+            Changed::Accounts => Some("SELECT nextval('account_changes'), nextval('data_changes')"),
+            Changed::Nothing => None,
+        };
         self.bounded(async {
             let mut client = self.pool.get().await.map_err(pool_error)?;
             let transaction = client.transaction().await.db()?;
@@ -198,15 +205,24 @@ impl PostgresStore {
             if let Some((record, keep)) = &audit {
                 settings::append_audit(&transaction, record, *keep).await?;
             }
+            // Sequences are not transactional: this bump is seen at once, so that a reader
+            // that loaded what was there before it reloads...
+            if let Some(bump) = bump {
+                rows(&transaction, bump, &[]).await?;
+            }
             transaction.commit().await.db()?;
             crate::domain::audit::recorded();
-            let bump = match changed {
-                Changed::Data => "SELECT nextval('data_changes')",
-                Changed::Accounts => "SELECT nextval('account_changes'), nextval('data_changes')",
-                Changed::Nothing => return Ok(value),
-            };
-            let statement = client.prepare_cached(bump).await.db()?;
-            client.query(&statement, &[]).await.db()?;
+            // ...and this one after the commit, for a reader that loaded between the two. The
+            // change is committed whatever becomes of it: acknowledged, not refused.
+            if let Some(bump) = bump {
+                let bumped = async {
+                    let statement = client.prepare_cached(bump).await.db()?;
+                    client.query(&statement, &[]).await.db()
+                };
+                if let Err(error) = bumped.await {
+                    tracing::warn!(%error, "a change committed, but the other instances were not told at once");
+                }
+            }
             Ok(value)
         })
         .await
@@ -539,6 +555,44 @@ impl Store for PostgresStore {
             settings::save_key_manager_config(t, &config).await
         })
         .await
+    }
+
+    async fn take_monitor_turn(
+        &self,
+        key_manager: &KeyManagerId,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        self.write(Changed::Nothing, async |t, _| {
+            checks::take_monitor_turn(t, key_manager.as_str(), holder, now, until).await
+        })
+        .await
+    }
+
+    async fn share_checks(
+        &self,
+        key_manager: &KeyManagerId,
+        certificates: &[CertificateId],
+        checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, secrets| {
+            checks::share_checks(t, secrets, key_manager.as_str(), certificates, checks).await
+        })
+        .await
+    }
+
+    async fn shared_checks(
+        &self,
+        key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
+        let found = self
+            .read(async |t, _| checks::shared_checks(t, key_manager.map(|k| k.as_str())).await)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(uuid, check)| (KeyManagerId::from_stored(uuid), check))
+            .collect())
     }
 
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {

@@ -413,6 +413,7 @@ pub(super) async fn update_key_manager(
             "key manager {uuid} of another kind ({kind})"
         )));
     }
+    super::checks::forget(t, uuid, None).await?;
     let (client_certificate, passphrase) = kind_columns(secrets, key_manager)?;
     execute(
         t,
@@ -538,10 +539,10 @@ pub(super) async fn update_key_server(
         ],
     )
     .await?;
-    match updated {
-        0 => Err(StoreError::NotFound),
-        _ => Ok(()),
+    if updated == 0 {
+        return Err(StoreError::NotFound);
     }
+    super::checks::forget(t, key_manager, Some(server.server.as_str())).await
 }
 
 pub(super) async fn delete_key_server(

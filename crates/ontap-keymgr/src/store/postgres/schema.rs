@@ -14,7 +14,32 @@ const MIGRATION_LOCK: i64 = 0x6b65_796d_6772;
 /// One migration per version: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
 /// Append new versions; never edit one that has shipped. The tables are SQLite's (same names,
 /// same constraints) in PostgreSQL's types, with what instances share besides.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+
+/// The health monitor's work shared by the instances: whose turn it is to check a key manager's
+/// servers, and the last checks, for the instances that did not make them. A check goes with
+/// its key server (deleted, or changed: the store deletes it).
+const MIGRATION_2: &str = r#"
+CREATE TABLE monitor_turns (
+    key_manager_uuid TEXT PRIMARY KEY REFERENCES key_managers (uuid) ON DELETE CASCADE,
+    holder TEXT NOT NULL,
+    until BIGINT NOT NULL
+);
+
+CREATE TABLE key_server_checks (
+    key_manager_uuid TEXT NOT NULL,
+    server TEXT NOT NULL,
+    state TEXT NOT NULL,
+    problem_code BIGINT,
+    problem_message TEXT,
+    tls_version TEXT,
+    tls_suite TEXT,
+    check_time TEXT NOT NULL,
+    PRIMARY KEY (key_manager_uuid, server),
+    FOREIGN KEY (key_manager_uuid, server)
+        REFERENCES key_servers (key_manager_uuid, server) ON DELETE CASCADE
+);
+"#;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE users (

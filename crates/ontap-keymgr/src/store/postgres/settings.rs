@@ -29,6 +29,8 @@ pub(super) async fn save_security(
     t: &Transaction<'_>,
     settings: &SecuritySettings,
 ) -> StoreResult<()> {
+    // What was checked with the old TLS offer no longer holds.
+    super::checks::forget_all(t).await?;
     execute(
         t,
         "INSERT INTO security_config (id, fips, protocol_versions, cipher_suites)

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use super::{Store, StoreResult};
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, Svm, SvmId, User,
+    SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -279,6 +279,36 @@ impl Store for ReadModel {
 
     async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
         self.inner.save_key_manager_config(config).await
+    }
+
+    async fn take_monitor_turn(
+        &self,
+        key_manager: &KeyManagerId,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        self.inner
+            .take_monitor_turn(key_manager, holder, now, until)
+            .await
+    }
+
+    async fn share_checks(
+        &self,
+        key_manager: &KeyManagerId,
+        certificates: &[CertificateId],
+        checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()> {
+        self.inner
+            .share_checks(key_manager, certificates, checks)
+            .await
+    }
+
+    async fn shared_checks(
+        &self,
+        key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
+        self.inner.shared_checks(key_manager).await
     }
 
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {
