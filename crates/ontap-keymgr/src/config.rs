@@ -570,4 +570,44 @@ mod tests {
         );
         assert!(env(&[("KEYMGR_HTTP", "maybe")]).is_err());
     }
+
+    #[test]
+    fn the_store_is_sqlite_unless_a_database_url_is_given_and_the_flag_wins() {
+        let config = build(Settings::default()).expect("config");
+        assert_eq!(config.store.url, None);
+        assert_eq!(config.store.max_connections, DEFAULT_STORE_CONNECTIONS);
+        assert_eq!(
+            config.store.secret_key_path(Path::new("data")),
+            Path::new("data/secret.key")
+        );
+        let mut table = env_table(|name| match name {
+            "KEYMGR_DATABASE_URL" => Some("postgres://env@db/keymgr".into()),
+            "KEYMGR_SECRET_KEY_FILE" => Some("/shared/secret.key".into()),
+            "KEYMGR_STORE_MAX_CONNECTIONS" => Some("4".into()),
+            _ => None,
+        })
+        .expect("env");
+        let from_env = build(Settings::deserialize(table.clone()).expect("settings")).expect("env");
+        assert_eq!(
+            from_env.store.url.as_deref(),
+            Some("postgres://env@db/keymgr")
+        );
+        assert_eq!(
+            from_env.store.secret_key_path(Path::new("data")),
+            Path::new("/shared/secret.key")
+        );
+        assert_eq!(from_env.store.max_connections, 4);
+        merge(
+            &mut table,
+            flags_table(Overrides {
+                database_url: Some("postgres://flag@db/keymgr".into()),
+                ..Overrides::default()
+            }),
+        );
+        let config = build(Settings::deserialize(table).expect("settings")).expect("config");
+        assert_eq!(
+            config.store.url.as_deref(),
+            Some("postgres://flag@db/keymgr")
+        );
+    }
 }

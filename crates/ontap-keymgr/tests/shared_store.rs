@@ -201,6 +201,26 @@ fn a_write_through_one_instance_is_read_through_the_other_at_once() {
         assert_eq!(patched.status, 200, "{patched:?}");
         assert_eq!(b.get(&instance).body["timeout"], timeout, "round {round}");
     }
+    // The configurations each instance holds in memory follow too.
+    let configs = "/api/security/key-manager-configs";
+    assert_eq!(b.get(configs).body["health_monitor_polling_interval"], 15);
+    let changed = a.patch(configs, &json!({ "health_monitor_polling_interval": 25 }));
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(b.get(configs).body["health_monitor_polling_interval"], 25);
+    let versions = json!({ "tls": { "protocol_versions": ["TLSv1.3"] } });
+    assert_eq!(
+        b.get("/api/security?fields=tls").body["tls"]["protocol_versions"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let changed = a.patch("/api/security", &versions);
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(
+        b.get("/api/security?fields=tls").body["tls"]["protocol_versions"],
+        json!(["TLSv1.3"])
+    );
+
     a.delete(&format!("/api/security/key-managers/{km}"));
     b.get(&instance).assert_error(404, "4");
 }
@@ -583,4 +603,35 @@ fn the_health_monitor_checks_each_key_server_once_per_interval_however_many_inst
     }
     let served = accepted() - before - checks;
     assert!(served <= 12, "reads made {served} checks of their own");
+}
+
+#[test]
+fn an_instance_with_another_secret_key_refuses_to_start_and_says_why() {
+    let database = Database::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("a/data/secret.key");
+    let first = instance(dir.path(), "a", &database.url, &key_file, &[]);
+    assert_eq!(first.get("/api/cluster").status, 200);
+    // Its own data dir, hence a key of its own.
+    let mut other = std::process::Command::new(env!("CARGO_BIN_EXE_ontap-keymgr"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("b/data"))
+        .env("KEYMGR_DATABASE_URL", &database.url)
+        .env_remove("KEYMGR_SECRET_KEY_FILE")
+        .env("KEYMGR_ADMIN_PASSWORD", "another-admin-password")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let status = support::wait_bounded(&mut other, Duration::from_secs(30)).expect("it stops");
+    assert!(!status.success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut other.stderr.take().expect("stderr"), &mut said)
+        .expect("stderr");
+    assert!(
+        said.contains("secret key") && said.contains("KEYMGR_SECRET_KEY_FILE"),
+        "{said}"
+    );
+    // The first instance was not disturbed.
+    assert_eq!(first.get("/api/cluster").status, 200);
 }

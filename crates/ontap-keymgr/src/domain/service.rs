@@ -88,7 +88,7 @@ impl Service {
         if changes.accounts {
             self.credentials.clear();
         }
-        if changes.data {
+        if changes.settings {
             let offer = self.tls_offer();
             self.load_security().await?;
             if self.tls_offer() != offer {

@@ -54,10 +54,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// instances: what this process keeps in memory of it is to be read again.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Changes {
-    /// Configuration objects (SVMs, certificates, key managers, settings).
+    /// Configuration objects (SVMs, certificates, key managers).
     pub data: bool,
     /// Users' passwords, roles, existence or locks.
     pub accounts: bool,
+    /// The security and key manager configurations.
+    pub settings: bool,
 }
 
 /// Everything the service persists. Every method is one transaction: a write is acknowledged

@@ -13,9 +13,9 @@
 //!   read before they write lock what they read first (`SELECT ... FOR UPDATE` on the key
 //!   manager before counting its key servers; the admins before removing one), so that
 //!   instances cannot both pass a check; unique indexes back every unique name.
-//! - Other instances' changes: each write bumps a sequence (`data_changes`, and
-//!   `account_changes` when users' passwords or locks changed) before its commit and again
-//!   after it. [`Store::refresh`] reads both in one round trip at the start of each request;
+//! - Other instances' changes: each write bumps a sequence (`data_changes` for configuration
+//!   objects, `account_changes` for users' passwords and locks, `settings_changes` for the
+//!   security and key manager configurations) before its commit and again after it. [`Store::refresh`] reads both in one round trip at the start of each request;
 //!   what an instance keeps in memory is dropped when they moved. Sequences are not
 //!   transactional: the first bump is seen before the change is, so a reader that loaded in
 //!   between is told again by the second; one that sees the second also sees the change.
@@ -55,16 +55,27 @@ pub const OPERATION_LIMIT: Duration = Duration::from_secs(5);
 /// How long opening a connection may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(3);
 
-/// What a write changed, for the other instances' caches.
+/// What a write changed, for the other instances' caches: each has its counter, so that a
+/// change drops only what it makes stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Changed {
-    /// Configuration objects.
+    /// SVMs, certificates, key managers and their servers: the read model.
     Data,
-    /// A user's password, role, existence or lock: credential caches are dropped.
+    /// A user's password, role, existence or lock: verified credentials.
     Accounts,
-    /// Failed-login counters only: nothing any instance caches.
+    /// The security and key manager configurations.
+    Settings,
+    /// Failed-login counters, the audit trail, the monitor's turns and checks: nothing any
+    /// instance caches.
     Nothing,
 }
+
+/// The change counters, in the order [`COUNTERS`] reads them.
+type Counters = [i64; 3];
+
+/// Reads the counters of [`Changed::Data`], [`Changed::Accounts`] and [`Changed::Settings`].
+const COUNTERS: &str = "SELECT (SELECT last_value FROM data_changes),
+        (SELECT last_value FROM account_changes), (SELECT last_value FROM settings_changes)";
 
 /// The [`Store`] on PostgreSQL. Cloning shares the pool.
 #[derive(Clone)]
@@ -72,7 +83,7 @@ pub struct PostgresStore {
     pool: Pool,
     secrets: Arc<SecretBox>,
     /// The change counters as this instance last read them.
-    seen: Arc<Mutex<(i64, i64)>>,
+    seen: Arc<Mutex<Counters>>,
     cluster_uuid: String,
     /// The database and its hosts, for the log: never the URL, which may hold a password.
     description: String,
@@ -124,7 +135,7 @@ impl PostgresStore {
         let mut store = PostgresStore {
             pool,
             secrets: Arc::new(secrets),
-            seen: Arc::new(Mutex::new((0, 0))),
+            seen: Arc::new(Mutex::new([0; 3])),
             cluster_uuid: String::new(),
             description,
         };
@@ -147,7 +158,7 @@ impl PostgresStore {
         &self.description
     }
 
-    fn lock_seen(&self) -> std::sync::MutexGuard<'_, (i64, i64)> {
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -195,7 +206,8 @@ impl PostgresStore {
         let audit = crate::domain::audit::pending();
         let bump = match changed {
             Changed::Data => Some("SELECT nextval('data_changes')"),
-            Changed::Accounts => Some("SELECT nextval('account_changes'), nextval('data_changes')"),
+            Changed::Accounts => Some("SELECT nextval('account_changes')"),
+            Changed::Settings => Some("SELECT nextval('settings_changes')"),
             Changed::Nothing => None,
         };
         self.bounded(async {
@@ -300,6 +312,10 @@ impl<T> PgResultExt<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+fn counters(row: &Row) -> StoreResult<Counters> {
+    Ok([get(row, 0)?, get(row, 1)?, get(row, 2)?])
+}
+
 /// A column of a row, or why it cannot be read.
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, column: usize) -> StoreResult<T> {
     row.try_get(column)
@@ -349,24 +365,21 @@ impl Store for PostgresStore {
         let counters = self
             .bounded(async {
                 let client = self.pool.get().await.map_err(pool_error)?;
-                let statement = client
-                    .prepare_cached(
-                        "SELECT (SELECT last_value FROM data_changes),
-                                (SELECT last_value FROM account_changes)",
-                    )
-                    .await
-                    .db()?;
-                let row = client.query_one(&statement, &[]).await.db()?;
-                Ok((get::<i64>(&row, 0)?, get::<i64>(&row, 1)?))
+                let statement = client.prepare_cached(COUNTERS).await.db()?;
+                counters(&client.query_one(&statement, &[]).await.db()?)
             })
             .await?;
         let mut seen = self.lock_seen();
         // Answers may arrive out of order: only a newer value is news.
+        let news = |i: usize| counters[i] > seen[i];
         let changes = Changes {
-            data: counters.0 > seen.0,
-            accounts: counters.1 > seen.1,
+            data: news(0),
+            accounts: news(1),
+            settings: news(2),
         };
-        *seen = (seen.0.max(counters.0), seen.1.max(counters.1));
+        for (seen, now) in seen.iter_mut().zip(counters) {
+            *seen = (*seen).max(now);
+        }
         Ok(changes)
     }
 
@@ -539,7 +552,7 @@ impl Store for PostgresStore {
     }
 
     async fn save_security(&self, security: SecuritySettings) -> StoreResult<()> {
-        self.write(Changed::Data, async |t, _| {
+        self.write(Changed::Settings, async |t, _| {
             settings::save_security(t, &security).await
         })
         .await
@@ -551,7 +564,7 @@ impl Store for PostgresStore {
     }
 
     async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
-        self.write(Changed::Data, async |t, _| {
+        self.write(Changed::Settings, async |t, _| {
             settings::save_key_manager_config(t, &config).await
         })
         .await

@@ -14,7 +14,14 @@ const MIGRATION_LOCK: i64 = 0x6b65_796d_6772;
 /// One migration per version: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
 /// Append new versions; never edit one that has shipped. The tables are SQLite's (same names,
 /// same constraints) in PostgreSQL's types, with what instances share besides.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+
+/// A counter of its own for the security and key manager configurations, so that other writes
+/// do not make every instance read them again.
+const MIGRATION_3: &str = r#"
+CREATE SEQUENCE settings_changes;
+SELECT nextval('settings_changes');
+"#;
 
 /// The health monitor's work shared by the instances: whose turn it is to check a key manager's
 /// servers, and the last checks, for the instances that did not make them. A check goes with
@@ -151,7 +158,7 @@ SELECT nextval('data_changes'), nextval('account_changes');
 pub(super) struct Shared {
     pub(super) cluster_uuid: String,
     /// The change counters now.
-    pub(super) changes: (i64, i64),
+    pub(super) changes: super::Counters,
 }
 
 /// In `transaction`, under the migration lock: applies the missing migrations, then checks the
@@ -169,16 +176,10 @@ pub(super) async fn prepare(
     check_key(transaction, secrets).await?;
     let cluster_uuid = shared_value(transaction, "cluster_uuid", cluster_uuid.as_bytes()).await?;
     let cluster_uuid = String::from_utf8(cluster_uuid).map_err(|_| corrupt("the cluster uuid"))?;
-    let counters = transaction
-        .query_one(
-            "SELECT (SELECT last_value FROM data_changes), (SELECT last_value FROM account_changes)",
-            &[],
-        )
-        .await
-        .db()?;
+    let counters = transaction.query_one(super::COUNTERS, &[]).await.db()?;
     Ok(Shared {
         cluster_uuid,
-        changes: (get(&counters, 0)?, get(&counters, 1)?),
+        changes: super::counters(&counters)?,
     })
 }
 

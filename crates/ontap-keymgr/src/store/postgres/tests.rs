@@ -80,7 +80,7 @@ async fn a_commit_is_news_to_every_instance_once() {
         news,
         Changes {
             data: true,
-            accounts: false
+            ..Changes::default()
         }
     );
     assert_eq!(b.refresh().await.expect("refresh"), Changes::default());
@@ -93,7 +93,14 @@ async fn a_commit_is_news_to_every_instance_once() {
     })
     .await
     .expect("user");
-    assert!(b.refresh().await.expect("refresh").accounts);
+    assert_eq!(
+        b.refresh().await.expect("refresh"),
+        Changes {
+            accounts: true,
+            ..Changes::default()
+        },
+        "a new user drops verified credentials, not the read model"
+    );
     // Failed logins below the limit change nothing any instance keeps.
     a.record_failed_login("u1", 3, 60, 0)
         .await
@@ -110,6 +117,19 @@ async fn a_commit_is_news_to_every_instance_once() {
     assert!(
         b.refresh().await.expect("refresh").accounts,
         "a lock is news"
+    );
+    a.save_key_manager_config(KeyManagerConfig {
+        health_monitor_polling_interval: 20,
+        cloud_kms_retry_count: 3,
+    })
+    .await
+    .expect("settings");
+    assert_eq!(
+        b.refresh().await.expect("refresh"),
+        Changes {
+            settings: true,
+            ..Changes::default()
+        }
     );
 }
 
