@@ -197,3 +197,11 @@ async fn a_change_commits_with_its_audit_record_or_not_at_all() {
         .collect();
     assert_eq!(names, ["svm1"]);
 }
+
+#[tokio::test]
+async fn a_url_that_asks_for_tls_is_refused_with_the_reason() {
+    let error = open("postgres://keymgr@127.0.0.1:1/db?sslmode=require", KEY, "u")
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("sslmode=require"), "{error}");
+}
