@@ -209,8 +209,12 @@ impl PostgresStore {
     where
         F: AsyncFnOnce(&Transaction<'_>, &SecretBox) -> StoreResult<T>,
     {
-        // The request's audit record, committed with its change.
-        let audit = crate::domain::audit::pending();
+        // The request's audit record, committed with its change (not with the bookkeeping a
+        // request may write on the way: shared checks, login counters).
+        let audit = match changed {
+            Changed::Nothing => None,
+            _ => crate::domain::audit::pending(),
+        };
         let bump = match changed {
             Changed::Data => Some("SELECT nextval('data_changes')"),
             Changed::Accounts => Some("SELECT nextval('account_changes')"),
@@ -230,7 +234,9 @@ impl PostgresStore {
                 rows(&transaction, bump, &[]).await?;
             }
             transaction.commit().await.db()?;
-            crate::domain::audit::recorded();
+            if audit.is_some() {
+                crate::domain::audit::recorded();
+            }
             // ...and this one after the commit, for a reader that loaded between the two. The
             // change is committed whatever becomes of it: acknowledged, not refused.
             if let Some(bump) = bump {

@@ -179,6 +179,19 @@ async fn a_change_commits_with_its_audit_record_or_not_at_all() {
     assert!(recorded);
     assert_eq!(store.list_audit_after(0, 10).await.expect("trail").len(), 1);
 
+    // Bookkeeping written on the way (login counters, shared checks) does not take the record.
+    let ((), recorded) = with_pending(record.clone(), 10, async {
+        store
+            .record_failed_login("nobody", 3, 60, 0)
+            .await
+            .expect("bookkeeping");
+        store.insert_svm(svm("svm0")).await.expect("insert");
+    })
+    .await;
+    assert!(recorded);
+    let trail = store.list_audit_after(0, 10).await.expect("trail");
+    assert_eq!(trail.len(), 2);
+
     // The trail refuses the record: the change is refused with it.
     let client = store.pool.get().await.expect("connection");
     client
@@ -195,7 +208,7 @@ async fn a_change_commits_with_its_audit_record_or_not_at_all() {
         .into_iter()
         .map(|s| s.name)
         .collect();
-    assert_eq!(names, ["svm1"]);
+    assert_eq!(names, ["svm0", "svm1"]);
 }
 
 #[tokio::test]

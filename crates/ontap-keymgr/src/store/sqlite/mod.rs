@@ -147,6 +147,7 @@ impl SqliteStore {
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The request's audit record, committed with its change (in the same savepoint).
         let audit = crate::domain::audit::pending();
+        let has_audit = audit.is_some();
         self.submit(Job::Write(Box::new(move |transaction, secrets| {
             let result = match transaction {
                 Ok(transaction) => f(transaction, secrets).and_then(|value| {
@@ -170,7 +171,7 @@ impl SqliteStore {
         })))?;
         let result = answered.await.map_err(|_| job_lost())?;
         self.note_disk_space(&result);
-        if result.is_ok() {
+        if result.is_ok() && has_audit {
             crate::domain::audit::recorded();
         }
         result
