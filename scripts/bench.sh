@@ -113,24 +113,32 @@ api() { # method, path, [body]
     ${3:+-d "$3"}
 }
 pem() { jq -Rs . <"$1"; }
-api POST /api/security/certificates "{\"type\": \"client\", \"name\": \"bench-client\",
-  \"public_certificate\": $(pem "$work/pki/client.pem"), \"private_key\": $(pem "$work/pki/client.key")}" >/dev/null
-api POST /api/security/certificates "{\"type\": \"server_ca\", \"name\": \"bench-ca\",
-  \"public_certificate\": $(pem "$work/pki/ca.pem")}" >/dev/null
-api POST /api/security/key-managers "{\"external\": {
-  \"client_certificate\": {\"name\": \"bench-client\"},
-  \"server_ca_certificates\": [{\"name\": \"bench-ca\"}],
-  \"servers\": [{\"server\": \"127.0.0.1:${kmip_ports[0]}\"}, {\"server\": \"localhost:${kmip_ports[0]}\"},
-                {\"server\": \"127.0.0.1:${kmip_ports[1]}\"}, {\"server\": \"localhost:${kmip_ports[1]}\"}]}}" >/dev/null
-km="$(api GET /api/security/key-managers | jq -r '.records[0].uuid')"
-servers_path="/api/security/key-managers/$km/key-servers"
-[ "$(api GET "$servers_path" | jq .num_records)" = 4 ] || { echo "setup failed" >&2; exit 1; }
+# The key manager measured, with four key servers (each PyKMIP server under two names), through
+# the service at $url; prints the path of its key servers.
+set_up_key_manager() {
+  api POST /api/security/certificates "{\"type\": \"client\", \"name\": \"bench-client\",
+    \"public_certificate\": $(pem "$work/pki/client.pem"), \"private_key\": $(pem "$work/pki/client.key")}" >/dev/null
+  api POST /api/security/certificates "{\"type\": \"server_ca\", \"name\": \"bench-ca\",
+    \"public_certificate\": $(pem "$work/pki/ca.pem")}" >/dev/null
+  api POST /api/security/key-managers "{\"external\": {
+    \"client_certificate\": {\"name\": \"bench-client\"},
+    \"server_ca_certificates\": [{\"name\": \"bench-ca\"}],
+    \"servers\": [{\"server\": \"127.0.0.1:${kmip_ports[0]}\"}, {\"server\": \"localhost:${kmip_ports[0]}\"},
+                  {\"server\": \"127.0.0.1:${kmip_ports[1]}\"}, {\"server\": \"localhost:${kmip_ports[1]}\"}]}}" >/dev/null
+  local km
+  km="$(api GET /api/security/key-managers | jq -r '.records[0].uuid')"
+  [ "$(api GET "/api/security/key-managers/$km/key-servers" | jq .num_records)" = 4 ] ||
+    { echo "set-up failed on $url" >&2; exit 1; }
+  echo "/api/security/key-managers/$km/key-servers"
+}
+servers_path="$(set_up_key_manager)"
 setup_mb="$(rss_mb "$keymgr_pid")"
 
 auth="Authorization: Basic $(printf 'admin:%s' "$password" | base64)"
-# Prints "requests/s p50_ms p99_ms" of a wrk run against URL.
-measure() { # url, [header]
-  wrk -t2 -c"$connections" -d"$duration" --latency ${2:+-H "$2"} "$1" | awk '
+# Prints "requests/s p50_ms p99_ms" of a wrk run against URL (a wrk script sets the method and
+# body of a write).
+measure() { # url, [header], [wrk script]
+  wrk -t2 -c"$connections" -d"$duration" --latency ${2:+-H "$2"} ${3:+-s "$3"} "$1" | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
     /Non-2xx/ { print "non-2xx answers: " $0 > "/dev/stderr"; bad = 1 }
@@ -162,12 +170,7 @@ wrk.method = "PATCH"
 wrk.body = '{"timeout": 30}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-read -r patch_rps patch_p50 patch_p99 < <(wrk -t2 -c"$connections" -d"$duration" --latency \
-  -s "$work/patch.lua" -H "$auth" "$url$servers_path/$first_server" | awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { print "non-2xx answers: " $0 > "/dev/stderr"; bad = 1 }
-    END { if (bad) exit 1; printf "%d %.2f %.2f\n", rps, p50, p99 }')
+read -r patch_rps patch_p50 patch_p99 < <(measure "$url$servers_path/$first_server" "$auth" "$work/patch.lua")
 loaded_mb="$(rss_mb "$keymgr_pid")"
 
 # (1), (2) and (4) again with the store on PostgreSQL: a throw-away server of the test-support
@@ -179,27 +182,11 @@ pg_url=$started_url
 until curl -sk -o /dev/null "$pg_url/api/cluster"; do sleep 0.005; done
 sqlite_url=$url
 url=$pg_url
-api POST /api/security/certificates "{\"type\": \"client\", \"name\": \"bench-client\",
-  \"public_certificate\": $(pem "$work/pki/client.pem"), \"private_key\": $(pem "$work/pki/client.key")}" >/dev/null
-api POST /api/security/certificates "{\"type\": \"server_ca\", \"name\": \"bench-ca\",
-  \"public_certificate\": $(pem "$work/pki/ca.pem")}" >/dev/null
-api POST /api/security/key-managers "{\"external\": {
-  \"client_certificate\": {\"name\": \"bench-client\"},
-  \"server_ca_certificates\": [{\"name\": \"bench-ca\"}],
-  \"servers\": [{\"server\": \"127.0.0.1:${kmip_ports[0]}\"}, {\"server\": \"localhost:${kmip_ports[0]}\"},
-                {\"server\": \"127.0.0.1:${kmip_ports[1]}\"}, {\"server\": \"localhost:${kmip_ports[1]}\"}]}}" >/dev/null
-pg_km="$(api GET /api/security/key-managers | jq -r '.records[0].uuid')"
-pg_servers_path="/api/security/key-managers/$pg_km/key-servers"
-[ "$(api GET "$pg_servers_path" | jq .num_records)" = 4 ] || { echo "PostgreSQL setup failed" >&2; exit 1; }
+pg_servers_path="$(set_up_key_manager)"
 url=$sqlite_url
 read -r pg_get_rps pg_get_p50 pg_get_p99 < <(measure "$pg_url$pg_servers_path" "$auth")
 read -r pg_conn_rps pg_conn_p50 pg_conn_p99 < <(measure "$pg_url$pg_servers_path?fields=connectivity" "$auth")
-read -r pg_patch_rps pg_patch_p50 pg_patch_p99 < <(wrk -t2 -c"$connections" -d"$duration" --latency \
-  -s "$work/patch.lua" -H "$auth" "$pg_url$pg_servers_path/$first_server" | awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { print "non-2xx answers: " $0 > "/dev/stderr"; bad = 1 }
-    END { if (bad) exit 1; printf "%d %.2f %.2f\n", rps, p50, p99 }')
+read -r pg_patch_rps pg_patch_p50 pg_patch_p99 < <(measure "$pg_url$pg_servers_path/$first_server" "$auth" "$work/patch.lua")
 kill -INT "$started_pid"; wait "$started_pid" || true
 exec 4>&-
 

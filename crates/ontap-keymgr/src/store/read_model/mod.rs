@@ -62,9 +62,6 @@ struct Loaded {
 pub struct ReadModel {
     inner: Arc<dyn Store>,
     loaded: Mutex<Loaded>,
-    /// Held while the store is read for what is not cached: requests that miss together wait
-    /// for one load instead of each reading the store (after each write, under many writers).
-    loading: tokio::sync::Mutex<()>,
 }
 
 impl ReadModel {
@@ -72,7 +69,6 @@ impl ReadModel {
         ReadModel {
             inner,
             loaded: Mutex::new(Loaded::default()),
-            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -94,13 +90,8 @@ impl ReadModel {
         Load: FnOnce() -> Fut,
         Fut: std::future::Future<Output = StoreResult<Arc<T>>>,
     {
-        if let Some(value) = slot(&mut self.lock()) {
-            return Ok(Arc::clone(value));
-        }
-        let _loading = self.loading.lock().await;
         let generation = {
             let mut loaded = self.lock();
-            // Loaded by the request this one waited for.
             if let Some(value) = slot(&mut loaded) {
                 return Ok(Arc::clone(value));
             }

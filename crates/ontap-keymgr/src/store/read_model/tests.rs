@@ -112,22 +112,3 @@ async fn key_managers_are_found_by_uuid_and_updated_through_the_model() {
     );
     assert_eq!(model.list_key_managers().await.expect("list").len(), 1);
 }
-
-#[tokio::test]
-async fn requests_that_miss_together_share_one_load() {
-    let (_store, model) = model();
-    let loads = std::sync::atomic::AtomicUsize::new(0);
-    let read = || {
-        model.cached(
-            |l| &mut l.svms,
-            || async {
-                loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                Ok(Arc::new(Vec::new()))
-            },
-        )
-    };
-    let (a, b, c) = tokio::join!(read(), read(), read());
-    assert!(a.is_ok() && b.is_ok() && c.is_ok());
-    assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
-}
