@@ -5,7 +5,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Keymgr, create_key_manager, create_svm, encoded, good_kmip, key_servers_path};
+use support::{
+    Keymgr, create_key_manager, create_svm, encoded, good_kmip, key_servers_path, post_all_at_once,
+    servers_of,
+};
 use test_support::fake::HandshakeFailureServer;
 use test_support::pki::TestPki;
 use test_support::pykmip::{PyKmip, PyKmipConfig};
@@ -14,17 +17,6 @@ use test_support::pykmip::{PyKmip, PyKmipConfig};
 /// names both), which gives two distinct key servers per process.
 fn aliases(kmip: &PyKmip) -> [String; 2] {
     [kmip.address(), format!("localhost:{}", kmip.port)]
-}
-
-fn servers_of(keymgr: &Keymgr, key_manager: &str) -> Vec<String> {
-    let response = keymgr.get(&key_servers_path(key_manager));
-    assert_eq!(response.status, 200, "{response:?}");
-    response.body["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| r["server"].as_str().expect("server").to_string())
-        .collect()
 }
 
 #[test]
@@ -419,23 +411,7 @@ fn concurrent_posts_never_exceed_four_servers() {
     let path = key_servers_path(&km);
     // Two free slots, four candidates posted at once: exactly two win.
     let candidates: Vec<String> = [aliases(&b), aliases(&c)].concat();
-    let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = candidates
-            .iter()
-            .map(|server| {
-                let keymgr = &keymgr;
-                let path = &path;
-                scope.spawn(move || {
-                    let response = keymgr.post(path, &json!({ "server": server }));
-                    (response.status, response.code().to_string())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect()
-    });
+    let statuses = post_all_at_once(&[&keymgr], &path, &candidates);
     let created = statuses.iter().filter(|(status, _)| *status == 201).count();
     assert_eq!(created, 2, "{statuses:?}");
     assert!(

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Keymgr, create_key_manager, create_svm, encoded, key_servers_path};
+use support::{
+    Keymgr, create_key_manager, create_svm, encoded, key_servers_path, post_all_at_once, servers_of,
+};
 use test_support::pki::TestPki;
 use test_support::postgres::{self, Postgres};
 use test_support::responder::KmipResponder;
@@ -80,17 +82,6 @@ fn aliases(responder: &KmipResponder) -> [String; 2] {
     [format!("127.0.0.1:{port}"), format!("localhost:{port}")]
 }
 
-fn servers_of(keymgr: &Keymgr, key_manager: &str) -> Vec<String> {
-    let response = keymgr.get(&key_servers_path(key_manager));
-    assert_eq!(response.status, 200, "{response:?}");
-    response.body["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .map(|r| r["server"].as_str().expect("server").to_string())
-        .collect()
-}
-
 /// The names of every SVM.
 fn svm_names(keymgr: &Keymgr) -> Vec<String> {
     let listed = keymgr.get("/api/svm/svms?fields=name&max_records=100000");
@@ -101,27 +92,6 @@ fn svm_names(keymgr: &Keymgr) -> Vec<String> {
         .iter()
         .map(|r| r["name"].as_str().expect("name").to_string())
         .collect()
-}
-
-/// POSTs each of `servers` at once, alternately through `a` and `b`: the statuses and codes.
-fn post_all_at_once(a: &Keymgr, b: &Keymgr, path: &str, servers: &[String]) -> Vec<(u16, String)> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = servers
-            .iter()
-            .enumerate()
-            .map(|(index, server)| {
-                let through = if index % 2 == 0 { a } else { b };
-                scope.spawn(move || {
-                    let response = through.post(path, &json!({ "server": server }));
-                    (response.status, response.code().to_string())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect()
-    })
 }
 
 #[test]
@@ -137,7 +107,7 @@ fn thirty_concurrent_posts_across_two_instances_keep_the_limit_and_add_nothing_t
     // Two free slots, thirty candidates posted at once through both instances: exactly two win.
     let candidates: Vec<String> = responders[1..].iter().flat_map(aliases).collect();
     assert_eq!(candidates.len(), 30);
-    let statuses = post_all_at_once(&a, &b, &path, &candidates);
+    let statuses = post_all_at_once(&[&a, &b], &path, &candidates);
     let created = statuses.iter().filter(|(status, _)| *status == 201).count();
     assert_eq!(created, 2, "{statuses:?}");
     assert!(
@@ -159,7 +129,7 @@ fn thirty_concurrent_posts_across_two_instances_keep_the_limit_and_add_nothing_t
     let other = create_key_manager(&a, &pki, Some("svm1"), &aliases(&responders[1])[..1]);
     let other_path = key_servers_path(&other);
     let same = vec![aliases(&responders[2])[0].clone(); 10];
-    let statuses = post_all_at_once(&a, &b, &other_path, &same);
+    let statuses = post_all_at_once(&[&a, &b], &other_path, &same);
     let created = statuses.iter().filter(|(status, _)| *status == 201).count();
     assert_eq!(created, 1, "{statuses:?}");
     assert!(

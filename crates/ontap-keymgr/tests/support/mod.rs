@@ -621,6 +621,40 @@ pub fn key_servers_path(key_manager: &str) -> String {
     format!("/api/security/key-managers/{key_manager}/key-servers")
 }
 
+/// The addresses of a key manager's key servers, in order.
+pub fn servers_of(keymgr: &Keymgr, key_manager: &str) -> Vec<String> {
+    let response = keymgr.get(&key_servers_path(key_manager));
+    assert_eq!(response.status, 200, "{response:?}");
+    response.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["server"].as_str().expect("server").to_string())
+        .collect()
+}
+
+/// POSTs each of `servers` to `path` at once, a thread each, through the services of `through`
+/// in turn: the statuses and codes, in order.
+pub fn post_all_at_once(through: &[&Keymgr], path: &str, servers: &[String]) -> Vec<(u16, String)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = servers
+            .iter()
+            .enumerate()
+            .map(|(index, server)| {
+                let keymgr = through[index % through.len()];
+                scope.spawn(move || {
+                    let response = keymgr.post(path, &json!({ "server": server }));
+                    (response.status, response.code().to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    })
+}
+
 /// `ks1:5696` → `ks1%3A5696`, as clients encode path keys.
 pub fn encoded(server: &str) -> String {
     server
