@@ -399,6 +399,64 @@ fn delete_removes_one_server() {
     assert_eq!(servers_of(&keymgr, &km), [first]);
 }
 
+/// Automation polls the same URLs: answers to them may be served again (the response cache),
+/// but never once a change was acknowledged.
+#[test]
+fn a_polled_url_shows_each_change_as_soon_as_it_is_acknowledged() {
+    let pki = TestPki::new();
+    let kmip = good_kmip(&pki);
+    let [first, second] = aliases(&kmip);
+    let keymgr = Keymgr::start();
+    let km = create_key_manager(&keymgr, &pki, None, std::slice::from_ref(&first));
+    let listing = format!("{}?fields=timeout", key_servers_path(&km));
+    let instance = format!(
+        "{}/{}?fields=timeout",
+        key_servers_path(&km),
+        encoded(&first)
+    );
+    let key_managers = "/api/security/key-managers?fields=external.servers.timeout";
+    let timeouts = |keymgr: &Keymgr| {
+        let listed = keymgr.get(&listing).body["records"].clone();
+        let listed: Vec<(String, i64)> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["server"].as_str().unwrap_or_default().to_string(),
+                    r["timeout"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        let one = keymgr.get(&instance).body["timeout"].as_i64().unwrap_or(-1);
+        let embedded = keymgr.get(key_managers).body["records"][0]["external"]["servers"]
+            .as_array()
+            .map_or(0, Vec::len);
+        (listed, one, embedded)
+    };
+    for _ in 0..3 {
+        assert_eq!(timeouts(&keymgr), (vec![(first.clone(), 25)], 25, 1));
+    }
+
+    let patched = keymgr.patch(
+        &format!("{}/{}", key_servers_path(&km), encoded(&first)),
+        &json!({ "timeout": 40 }),
+    );
+    assert_eq!(patched.status, 200, "{patched:?}");
+    assert_eq!(timeouts(&keymgr), (vec![(first.clone(), 40)], 40, 1));
+
+    let added = keymgr.post(&key_servers_path(&km), &json!({ "server": second }));
+    assert_eq!(added.status, 201, "{added:?}");
+    let expected = vec![(first.clone(), 40), (second.clone(), 25)];
+    assert_eq!(timeouts(&keymgr), (expected, 40, 2));
+
+    let deleted = keymgr.delete(&format!("{}/{}", key_servers_path(&km), encoded(&first)));
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    let gone = timeouts(&keymgr);
+    assert_eq!((gone.0, gone.2), (vec![(second, 25)], 1));
+    keymgr.get(&instance).assert_error(404, "65536843");
+}
+
 #[test]
 fn concurrent_posts_never_exceed_four_servers() {
     let pki = TestPki::new();

@@ -1,6 +1,7 @@
 //! ONTAP's response shapes: HAL JSON bodies, the collection envelope, `_links`, and the empty
 //! object that PATCH and DELETE answer.
 
+use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -14,6 +15,11 @@ pub fn hal_json(status: StatusCode, body: &Value) -> Response {
     // `to_vec` writes straight into bytes; `to_string` would go through `fmt::Display`, which
     // cost a few percent of a listing's CPU under load. Serializing a `Value` cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
+    hal_json_bytes(status, bytes.into())
+}
+
+/// A body already serialized, with ONTAP's content type.
+pub fn hal_json_bytes(status: StatusCode, bytes: Bytes) -> Response {
     let mut response = (status, bytes).into_response();
     response
         .headers_mut()

@@ -13,6 +13,7 @@ use crate::domain::certificates::CertificateRef;
 use crate::domain::key_managers::{KeyManagerChanges, NewExternal, NewKeyManager, NewOnboard};
 use crate::domain::key_servers::NewKeyServer;
 use crate::domain::model::{CertificateId, KeyManager, KeyManagerId, KeyManagerKind, KeyServer};
+use crate::domain::versions::Reads;
 
 use super::AppState;
 use super::body::Body;
@@ -22,6 +23,7 @@ use super::error::ApiResult;
 use super::key_servers::key_server_json;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
 use super::query::{Projection, Query, Schema, Type};
+use super::response_cache::reusable;
 use super::svms::svm_ref;
 
 pub const KEY_MANAGER_SCHEMA: Schema = Schema {
@@ -152,11 +154,16 @@ pub async fn list(
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
     let key_managers = state.service.key_managers().await?;
     let records = records(&state, &key_managers, &query, Projection::Keys).await?;
-    Ok(respond_collection(
-        &query,
-        records,
-        "/api/security/key-managers",
-    ))
+    let response = respond_collection(&query, records, "/api/security/key-managers");
+    Ok(reusable(response, reads(&query)))
+}
+
+/// What an answer about key managers reads: their servers' states too when it shows `status`.
+fn reads(query: &Query) -> Reads {
+    match query.needs("status") {
+        true => Reads::ServerStates,
+        false => Reads::Objects,
+    }
 }
 
 pub async fn get(
@@ -174,7 +181,7 @@ pub async fn get(
     )
     .await?;
     let record = records.into_iter().next().unwrap_or_default();
-    Ok(respond_instance(&query, record))
+    Ok(reusable(respond_instance(&query, record), reads(&query)))
 }
 
 fn certificate_ref(mut body: Body) -> ApiResult<CertificateRef> {

@@ -11,6 +11,7 @@ use crate::domain::Error;
 use crate::domain::connectivity::Connectivity;
 use crate::domain::key_servers::{KeyServerChanges, NewKeyServer};
 use crate::domain::model::{KeyManagerId, KeyServer};
+use crate::domain::versions::Reads;
 
 use super::AppState;
 use super::body::Body;
@@ -19,6 +20,7 @@ use super::envelope::{created, empty_ok, encode_segment, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
 use super::query::{Field, Query, Schema, Type, names};
+use super::response_cache::reusable;
 
 pub const KEY_SERVER_SCHEMA: Schema = Schema {
     fields: &[
@@ -135,11 +137,16 @@ pub async fn list(
     let key_manager = super::path_id(&key_manager)?;
     let servers = state.service.key_servers(&key_manager).await?;
     let records = records(&state, &key_manager, &servers, &query).await?;
-    Ok(respond_collection(
-        &query,
-        records,
-        &key_servers_href(&key_manager),
-    ))
+    let response = respond_collection(&query, records, &key_servers_href(&key_manager));
+    Ok(reusable(response, reads(&query)))
+}
+
+/// What an answer about key servers reads: their checks too when it shows `connectivity`.
+fn reads(query: &Query) -> Reads {
+    match query.needs("connectivity") {
+        true => Reads::Checks,
+        false => Reads::Objects,
+    }
 }
 
 pub async fn get(
@@ -152,7 +159,7 @@ pub async fn get(
     let server = state.service.key_server(&key_manager, &server).await?;
     let records = records(&state, &key_manager, std::slice::from_ref(&server), &query).await?;
     let record = records.into_iter().next().unwrap_or_default();
-    Ok(respond_instance(&query, record))
+    Ok(reusable(respond_instance(&query, record), reads(&query)))
 }
 
 fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {

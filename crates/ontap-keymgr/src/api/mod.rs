@@ -15,6 +15,7 @@ pub mod key_servers;
 pub mod listing;
 pub mod openapi;
 pub mod query;
+pub mod response_cache;
 pub mod security;
 pub mod svms;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::handler::Handler;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -33,11 +35,19 @@ use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// Answers of the polled listings, served again while current.
+    pub responses: Arc<response_cache::ResponseCache>,
 }
 
 /// Every route of the API, behind Basic authentication.
 pub fn router(service: Arc<Service>) -> Router {
-    let state = AppState { service };
+    let state = AppState {
+        service,
+        responses: Arc::new(response_cache::ResponseCache::new(
+            response_cache::CAPACITY_BYTES,
+        )),
+    };
+    let reusable = middleware::from_fn_with_state(state.clone(), response_cache::serve);
     let api = Router::new()
         .route("/api/cluster", get(cluster::get_cluster))
         .route("/api/cluster/nodes", get(cluster::list_nodes))
@@ -53,21 +63,21 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route(
             "/api/security/key-managers",
-            get(key_managers::list).post(key_managers::create),
+            get(key_managers::list.layer(reusable.clone())).post(key_managers::create),
         )
         .route(
             "/api/security/key-managers/{uuid}",
-            get(key_managers::get)
+            get(key_managers::get.layer(reusable.clone()))
                 .patch(key_managers::modify)
                 .delete(key_managers::delete),
         )
         .route(
             "/api/security/key-managers/{uuid}/key-servers",
-            get(key_servers::list).post(key_servers::create),
+            get(key_servers::list.layer(reusable.clone())).post(key_servers::create),
         )
         .route(
             "/api/security/key-managers/{uuid}/key-servers/{server}",
-            get(key_servers::get)
+            get(key_servers::get.layer(reusable))
                 .patch(key_servers::modify)
                 .delete(key_servers::delete),
         )

@@ -4,6 +4,7 @@
 //! latest result, and check only a server not checked since it was added or changed.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Semaphore;
@@ -168,6 +169,19 @@ impl Measurements {
 #[derive(Default)]
 pub struct ConnectivityCache {
     measurements: Mutex<Measurements>,
+    /// Bumped after every change of what is measured, once the change is visible: an answer
+    /// that showed checks (their times) and was computed before is no longer current.
+    checks: AtomicU64,
+    /// Bumped after a change of some server's state or problem, the only parts of a check a
+    /// key manager's `status` shows: checks that found the same again leave it as it was.
+    states: AtomicU64,
+}
+
+/// How far what is measured has changed (see [`ConnectivityCache::versions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MeasuredVersions {
+    pub(super) checks: u64,
+    pub(super) states: u64,
 }
 
 impl ConnectivityCache {
@@ -181,6 +195,23 @@ impl ConnectivityCache {
 
     pub(super) fn epoch(&self, key_manager: &KeyManagerId) -> Epoch {
         self.lock().epoch(key_manager)
+    }
+
+    /// Read before an answer is computed: a change that becomes visible later bumps them.
+    pub(super) fn versions(&self) -> MeasuredVersions {
+        MeasuredVersions {
+            checks: self.checks.load(Ordering::Acquire),
+            states: self.states.load(Ordering::Acquire),
+        }
+    }
+
+    /// Called after a change, never before it is visible: an answer computed from what was
+    /// there before the change must not carry the versions that follow it.
+    fn changed(&self, states: bool) {
+        if states {
+            self.states.fetch_add(1, Ordering::Release);
+        }
+        self.checks.fetch_add(1, Ordering::Release);
     }
 
     fn checking(&self, key_manager: &KeyManagerId) -> Arc<tokio::sync::Mutex<()>> {
@@ -220,16 +251,24 @@ impl ConnectivityCache {
         if measurements.epoch(key_manager) != epoch {
             return None;
         }
+        let (state, problem) = (probe.state, probe.problem.clone());
         let measured = Measured {
             settings: server.clone(),
             probe: Arc::new(probe),
         };
-        measurements
+        let previous = measurements
             .latest
             .entry(key_manager.clone())
             .or_default()
-            .insert(server.server.to_string(), measured)
-            .map(|previous| previous.probe.state)
+            .insert(server.server.to_string(), measured);
+        drop(measurements);
+        let same_state = previous.as_ref().is_some_and(|previous| {
+            previous.settings == *server
+                && previous.probe.state == state
+                && previous.probe.problem == problem
+        });
+        self.changed(!same_state);
+        previous.map(|previous| previous.probe.state)
     }
 
     /// Drops everything measured, after the TLS offer changed.
@@ -237,6 +276,8 @@ impl ConnectivityCache {
         let mut measurements = self.lock();
         measurements.latest.clear();
         measurements.all_epoch = measurements.all_epoch.wrapping_add(1);
+        drop(measurements);
+        self.changed(true);
     }
 
     /// Drops what is known of a key manager's servers after they changed.
@@ -248,6 +289,8 @@ impl ConnectivityCache {
         measurements
             .key_manager_epochs
             .insert(key_manager.clone(), epoch);
+        drop(measurements);
+        self.changed(true);
     }
 
     /// Keeps only what concerns the servers configured now, so that deleted key managers and
@@ -255,10 +298,17 @@ impl ConnectivityCache {
     pub(super) fn retain(&self, configured: &HashSet<ServerKey>) {
         let key_managers: HashSet<&KeyManagerId> = configured.iter().map(|(km, _)| km).collect();
         let mut measurements = self.lock();
+        let before: usize = measurements.latest.values().map(HashMap::len).sum();
         measurements.latest.retain(|km, servers| {
             servers.retain(|server, _| configured.contains(&(km.clone(), server.clone())));
             !servers.is_empty()
         });
+        let removed = measurements
+            .latest
+            .values()
+            .map(HashMap::len)
+            .sum::<usize>()
+            != before;
         measurements
             .key_manager_epochs
             .retain(|km, _| key_managers.contains(km));
@@ -266,6 +316,11 @@ impl ConnectivityCache {
         measurements
             .checking
             .retain(|km, _| key_managers.contains(km));
+        drop(measurements);
+        if removed {
+            // A check made between the round's listing and now can be among them.
+            self.changed(true);
+        }
     }
 }
 
@@ -523,12 +578,8 @@ mod tests {
     use test_support::fake::SilentListener;
     use test_support::pki::TestPki;
 
-    /// A check that started before its key manager changed is dropped, even when a monitor
-    /// round pruned the key manager's epoch meanwhile.
-    #[test]
-    fn a_check_older_than_a_change_is_dropped_even_across_a_prune() {
-        let cache = ConnectivityCache::default();
-        let km: KeyManagerId = crate::domain::ids::Id::from_stored("km".to_owned());
+    /// A key manager's id and a server of it, for the cache's bookkeeping.
+    fn key_manager_and_server() -> (KeyManagerId, KeyServer) {
         let server = KeyServer {
             server: KeyServerAddress::parse("ks1:5696").expect("address"),
             timeout: 5,
@@ -536,6 +587,15 @@ mod tests {
             password: None,
             secondary_key_servers: vec![],
         };
+        (crate::domain::ids::Id::from_stored("km".to_owned()), server)
+    }
+
+    /// A check that started before its key manager changed is dropped, even when a monitor
+    /// round pruned the key manager's epoch meanwhile.
+    #[test]
+    fn a_check_older_than_a_change_is_dropped_even_across_a_prune() {
+        let cache = ConnectivityCache::default();
+        let (km, server) = key_manager_and_server();
         let stale = cache.epoch(&km);
         cache.forget(&km);
         cache.retain(&HashSet::new());
@@ -547,18 +607,57 @@ mod tests {
         assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_some());
     }
 
+    /// Answers kept by the response cache rest on these: every check moves `checks`, only a
+    /// change of state or problem moves `states`, and forgetting moves both.
+    #[test]
+    fn the_versions_move_with_what_answers_show() {
+        let cache = ConnectivityCache::default();
+        let (km, server) = key_manager_and_server();
+        let moved = |before: MeasuredVersions| {
+            let now = cache.versions();
+            (now.checks != before.checks, now.states != before.states)
+        };
+        let before = cache.versions();
+        cache.put(&km, &server, Probe::unknown(None), cache.epoch(&km));
+        assert_eq!(moved(before), (true, true), "a first check");
+        let before = cache.versions();
+        cache.put(&km, &server, Probe::unknown(None), cache.epoch(&km));
+        assert_eq!(moved(before), (true, false), "the same state again");
+        let before = cache.versions();
+        let problem = Error::NotFound { target: "uuid" };
+        cache.put(
+            &km,
+            &server,
+            Probe::unknown(Some(&problem)),
+            cache.epoch(&km),
+        );
+        assert_eq!(moved(before), (true, true), "another problem");
+        let before = cache.versions();
+        let stale = cache.epoch(&km);
+        cache.forget(&km);
+        assert_eq!(moved(before), (true, true), "forgotten");
+        let before = cache.versions();
+        cache.put(&km, &server, Probe::unknown(None), stale);
+        assert_eq!(moved(before), (false, false), "a stale check is not kept");
+        cache.put(&km, &server, Probe::unknown(None), cache.epoch(&km));
+        let before = cache.versions();
+        cache.retain(&HashSet::new());
+        assert_eq!(moved(before), (true, true), "pruned");
+        let before = cache.versions();
+        cache.forget_all();
+        assert_eq!(moved(before), (true, true), "everything forgotten");
+    }
+
     /// Another instance sharing the store changed the server: what was checked with the old
     /// settings no longer answers for it, though nothing here was told.
     #[test]
     fn a_check_applies_only_to_the_settings_it_checked() {
         let cache = ConnectivityCache::default();
-        let km: KeyManagerId = crate::domain::ids::Id::from_stored("km".to_owned());
+        let (km, server) = key_manager_and_server();
         let server = KeyServer {
-            server: KeyServerAddress::parse("ks1:5696").expect("address"),
-            timeout: 5,
             username: Some("user".into()),
             password: Some(crate::domain::model::Secret::new("old")),
-            secondary_key_servers: vec![],
+            ..server
         };
         cache.put(&km, &server, Probe::unknown(None), cache.epoch(&km));
         assert!(cache.latest(&km, std::slice::from_ref(&server))[0].is_some());

@@ -21,6 +21,7 @@ pub mod service;
 pub mod store;
 pub mod svms;
 pub mod users;
+pub mod versions;
 pub mod x509;
 
 pub use error::{Error, Result, Status};

@@ -74,6 +74,14 @@ pub trait Store: Send + Sync + 'static {
         Ok(Changes::default())
     }
 
+    /// A number that changes after every change of the configuration objects (SVMs,
+    /// certificates, key managers and their servers) becomes visible to this process's reads,
+    /// or `None` when the store does not keep one: answers computed from those objects are then
+    /// never served again.
+    fn objects_version(&self) -> Option<u64> {
+        None
+    }
+
     // Users
     async fn count_users(&self) -> StoreResult<usize>;
     async fn insert_user(&self, user: User) -> StoreResult<()>;

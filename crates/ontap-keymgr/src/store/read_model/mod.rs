@@ -149,6 +149,12 @@ impl Store for ReadModel {
         Ok(changes)
     }
 
+    /// The generation: bumped after each write has finished and after another instance's
+    /// commits were seen, each time together with dropping what was loaded before.
+    fn objects_version(&self) -> Option<u64> {
+        Some(self.lock().generation)
+    }
+
     async fn count_users(&self) -> StoreResult<usize> {
         self.inner.count_users().await
     }

@@ -112,3 +112,22 @@ async fn key_managers_are_found_by_uuid_and_updated_through_the_model() {
     );
     assert_eq!(model.list_key_managers().await.expect("list").len(), 1);
 }
+
+/// The response cache serves an answer again only while this version is unchanged: it moves
+/// with every write through the model, failed ones too, and with nothing else.
+#[tokio::test]
+async fn the_objects_version_moves_after_each_write_and_only_then() {
+    let (_store, model) = model();
+    let before = model.objects_version().expect("a version");
+    model.list_svms().await.expect("list");
+    model.list_key_managers().await.expect("list");
+    assert_eq!(model.objects_version(), Some(before), "reads move nothing");
+    model.insert_svm(svm("u1", "vs1")).await.expect("insert");
+    let after_write = model.objects_version().expect("a version");
+    assert_ne!(after_write, before);
+    model
+        .insert_svm(svm("u2", "vs1"))
+        .await
+        .expect_err("the name is taken");
+    assert_ne!(model.objects_version(), Some(after_write));
+}
