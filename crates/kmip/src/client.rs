@@ -60,6 +60,9 @@ pub struct Handshake {
     pub connect_time: Duration,
     pub handshake_time: Duration,
     pub server_certificate: Option<CertificateSummary>,
+    /// The server resumed an earlier session: its certificate was verified by the handshake
+    /// that made that session, not by this one.
+    pub resumed: bool,
 }
 
 /// One connection to a key server.
@@ -124,7 +127,7 @@ impl Connector {
         let connect_time = started.elapsed();
         *step = Step::Handshaking;
         let (ssl, presented) = self
-            .ssl(&endpoint.host)
+            .ssl(endpoint)
             .map_err(|e| Error::new(&server, Failure::Tls, e))?;
         let mut tls = SslStream::new(ssl, tcp)
             .map_err(|e| Error::new(&server, Failure::Tls, first_reason(&e)))?;
@@ -148,7 +151,12 @@ impl Connector {
             cipher_suite: negotiated_suite(tls.ssl()),
             connect_time,
             handshake_time: started.elapsed().saturating_sub(connect_time),
-            server_certificate: presented.certificate(),
+            // A resumed handshake presents no certificate: the session holds the one verified.
+            server_certificate: presented.certificate().or_else(|| {
+                let der = tls.ssl().peer_certificate()?.to_der().ok()?;
+                Some(CertificateSummary::from_der(&der))
+            }),
+            resumed: tls.ssl().session_reused(),
         };
         Ok(Session {
             tls,

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslVerifyMode};
@@ -13,8 +14,10 @@ use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509, X509VerifyResult};
 
 use crate::certificate::{CertificateSummary, format_time};
+use crate::endpoint::Endpoint;
 use crate::error::IdentityError;
 use crate::offer::TlsOffer;
+use crate::resumption::Sessions;
 
 /// A key manager's TLS identity: the client certificate chain and key it presents, and the
 /// server CA certificates it trusts (and nothing else: no system roots).
@@ -97,6 +100,8 @@ pub struct Connector {
     context: SslContext,
     identity: TlsIdentity,
     offer: Arc<TlsOffer>,
+    /// The sessions servers gave this context's connections, when it resumes them.
+    sessions: Option<Arc<Sessions>>,
 }
 
 impl fmt::Debug for Connector {
@@ -109,12 +114,36 @@ impl fmt::Debug for Connector {
 }
 
 impl Connector {
+    /// Every connection makes a full handshake, verifying the server's certificate.
     pub fn new(identity: &TlsIdentity, offer: &TlsOffer) -> Result<Connector, IdentityError> {
         let context = context(identity, |builder| offer.configure(builder))?;
         Ok(Connector {
             context,
             identity: identity.clone(),
             offer: Arc::new(offer.clone()),
+            sessions: None,
+        })
+    }
+
+    /// Resumes the TLS session of a server this connector reached before, when the server
+    /// allows it, for `max_age` after the full handshake that verified the server's certificate
+    /// (see `resumption.rs`). For checks repeated often; a connection that verifies a
+    /// configuration wants [`Connector::new`].
+    pub fn resuming(
+        identity: &TlsIdentity,
+        offer: &TlsOffer,
+        max_age: Duration,
+    ) -> Result<Connector, IdentityError> {
+        let mut sessions = None;
+        let context = context(identity, |builder| {
+            sessions = Some(Sessions::install(builder, max_age));
+            offer.configure(builder)
+        })?;
+        Ok(Connector {
+            context,
+            identity: identity.clone(),
+            offer: Arc::new(offer.clone()),
+            sessions,
         })
     }
 
@@ -126,10 +155,16 @@ impl Connector {
         &self.offer
     }
 
-    /// A connection's TLS state for `host`, checking the server's certificate against our CAs
-    /// and against `host` (a DNS name or an IP address), and recording what it saw.
-    pub(crate) fn ssl(&self, host: &str) -> Result<(Ssl, Arc<Presented>), String> {
-        ssl_for(&self.context, host, true)
+    /// A connection's TLS state for `endpoint`, checking the server's certificate against our
+    /// CAs and against its host (a DNS name or an IP address), and recording what it saw; with
+    /// the server's session offered, when this connector resumes them.
+    pub(crate) fn ssl(&self, endpoint: &Endpoint) -> Result<(Ssl, Arc<Presented>), String> {
+        let (mut ssl, presented) = ssl_for(&self.context, &endpoint.host, true)?;
+        if let Some(sessions) = &self.sessions {
+            // The same context's sessions: what `Sessions::prepare` requires.
+            sessions.prepare(&mut ssl, &endpoint.to_string());
+        }
+        Ok((ssl, presented))
     }
 
     /// A probe's connection: same identity, another offer, the server's certificate not checked

@@ -10,6 +10,7 @@ use kmip::{
 use test_support::fake::{FakeTlsServer, HandshakeFailureServer, SilentListener};
 use test_support::pki::{Issued, KeyKind, TestPki};
 use test_support::pykmip::{PyKmip, PyKmipConfig};
+use test_support::responder::KmipResponder;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -341,4 +342,59 @@ async fn a_key_round_trip_stores_reads_and_removes_a_key() {
     let error = session.call(&get, None).await.unwrap_err();
     assert_eq!(error.failure, Failure::OperationFailed, "{error}");
     session.close().await;
+}
+
+/// Whether a connection's handshake resumed a session; the answer is read, since TLS 1.3
+/// servers send their session tickets after the handshake.
+async fn resumed(connector: &Connector, endpoint: &Endpoint) -> bool {
+    let mut session = connector
+        .connect(endpoint, TIMEOUT)
+        .await
+        .expect("connects");
+    session.discover_versions(None).await.expect("answers");
+    let resumed = session.handshake().resumed;
+    assert!(session.handshake().server_certificate.is_some());
+    session.close().await;
+    resumed
+}
+
+async fn three_connections(connector: &Connector, endpoint: &Endpoint) -> [bool; 3] {
+    [
+        resumed(connector, endpoint).await,
+        resumed(connector, endpoint).await,
+        resumed(connector, endpoint).await,
+    ]
+}
+
+fn resuming(max_age: Duration) -> Connector {
+    let client = &pki().client;
+    let identity = TlsIdentity::from_pem(&client.cert_pem, &client.key_pem, &[&pki().ca.cert_pem])
+        .expect("identity");
+    Connector::resuming(&identity, &TlsOffer::ontap_default(), max_age).expect("connector")
+}
+
+#[tokio::test]
+async fn a_resuming_connector_resumes_sessions_where_servers_allow_it() {
+    let server = &pki().server;
+    let responder =
+        KmipResponder::start(&server.cert_pem, &server.key_pem, &pki().ca.cert_pem).await;
+    let fast = local(responder.address.port());
+    // TLS 1.3 tickets (rustls): each resumed connection gets new ones.
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        three_connections(&resuming(hour), &fast).await,
+        [false, true, true]
+    );
+    // What verifies a configuration never resumes, nor does a connector whose sessions are
+    // too old to stand for a certificate check.
+    assert_eq!(three_connections(&connector(), &fast).await, [false; 3]);
+    assert_eq!(
+        three_connections(&resuming(Duration::ZERO), &fast).await,
+        [false; 3]
+    );
+
+    // PyKMIP: TLS 1.2 with a CBC suite, Python's server-side session cache.
+    let pykmip = good_server();
+    let shown = three_connections(&resuming(hour), &local(pykmip.port)).await;
+    assert_eq!(shown, [false, true, true]);
 }

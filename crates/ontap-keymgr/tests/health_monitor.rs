@@ -210,6 +210,14 @@ fn each_round_checks_every_key_server_of_every_key_manager() {
                 .all(|(now, then)| now > then))),
         "not every key server was re-checked"
     );
+    // The monitor keeps each key manager's connector: from its second round on, the servers
+    // resume their TLS sessions instead of a full handshake.
+    assert!(
+        eventually(Duration::from_secs(10), || first.resumed() >= servers.len()),
+        "{} of {} handshakes resumed",
+        first.resumed(),
+        first.accepted()
+    );
 
     // One responder stops: the servers on it, in every key manager, are not responding.
     drop(second);

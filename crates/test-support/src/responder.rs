@@ -18,8 +18,16 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 pub struct KmipResponder {
     pub address: SocketAddr,
-    accepted: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What a responder saw.
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicUsize,
+    /// Handshakes that resumed an earlier session.
+    resumed: AtomicUsize,
 }
 
 impl KmipResponder {
@@ -28,18 +36,23 @@ impl KmipResponder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let acceptor = acceptor(cert_pem, key_pem, ca_pem);
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve_counting(listener, acceptor, Arc::clone(&accepted)));
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn(serve_counting(listener, acceptor, Arc::clone(&counts)));
         KmipResponder {
             address,
-            accepted,
+            counts,
             task,
         }
     }
 
     /// How many connections it accepted so far.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
+        self.counts.accepted.load(Ordering::SeqCst)
+    }
+
+    /// How many of their handshakes resumed an earlier session.
+    pub fn resumed(&self) -> usize {
+        self.counts.resumed.load(Ordering::SeqCst)
     }
 }
 
@@ -74,21 +87,25 @@ pub fn acceptor(cert_pem: &str, key_pem: &str, ca_pem: &str) -> TlsAcceptor {
 
 /// Accepts connections until the task is dropped; each is answered until the client closes it.
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor) {
-    serve_counting(listener, acceptor, Arc::new(AtomicUsize::new(0))).await;
+    serve_counting(listener, acceptor, Arc::new(Counts::default())).await;
 }
 
-async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, accepted: Arc<AtomicUsize>) {
+async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, counts: Arc<Counts>) {
     let reply = Arc::new(discover_versions_reply());
     while let Ok((socket, _)) = listener.accept().await {
-        accepted.fetch_add(1, Ordering::SeqCst);
+        counts.accepted.fetch_add(1, Ordering::SeqCst);
         // Small TLS records (session tickets, the answer) must not wait for delayed ACKs.
         let _ = socket.set_nodelay(true);
         let acceptor = acceptor.clone();
         let reply = Arc::clone(&reply);
+        let counts = Arc::clone(&counts);
         tokio::spawn(async move {
             let Ok(mut tls) = acceptor.accept(socket).await else {
                 return;
             };
+            if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                counts.resumed.fetch_add(1, Ordering::SeqCst);
+            }
             let mut header = [0u8; 8];
             while tls.read_exact(&mut header).await.is_ok() {
                 let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);

@@ -17,9 +17,9 @@
 //! the other instances adopt those checks instead of making their own. A key server is checked
 //! once per interval however many instances run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -27,7 +27,7 @@ use rand::Rng;
 use super::cluster::OntapVersion;
 use super::connectivity::{State, probe_all, server_key};
 use super::error::{Error, Result};
-use super::model::{KeyManagerConfig, KeyManagerId, KeyManagerKind, KeyServer};
+use super::model::{CertificateId, KeyManagerConfig, KeyManagerId, KeyManagerKind, KeyServer};
 use super::service::Service;
 use super::store::internal;
 
@@ -44,6 +44,64 @@ pub const ROUND_SHARE: f64 = 0.8;
 /// holder's next round finds its turn ended (and takes it again) unless it is gone.
 pub const TURN_SHARE: f64 = 0.9;
 /// Changing the polling interval needs this ONTAP version (65537303).
+/// How long a key server's TLS session stands for the certificate check of the full handshake
+/// that made it: the monitor's checks resume sessions within it (when the server allows it) and
+/// verify the server's certificate again after it. ONTAP's shortest polling interval is longer,
+/// so this matters to shorter intervals set in the configuration.
+pub const SESSION_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Connectors the monitor keeps at most, one per external key manager (its certificates, key
+/// and sessions: tens of KiB each). Key managers beyond it get a connector per round.
+const MAX_KEPT_CONNECTORS: usize = 1024;
+
+/// A key manager's connector, with what it was made from.
+struct KeptConnector {
+    certificates: Vec<CertificateId>,
+    offer: kmip::TlsOffer,
+    connector: kmip::Connector,
+}
+
+/// The monitor's connectors, kept across rounds so that key servers can resume TLS sessions.
+#[derive(Default)]
+pub struct MonitorConnectors(Mutex<HashMap<KeyManagerId, KeptConnector>>);
+
+impl MonitorConnectors {
+    /// Held only to read or replace an entry: a poisoned lock's map is whole.
+    fn lock(&self) -> MutexGuard<'_, HashMap<KeyManagerId, KeptConnector>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The kept connector, if it was made from these certificates and this offer.
+    fn kept(
+        &self,
+        key_manager: &KeyManagerId,
+        certificates: &[CertificateId],
+        offer: &kmip::TlsOffer,
+    ) -> Option<kmip::Connector> {
+        self.lock()
+            .get(key_manager)
+            .filter(|kept| kept.certificates == certificates && kept.offer == *offer)
+            .map(|kept| kept.connector.clone())
+    }
+
+    fn keep(&self, key_manager: &KeyManagerId, kept: KeptConnector) {
+        let mut connectors = self.lock();
+        if connectors.len() < MAX_KEPT_CONNECTORS || connectors.contains_key(key_manager) {
+            connectors.insert(key_manager.clone(), kept);
+        }
+    }
+
+    /// Keeps only the connectors of `key_managers`.
+    fn retain(&self, key_managers: &HashSet<&KeyManagerId>) {
+        self.lock().retain(|km, _| key_managers.contains(km));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
 const POLLING_SINCE: OntapVersion = OntapVersion {
     generation: 9,
     major: 10,
@@ -216,7 +274,7 @@ impl Service {
                     return (uuid, None);
                 }
                 let epoch = service.connectivity.epoch(&uuid);
-                let connector = service.key_manager_connector(&client, &cas).await;
+                let connector = service.monitor_connector(&uuid, &client, &cas).await;
                 let probes = probe_all(
                     &connector,
                     monitor_settings(&servers),
@@ -275,8 +333,45 @@ impl Service {
             .flat_map(|km| km.servers().iter().map(|s| server_key(&km.uuid, s)))
             .collect();
         self.connectivity.retain(&configured);
+        let key_managers = configured.iter().map(|(km, _)| km).collect();
+        self.monitor_connectors.retain(&key_managers);
         round.took = started.elapsed();
         Ok(round)
+    }
+
+    /// The monitor's connector for a key manager: the previous round's while its certificates
+    /// and the TLS offer are the same, so that its servers can resume their sessions. The
+    /// certificates must still be installed, as for any check.
+    async fn monitor_connector(
+        &self,
+        key_manager: &KeyManagerId,
+        client: &CertificateId,
+        cas: &[CertificateId],
+    ) -> Result<kmip::Connector> {
+        let (client_certificate, ca_certificates) =
+            self.installed_certificates(client, cas).await?;
+        let certificates: Vec<CertificateId> =
+            std::iter::once(client).chain(cas).cloned().collect();
+        let offer = self.tls_offer();
+        if let Some(connector) = self
+            .monitor_connectors
+            .kept(key_manager, &certificates, &offer)
+        {
+            return Ok(connector);
+        }
+        let connector = super::kmip_check::connector(
+            &client_certificate,
+            &ca_certificates,
+            &offer,
+            Some(SESSION_MAX_AGE),
+        )?;
+        let kept = KeptConnector {
+            certificates,
+            offer,
+            connector: connector.clone(),
+        };
+        self.monitor_connectors.keep(key_manager, kept);
+        Ok(connector)
     }
 
     /// Whether this instance has the turn to check `key_manager`'s servers (for `turn` from
@@ -394,6 +489,48 @@ mod tests {
             let wait = jittered(interval);
             assert!(wait >= Duration::from_secs(810) && wait <= Duration::from_secs(990));
         }
+    }
+
+    #[test]
+    fn the_kept_connectors_are_bounded_matched_and_pruned() {
+        let pki = test_support::pki::TestPki::new();
+        let identity = kmip::TlsIdentity::from_pem(
+            &pki.client.cert_pem,
+            &pki.client.key_pem,
+            &[pki.ca.cert_pem.as_str()],
+        )
+        .expect("identity");
+        let offer = kmip::TlsOffer::default();
+        let connector = kmip::Connector::new(&identity, &offer).expect("connector");
+        fn id<K>(n: usize) -> crate::domain::ids::Id<K> {
+            crate::domain::ids::Id::from_stored(format!("id-{n}"))
+        }
+        let certificates: Vec<CertificateId> = vec![id(1), id(2)];
+        let connectors = MonitorConnectors::default();
+        let key_managers: Vec<KeyManagerId> = (0..MAX_KEPT_CONNECTORS + 100).map(id).collect();
+        for key_manager in &key_managers {
+            let kept = KeptConnector {
+                certificates: certificates.clone(),
+                offer: offer.clone(),
+                connector: connector.clone(),
+            };
+            connectors.keep(key_manager, kept);
+        }
+        assert_eq!(connectors.len(), MAX_KEPT_CONNECTORS);
+
+        let first = &key_managers[0];
+        assert!(connectors.kept(first, &certificates, &offer).is_some());
+        assert!(connectors.kept(first, &certificates[..1], &offer).is_none());
+        let other_offer = offer.with_fips(true);
+        assert_ne!(other_offer, offer);
+        assert!(
+            connectors
+                .kept(first, &certificates, &other_offer)
+                .is_none()
+        );
+
+        connectors.retain(&HashSet::from([first]));
+        assert_eq!(connectors.len(), 1);
     }
 
     #[test]

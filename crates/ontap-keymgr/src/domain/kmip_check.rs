@@ -27,11 +27,13 @@ pub fn check_duration(timeout: i64) -> Duration {
 }
 
 /// How a key manager connects to its key servers: its client certificate and key, its server
-/// CAs, and the cluster's TLS offer.
+/// CAs, and the cluster's TLS offer; resuming TLS sessions for `resume` after each full
+/// handshake, or never.
 pub fn connector(
     client: &Certificate,
     server_cas: &[Certificate],
     offer: &TlsOffer,
+    resume: Option<Duration>,
 ) -> Result<Connector> {
     let key = client
         .private_key
@@ -54,7 +56,11 @@ pub fn connector(
     };
     let identity =
         TlsIdentity::from_pem(&client.public_certificate, key.expose(), &cas).map_err(unusable)?;
-    Connector::new(&identity, offer).map_err(unusable)
+    match resume {
+        None => Connector::new(&identity, offer),
+        Some(max_age) => Connector::resuming(&identity, offer, max_age),
+    }
+    .map_err(unusable)
 }
 
 /// The TLS version and suite a check negotiated with a key server.

@@ -34,6 +34,8 @@ pub struct Service {
     pub(super) check_permits: Arc<tokio::sync::Semaphore>,
     /// This process, among the instances sharing a store (the health monitor's turns).
     pub(super) instance: String,
+    /// The health monitor's connectors, kept across rounds to resume TLS sessions.
+    pub(super) monitor_connectors: super::health_monitor::MonitorConnectors,
 }
 
 impl Service {
@@ -58,6 +60,7 @@ impl Service {
                 super::health_monitor::MonitorSettings::default().max_concurrent_checks,
             )),
             instance: uuid::Uuid::new_v4().to_string(),
+            monitor_connectors: Default::default(),
         }
     }
 
@@ -162,7 +165,7 @@ impl Service {
         let (client, cas) = self
             .installed_certificates(client_uuid, server_ca_uuids)
             .await?;
-        super::kmip_check::connector(&client, &cas, &self.tls_offer())
+        super::kmip_check::connector(&client, &cas, &self.tls_offer(), None)
     }
 
     /// The key manager's certificates, which must still be installed (65536821).
