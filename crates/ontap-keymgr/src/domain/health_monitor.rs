@@ -50,9 +50,16 @@ pub const TURN_SHARE: f64 = 0.9;
 /// so this matters to shorter intervals set in the configuration.
 pub const SESSION_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
-/// Connectors the monitor keeps at most, one per external key manager (its certificates, key
-/// and sessions: tens of KiB each). Key managers beyond it get a connector per round.
+/// Connectors the monitor keeps at most, one per external key manager (an OpenSSL context of
+/// about 24 KiB, its identity, and its servers' sessions: about 64 KiB with four servers). Key
+/// managers beyond it get a connector per round.
 const MAX_KEPT_CONNECTORS: usize = 1024;
+
+/// Whether rounds this far apart can resume sessions: at longer intervals (ONTAP's, 15 minutes
+/// and more) every session is too old to be offered, and no connector is kept.
+fn resumes_sessions(interval: Duration) -> bool {
+    interval < SESSION_MAX_AGE
+}
 
 /// A key manager's connector, with what it was made from.
 struct KeptConnector {
@@ -333,21 +340,28 @@ impl Service {
             .flat_map(|km| km.servers().iter().map(|s| server_key(&km.uuid, s)))
             .collect();
         self.connectivity.retain(&configured);
-        let key_managers = configured.iter().map(|(km, _)| km).collect();
+        let key_managers = match resumes_sessions(self.polling_interval()) {
+            true => configured.iter().map(|(km, _)| km).collect(),
+            false => HashSet::new(),
+        };
         self.monitor_connectors.retain(&key_managers);
         round.took = started.elapsed();
         Ok(round)
     }
 
-    /// The monitor's connector for a key manager: the previous round's while its certificates
-    /// and the TLS offer are the same, so that its servers can resume their sessions. The
-    /// certificates must still be installed, as for any check.
+    /// The monitor's connector for a key manager: at intervals short enough to resume sessions,
+    /// the previous round's while its certificates and the TLS offer are the same, so that its
+    /// servers can resume their sessions. The certificates must still be installed, as for any
+    /// check.
     async fn monitor_connector(
         &self,
         key_manager: &KeyManagerId,
         client: &CertificateId,
         cas: &[CertificateId],
     ) -> Result<kmip::Connector> {
+        if !resumes_sessions(self.polling_interval()) {
+            return self.key_manager_connector(client, cas).await;
+        }
         let (client_certificate, ca_certificates) =
             self.installed_certificates(client, cas).await?;
         let certificates: Vec<CertificateId> =
@@ -531,6 +545,17 @@ mod tests {
 
         connectors.retain(&HashSet::from([first]));
         assert_eq!(connectors.len(), 1);
+    }
+
+    #[test]
+    fn sessions_are_resumed_only_at_intervals_shorter_than_their_age() {
+        assert!(resumes_sessions(Duration::from_secs(1)));
+        assert!(resumes_sessions(Duration::from_secs(30)));
+        assert!(!resumes_sessions(SESSION_MAX_AGE));
+        let shortest = *POLLING_INTERVAL_MINUTES.start();
+        assert!(!resumes_sessions(Duration::from_secs(
+            u64::from(shortest) * 60
+        )));
     }
 
     #[test]
