@@ -39,6 +39,8 @@ async fn main() -> Result<(), Failure> {
     std::io::stdout().flush()?;
     loop {
         let (tcp, _) = listener.accept().await?;
+        // As the service's connections.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {

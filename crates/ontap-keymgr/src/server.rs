@@ -268,6 +268,9 @@ async fn serve_connections(
                 let Some(admitted) = connections.admit() else {
                     continue; // every connection is busy: this one is closed
                 };
+                // An answer's last TLS record must not wait for the client's delayed ACK of
+                // the ones before it (up to 40 ms): the tail of large listings.
+                let _ = tcp.set_nodelay(true);
                 let tls = tls.clone();
                 let service = TowerToHyperService::new(per_connection(router.clone(), peer, admitted.activity()));
                 let watcher = graceful.watcher();
