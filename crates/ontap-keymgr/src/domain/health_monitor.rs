@@ -43,7 +43,6 @@ pub const ROUND_SHARE: f64 = 0.8;
 /// How long a monitor turn lasts, as a share of the interval: less than one, so that the
 /// holder's next round finds its turn ended (and takes it again) unless it is gone.
 pub const TURN_SHARE: f64 = 0.9;
-/// Changing the polling interval needs this ONTAP version (65537303).
 /// How long a key server's TLS session stands for the certificate check of the full handshake
 /// that made it: the monitor's checks resume sessions within it (when the server allows it) and
 /// verify the server's certificate again after it. ONTAP's shortest polling interval is longer,
@@ -109,6 +108,7 @@ impl MonitorConnectors {
     }
 }
 
+/// Changing the polling interval needs this ONTAP version (65537303).
 const POLLING_SINCE: OntapVersion = OntapVersion {
     generation: 9,
     major: 10,
