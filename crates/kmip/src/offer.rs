@@ -455,8 +455,26 @@ pub fn is_fips_approved(iana_name: &str) -> bool {
     KEY_EXCHANGES.contains(&key_exchange) && cipher.starts_with("AES_")
 }
 
+/// The longest IANA suite name (`TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256` has 45
+/// characters) with room to spare: nothing longer is looked up.
+const MAX_SUITE_NAME: usize = 64;
+
+/// Whether a text has the shape of an IANA suite name: `TLS_` then upper-case letters, digits
+/// and underscores. Checked before OpenSSL sees the text, because OpenSSL takes a C string
+/// (`cipher_name` panics on an interior NUL).
+fn is_iana_shaped(name: &str) -> bool {
+    name.len() <= MAX_SUITE_NAME
+        && name.starts_with("TLS_")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// OpenSSL's name of a suite given by its IANA name, when OpenSSL knows it.
 pub fn openssl_name(iana_name: &str) -> Option<&'static str> {
+    if !is_iana_shaped(iana_name) {
+        return None;
+    }
     match openssl::ssl::cipher_name(iana_name) {
         "(NONE)" => None,
         name => Some(name),
@@ -502,6 +520,30 @@ mod tests {
                 .iter()
                 .all(|s| openssl_name(s).is_some())
         );
+    }
+
+    #[test]
+    fn names_that_are_not_iana_shaped_never_reach_openssl() {
+        for name in [
+            "A\u{0}",
+            "TLS_RSA_WITH_AES_128_CBC_SHA256\u{0}",
+            "\u{0}",
+            "",
+            "TLS_",
+            "tls_rsa_with_aes_128_cbc_sha256",
+            "TLS_RSA_WITH_AES_128_CBC_SHA256\n",
+            "TLS_\u{7f}",
+            "TLS_\u{e9}",
+            &format!("TLS_{}", "A".repeat(100)),
+        ] {
+            assert_eq!(openssl_name(name), None, "{name:?}");
+        }
+        assert_eq!(
+            openssl_name("TLS_RSA_WITH_AES_128_CBC_SHA256"),
+            Some("AES128-SHA256")
+        );
+        let refused = TlsOffer::new(&[TlsVersion::Tls1_2], &["A\u{0}".to_string()], false);
+        assert!(matches!(refused, Err(OfferError::UnknownSuite(_))));
     }
 
     #[test]

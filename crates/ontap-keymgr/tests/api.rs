@@ -304,6 +304,25 @@ fn key_managers_have_ontaps_shape_rules_and_status() {
     keymgr
         .post("/api/security/key-managers", &no_cert)
         .assert_error(400, "65536821");
+    // A refusal about an embedded server names the field's whole path, as ONTAP does.
+    for (server, target) in [
+        (
+            json!({ "server": kmip.address(), "timeout": 99 }),
+            "external.servers.timeout",
+        ),
+        (json!({ "server": "ks1:99999" }), "external.servers.server"),
+        (
+            json!({ "server": kmip.address(), "username": "u" }),
+            "external.servers.password",
+        ),
+    ] {
+        let bad = json!({ "svm": { "name": "svm2" }, "external": {
+            "client_certificate": { "name": "svm1-client" }, "server_ca_certificates": [{ "name": "svm1-server-ca" }],
+            "servers": [server] } });
+        let refused = keymgr.post("/api/security/key-managers", &bad);
+        assert_eq!(refused.status, 400, "{refused:?}");
+        assert_eq!(refused.target(), target, "{refused:?}");
+    }
     let no_servers = json!({ "svm": { "name": "svm2" }, "external": {
         "client_certificate": { "name": "missing" }, "server_ca_certificates": [{ "name": "missing-ca" }] } });
     keymgr

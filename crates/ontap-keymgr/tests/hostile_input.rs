@@ -2,10 +2,15 @@
 //! numeric code and a message — and changes nothing: malformed JSON, bodies of the wrong shape,
 //! wrong types, out-of-range numbers, oversized and invalid UTF-8 bodies, mangled addresses, and
 //! odd paths and query strings, sent to every write endpoint. A bounded, fixed list: every case
-//! runs once.
+//! runs once. A body over the size limit is refused before it is read, and its connection closed.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use serde_json::{Value, json};
 use support::{Keymgr, Response, create_key_manager, create_svm, encoded, good_kmip};
 use test_support::pki::TestPki;
@@ -42,8 +47,7 @@ fn bad_bodies() -> Vec<(String, Vec<u8>)> {
     bodies.push(("5000 nested arrays".into(), deep.into_bytes()));
     let invalid_utf8 = b"{\"name\": \"\xff\xfe\"}".to_vec();
     bodies.push(("invalid UTF-8".into(), invalid_utf8));
-    let oversized = format!("{{\"name\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
-    bodies.push(("a 2 MiB body".into(), oversized.into_bytes()));
+    // Bodies over the size limit: `an_oversized_body_is_refused_unread_and_its_connection_closed`.
     bodies
 }
 
@@ -164,4 +168,86 @@ fn hostile_input_is_refused_with_an_envelope_and_changes_nothing() {
     );
     let log = keymgr.log();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A TLS connection to the service that the test writes bytes on as it likes.
+fn raw_connection(keymgr: &Keymgr) -> SslStream<TcpStream> {
+    let mut connector = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+    connector.set_verify(SslVerifyMode::NONE);
+    let tcp = TcpStream::connect(("127.0.0.1", keymgr.port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("write timeout");
+    connector
+        .build()
+        .connect("localhost", tcp)
+        .expect("TLS handshake")
+}
+
+fn basic_authorization(keymgr: &Keymgr) -> String {
+    use base64::Engine;
+    let pair = format!("{}:{}", keymgr.user, keymgr.password);
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// Everything the service sends until it closes the connection.
+fn read_to_close(connection: &mut SslStream<TcpStream>) -> String {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n @ 1..) = connection.read(&mut buffer) {
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn an_oversized_body_is_refused_unread_and_its_connection_closed() {
+    let keymgr = Keymgr::spawn_app();
+    // A body announced at 100 MB, with and without credentials: answered before a byte of it is
+    // sent, and the connection closed (the service would otherwise wait for the body).
+    for (authorization, status, code) in [
+        (basic_authorization(&keymgr), "400", "262199"),
+        (String::new(), "401", "6"),
+    ] {
+        let mut connection = raw_connection(&keymgr);
+        let head = format!(
+            "POST /api/svm/svms HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             {authorization}Content-Length: 100000000\r\n\r\n"
+        );
+        connection.write_all(head.as_bytes()).expect("head");
+        let answer = read_to_close(&mut connection);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(answer.contains(&format!("\"code\":\"{code}\"")), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    // A chunked body that never ends: the service stops reading past the limit (1 MiB) and
+    // closes; what the client manages to write is that plus the sockets' buffers, not more.
+    let mut connection = raw_connection(&keymgr);
+    let head = format!(
+        "POST /api/svm/svms HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         {}Transfer-Encoding: chunked\r\n\r\n",
+        basic_authorization(&keymgr)
+    );
+    connection.write_all(head.as_bytes()).expect("head");
+    let chunk = format!("10000\r\n{}\r\n", "a".repeat(0x10000));
+    let mut written = 0usize;
+    while written < 100_000_000 && connection.write_all(chunk.as_bytes()).is_ok() {
+        written += 0x10000;
+    }
+    assert!(
+        written < 16 * 1024 * 1024,
+        "the service read {written} bytes of a body over its 1 MiB limit"
+    );
+    // The service is still there for everyone else.
+    assert_eq!(keymgr.get("/api/cluster").status, 200);
 }

@@ -1,6 +1,8 @@
 //! The served OpenAPI document against the service itself: schemathesis (from the test
-//! virtualenv) generates requests for every operation from the document, and no answer may be a
-//! 5xx or disagree with the response schema the document declares.
+//! virtualenv) generates requests for every operation from the document — its coverage, fuzzing
+//! and stateful phases, with a fixed seed — and fails on any 5xx, network error, answer that
+//! disagrees with the response schema the document declares, or request that breaks the
+//! document and is accepted anyway.
 //!
 //! The service is seeded first (an SVM, certificates, a key manager with a PyKMIP key server), so
 //! that reads return real records. Operations that take key-server addresses (creating a key
@@ -21,8 +23,8 @@ use support::{Keymgr, create_key_manager, good_kmip, wait_bounded};
 use test_support::pki::TestPki;
 use test_support::pykmip::python;
 
-/// Examples per operation: enough to find schema mismatches, bounded for CI.
-const EXAMPLES: &str = "15";
+/// Examples per operation and phase: enough to find schema mismatches, bounded for CI.
+const EXAMPLES: &str = "60";
 /// The whole run's bound.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -84,8 +86,11 @@ fn run_schemathesis(dir: &Path, config: &Path, keymgr: &Keymgr) -> String {
         .args(["run", &keymgr.url("/docs/api/openapi.json")])
         .args(["--auth", &format!("{}:{}", keymgr.user, keymgr.password)])
         .args(["--tls-verify", "false"])
-        .args(["--checks", "not_a_server_error,response_schema_conformance"])
-        .args(["--phases", "coverage,fuzzing"])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,negative_data_rejection",
+        ])
+        .args(["--phases", "coverage,fuzzing,stateful"])
         .args(["--max-examples", EXAMPLES])
         .args(["--workers", "1", "--seed", "1"]);
     for operation in LEFT_OUT {

@@ -91,12 +91,21 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     audited(state, name, address, request, next).await
 }
 
-/// A refusal answered before the request's body was read: the body is read first (bounded as
-/// any body is), because a connection whose request body is left unread is closed after the
-/// answer, and the client's next request on it would fail without an answer.
-async fn after_body(request: Request, refusal: Response) -> Response {
-    if !is_read(request.method()) {
-        let _ = body::read(request.into_body()).await;
+/// A refusal answered before the request's body was read: a body of allowed size is read
+/// first, because a connection whose request body is left unread is closed after the answer,
+/// and the client's next request on it would fail without an answer. A larger one is not read
+/// at all: the refusal closes the connection.
+async fn after_body(request: Request, mut refusal: Response) -> Response {
+    if is_read(request.method()) {
+        return refusal;
+    }
+    let fits = !body::announced_too_large(request.headers())
+        && body::read(request.into_body()).await.is_ok();
+    if !fits {
+        refusal.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
     refusal
 }
@@ -111,6 +120,10 @@ async fn audited(
 ) -> Response {
     let described = method_and_path(&request);
     if let Err(error) = body::check_transfer_coding(request.headers()) {
+        return refused(&state, &user, described, address, error).await;
+    }
+    if body::announced_too_large(request.headers()) {
+        let error = Error::BodyTooLarge(body::MAX_BODY_BYTES);
         return refused(&state, &user, described, address, error).await;
     }
     let (parts, body) = request.into_parts();

@@ -12,11 +12,6 @@ use crate::domain::model::Secret;
 /// The largest body the service reads; certificates are the biggest inputs.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// How much of a too-large body is read and thrown away before the refusal is sent. A client
-/// that is still sending when the server answers and closes gets a reset connection and never
-/// sees the answer; reading on (bounded) lets it see ONTAP's error envelope instead.
-const MAX_DISCARDED_BYTES: usize = 64 * 1024 * 1024;
-
 /// How long a client may take to send a request body, start to end (the headers have their own
 /// limit): a client that declares a body and stops sending must not hold its connection forever.
 pub const BODY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -64,26 +59,30 @@ pub fn check_transfer_coding(headers: &axum::http::HeaderMap) -> Result<(), Erro
     Ok(())
 }
 
+/// Whether the request announces a body larger than [`MAX_BODY_BYTES`]: refused before a byte
+/// of it is read (a client that sent `Expect: 100-continue` never sends it).
+pub fn announced_too_large(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
+
+/// Reads until the body ends or passes [`MAX_BODY_BYTES`]; then it stops: the refusal closes
+/// the connection, so nothing more of the body is ever read.
 async fn read_all(mut body: HttpBody) -> Result<Bytes, Error> {
     let mut kept: Vec<u8> = Vec::new();
-    let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| Error::InvalidJson(format!("the body is incomplete: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        total = total.saturating_add(data.len());
-        if total <= MAX_BODY_BYTES {
-            kept.extend_from_slice(&data);
-        } else if total > MAX_DISCARDED_BYTES {
-            break;
+        if kept.len().saturating_add(data.len()) > MAX_BODY_BYTES {
+            return Err(Error::BodyTooLarge(MAX_BODY_BYTES));
         }
-    }
-    if total > MAX_BODY_BYTES {
-        return Err(Error::InvalidJson(format!(
-            "the body is larger than {MAX_BODY_BYTES} bytes"
-        )));
+        kept.extend_from_slice(&data);
     }
     Ok(Bytes::from(kept))
 }

@@ -41,26 +41,39 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = error.code(), %error, "request refused");
         }
-        let code = error.code().to_string();
-        let mut body = json!({ "message": error.to_string(), "code": code });
-        if let Some(target) = error.target() {
-            body["target"] = target.into();
-        }
-        let mut response = hal_json(status, &json!({ "error": body }));
-        response.extensions_mut().insert(ErrorCode(code));
-        if let Some(seconds) = error.retry_after()
-            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
-        {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, value);
-        }
-        if matches!(error, Error::Unauthenticated) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"ontap-keymgr\""),
-            );
-        }
-        response
+        envelope(&error)
     }
+}
+
+/// The error as ONTAP's envelope, with its status and headers; logs nothing (the caller has).
+pub fn envelope(error: &Error) -> Response {
+    let status = status_code(error.status());
+    let code = error.code().to_string();
+    let mut body = json!({ "message": error.to_string(), "code": code });
+    if let Some(target) = error.target() {
+        body["target"] = target.into();
+    }
+    let mut response = hal_json(status, &json!({ "error": body }));
+    response.extensions_mut().insert(ErrorCode(code));
+    if let Some(seconds) = error.retry_after()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    if matches!(error, Error::BodyTooLarge(_)) {
+        // The unread rest of the body would be taken for the next request.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    if matches!(error, Error::Unauthenticated) {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Basic realm=\"ontap-keymgr\""),
+        );
+    }
+    response
 }

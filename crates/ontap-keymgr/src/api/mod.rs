@@ -9,11 +9,14 @@ pub mod certificates;
 pub mod cluster;
 pub mod envelope;
 pub mod error;
+#[cfg(test)]
+mod hostile_text_tests;
 pub mod key_manager_configs;
 pub mod key_managers;
 pub mod key_servers;
 pub mod listing;
 pub mod openapi;
+pub mod panics;
 pub mod query;
 pub mod response_cache;
 pub mod security;
@@ -108,12 +111,16 @@ pub fn router(service: Arc<Service>) -> Router {
     // The API's description is public, as ONTAP's /docs/api is.
     let docs = Router::new().route(OPENAPI_PATH, get(openapi_json));
     let routes = docs.merge(api);
-    // Paths are normalized before they are routed, so this wraps the routes.
-    Router::new().fallback_service(
-        tower::ServiceBuilder::new()
-            .map_request(collapse_slashes)
-            .service(routes),
-    )
+    panics::install_hook();
+    // Paths are normalized before they are routed, so this wraps the routes; a panic anywhere
+    // inside (authentication included) is answered.
+    Router::new()
+        .fallback_service(
+            tower::ServiceBuilder::new()
+                .map_request(collapse_slashes)
+                .service(routes),
+        )
+        .layer(middleware::from_fn(panics::answer_panics))
 }
 
 /// ONTAP reads `/api//security` as `/api/security`, and clients send such paths (Ansible's

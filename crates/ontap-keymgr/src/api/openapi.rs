@@ -42,6 +42,8 @@ pub struct Operation {
     pub query: bool,
     /// The fields a request body may set (any other is refused with 262179); `None`: no body.
     pub body: Option<&'static [(&'static str, Type)]>,
+    /// Whether the body may be left out: a PATCH without one changes nothing and answers 200.
+    pub body_optional: bool,
     pub status: u16,
     /// The ONTAP error codes it answers besides the common ones; their descriptions come from
     /// the domain's catalogue.
@@ -191,6 +193,7 @@ pub const PATHS: &[Path] = &[
             resource: &CLUSTER,
             query: true,
             body: None,
+            body_optional: false,
             status: 200,
             codes: &[],
         }],
@@ -203,6 +206,7 @@ pub const PATHS: &[Path] = &[
             resource: &NODE,
             query: true,
             body: None,
+            body_optional: false,
             status: 200,
             codes: &[],
         }],
@@ -216,6 +220,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SECURITY,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -225,6 +230,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SECURITY,
                 query: false,
                 body: Some(SECURITY_PATCH),
+                body_optional: true,
                 status: 200,
                 codes: &[52428817, 52428824],
             },
@@ -239,6 +245,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER_CONFIG,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -248,6 +255,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER_CONFIG,
                 query: false,
                 body: Some(super::key_manager_configs::PATCH_BODY),
+                body_optional: true,
                 status: 200,
                 codes: &[65536809, 65537303, 65537304],
             },
@@ -262,6 +270,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SVM,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -271,6 +280,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SVM,
                 query: false,
                 body: Some(SVM_POST),
+                body_optional: false,
                 status: 201,
                 codes: &[1],
             },
@@ -285,6 +295,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SVM,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -294,6 +305,7 @@ pub const PATHS: &[Path] = &[
                 resource: &SVM,
                 query: false,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND, 8],
             },
@@ -308,6 +320,7 @@ pub const PATHS: &[Path] = &[
                 resource: &CERTIFICATE,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -317,6 +330,7 @@ pub const PATHS: &[Path] = &[
                 resource: &CERTIFICATE,
                 query: false,
                 body: Some(CERTIFICATE_POST),
+                body_optional: false,
                 status: 201,
                 codes: &[
                     3735618, 3735622, 3735693, 52559973, 52559975, 52559976, 52560123, 2621462,
@@ -333,6 +347,7 @@ pub const PATHS: &[Path] = &[
                 resource: &CERTIFICATE,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -342,6 +357,7 @@ pub const PATHS: &[Path] = &[
                 resource: &CERTIFICATE,
                 query: false,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND, 3735683],
             },
@@ -356,6 +372,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -365,6 +382,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER,
                 query: false,
                 body: Some(KEY_MANAGER_POST),
+                body_optional: false,
                 status: 201,
                 codes: &[
                     65536038,
@@ -395,6 +413,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -404,6 +423,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER,
                 query: false,
                 body: Some(KEY_MANAGER_PATCH),
+                body_optional: true,
                 status: 200,
                 codes: &[NOT_FOUND, 65536139, 65536150, 65536404, 65536821, 65536917],
             },
@@ -413,6 +433,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_MANAGER,
                 query: false,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -427,6 +448,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_SERVER,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND, 65536834],
             },
@@ -436,6 +458,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_SERVER,
                 query: false,
                 body: Some(super::key_servers::POST_BODY),
+                body_optional: false,
                 status: 201,
                 codes: &[
                     NOT_FOUND,
@@ -467,6 +490,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_SERVER,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND, 65536843],
             },
@@ -476,6 +500,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_SERVER,
                 query: false,
                 body: Some(KEY_SERVER_PATCH),
+                body_optional: false,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -504,6 +529,7 @@ pub const PATHS: &[Path] = &[
                 resource: &KEY_SERVER,
                 query: false,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[
                     NOT_FOUND,
@@ -523,6 +549,7 @@ pub const PATHS: &[Path] = &[
             resource: &AUDIT,
             query: true,
             body: None,
+            body_optional: false,
             status: 200,
             codes: &[],
         }],
@@ -536,6 +563,7 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[],
             },
@@ -545,6 +573,7 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: false,
                 body: Some(ACCOUNT_POST),
+                body_optional: false,
                 status: 201,
                 codes: &[1],
             },
@@ -559,6 +588,7 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: true,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -568,6 +598,7 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: false,
                 body: Some(ACCOUNT_PATCH),
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
             },
@@ -577,6 +608,7 @@ pub const PATHS: &[Path] = &[
                 resource: &ACCOUNT,
                 query: false,
                 body: None,
+                body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND, 8],
             },
@@ -597,17 +629,13 @@ pub fn document() -> Value {
         }
         paths.insert(path.path.to_string(), Value::Object(operations));
     }
-    let resources = [
-        &SECURITY,
-        &ACCOUNT,
-        &CLUSTER,
-        &NODE,
-        &SVM,
-        &CERTIFICATE,
-        &KEY_MANAGER,
-        &KEY_SERVER,
-        &AUDIT,
-    ];
+    // Every resource an operation answers with, each once: no `$ref` can name a missing one.
+    let mut resources: Vec<&Resource> = Vec::new();
+    for operation in PATHS.iter().flat_map(|path| path.operations) {
+        if !resources.iter().any(|r| r.name == operation.resource.name) {
+            resources.push(operation.resource);
+        }
+    }
     let mut schemas = Map::new();
     for resource in resources {
         let mut schema = object_schema(&resource.fields(), resource.schema.arrays, false);
@@ -651,12 +679,18 @@ fn object_schema(fields: &[(&str, Type)], arrays: &[&str], closed: bool) -> Valu
         let parts: Vec<&str> = path.split('.').collect();
         insert_property(&mut root, &parts, "", *field_type, arrays, closed);
     }
+    if let Some(root) = root.as_object_mut() {
+        // The body itself must be an object.
+        root.remove("nullable");
+    }
     root
 }
 
 fn new_object(closed: bool) -> Value {
     match closed {
-        true => json!({ "type": "object", "properties": {}, "additionalProperties": false }),
+        true => {
+            json!({ "type": "object", "properties": {}, "additionalProperties": false, "nullable": true })
+        }
         false => json!({ "type": "object", "properties": {} }),
     }
 }
@@ -675,6 +709,10 @@ fn insert_property(
     let properties = &mut schema["properties"];
     if rest.is_empty() {
         properties[*first] = type_json(field_type);
+        if closed {
+            // A request's `null` means the field is not given (`api/body.rs`).
+            properties[*first]["nullable"] = true.into();
+        }
         return;
     }
     let path = match prefix {
@@ -724,13 +762,14 @@ fn one_of<'a>(names: impl Iterator<Item = &'a str>) -> String {
 fn fields_pattern(schema: &Schema) -> String {
     let all = names(schema.fields).chain(names(schema.expensive));
     let name = format!("(\\*\\*|\\*|{})", &one_of(all));
-    format!("^{name}(,{name})*$")
+    // Empty means not given, as ONTAP reads it (docs/compatibility.md).
+    format!("^({name}(,{name})*)?$")
 }
 
 /// `order_by`: comma-separated `field [asc|desc]`.
 fn order_by_pattern(schema: &Schema) -> String {
     let key = format!("{}( (asc|desc))?", one_of(names(schema.fields)));
-    format!("^{key}(,{key})*$")
+    format!("^({key}(,{key})*)?$")
 }
 
 fn query_parameters(schema: &Schema) -> Vec<Value> {
@@ -794,8 +833,7 @@ fn operation_json(path: &str, operation: &Operation) -> Value {
     });
     if let Some(writable) = operation.body {
         let input = object_schema(writable, operation.resource.schema.arrays, true);
-        result["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": input } } });
+        result["requestBody"] = json!({ "required": !operation.body_optional, "content": { "application/json": { "schema": input } } });
     }
     result
 }
@@ -812,6 +850,32 @@ mod tests {
                     assert!(ontap_message(*code).is_some(), "{code} of {}", path.path);
                 }
             }
+        }
+    }
+
+    /// Every `$ref` in the document, wherever it is.
+    fn references(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target.clone());
+                }
+                map.values().for_each(|v| references(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let document = document();
+        let mut found = Vec::new();
+        references(&document, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for target in found {
+            let pointer = target.strip_prefix('#').expect("a local reference");
+            assert!(document.pointer(pointer).is_some(), "{target} is dangling");
         }
     }
 

@@ -58,6 +58,9 @@ pub enum Error {
     ConflictingFields { first: String, second: String },
     #[error("Invalid JSON input: {0}")]
     InvalidJson(String),
+    /// Answered at once, and the connection closed: the rest of the body is never read.
+    #[error("Invalid JSON input: the body is larger than {0} bytes.")]
+    BodyTooLarge(usize),
     #[error("Invalid JSON input, an array was expected for field \"{0}\".")]
     ArrayExpected(String),
     #[error("Invalid JSON input, an array was not expected for field \"{0}\".")]
@@ -95,6 +98,13 @@ pub enum Error {
     SvmNotFound(String),
     #[error("Internal error: {0}")]
     Internal(String),
+    /// An error about a field of an object nested in the body (`external.servers`): ONTAP's
+    /// target names the whole path (`external.servers.timeout`).
+    #[error("{error}")]
+    InField {
+        path: &'static str,
+        error: Box<Error>,
+    },
 
     // ---- the security configuration ---------------------------------------------------------
     #[error("SSLv3 is not supported when FIPS is enabled.")]
@@ -420,7 +430,7 @@ impl Error {
             InvalidFieldsValue { .. } | InvalidValue { .. } => 262197,
             MissingValue(_) => 262212,
             ConflictingFields { .. } => 262186,
-            InvalidJson(_) => 262199,
+            InvalidJson(_) | BodyTooLarge(_) => 262199,
             ArrayExpected(_) => 262254,
             ArrayNotExpected(_) => 262255,
             ReadOnlyField(_) => 262196,
@@ -431,6 +441,7 @@ impl Error {
             InUse(_) => 8,
             SvmNotFound(_) => 2621462,
             Internal(_) => 262145,
+            InField { error, .. } => error.code(),
             SslV3NotFips => 52428817,
             TlsVersionNotFips(_) => 52428824,
             BadCertificate(_) => 52559975,
@@ -486,6 +497,7 @@ impl Error {
             MethodNotAllowed { .. } => Status::MethodNotAllowed,
             AlreadyExists { .. } | InUse(_) => Status::Conflict,
             Internal(_) | KeyServersUnreadable(_) => Status::Internal,
+            InField { error, .. } => error.status(),
             _ => Status::BadRequest,
         }
     }
@@ -505,6 +517,12 @@ impl Error {
     pub fn target(&self) -> Option<String> {
         use Error::*;
         let target = match self {
+            InField { path, error } => {
+                return Some(match error.target() {
+                    Some(leaf) => format!("{path}.{leaf}"),
+                    None => path.to_string(),
+                });
+            }
             NotFound { target } => *target,
             UnexpectedArgument(name) | MissingValue(name) | ReadOnlyField(name) => name,
             ArrayExpected(name) | ArrayNotExpected(name) => name,
@@ -543,6 +561,16 @@ impl Error {
             _ => return None,
         };
         Some(target.to_string())
+    }
+}
+
+impl Error {
+    /// The same error, about a field of the object at `path` in the body.
+    pub fn within(self, path: &'static str) -> Error {
+        Error::InField {
+            path,
+            error: Box::new(self),
+        }
     }
 }
 

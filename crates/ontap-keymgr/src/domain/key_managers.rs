@@ -15,6 +15,9 @@ use super::service::Service;
 use super::store::{key_manager_read_error, write_error};
 use super::svms::SvmSelector;
 
+/// Where a new key manager's key servers are in its body.
+const EMBEDDED_SERVERS: &str = "external.servers";
+
 /// ONTAP's passphrase length: "32-256 ASCII characters".
 const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 32..=256;
 
@@ -254,9 +257,10 @@ impl Service {
             .servers
             .into_iter()
             .map(|new| parse_new_server(new, &[]))
-            .collect::<Result<Vec<KeyServer>>>()?;
-        check_not_duplicated(&servers, &[])?;
-        check_limit(0, servers.len())?;
+            .collect::<Result<Vec<KeyServer>>>()
+            .map_err(|e| e.within(EMBEDDED_SERVERS))?;
+        check_not_duplicated(&servers, &[]).map_err(|e| e.within(EMBEDDED_SERVERS))?;
+        check_limit(0, servers.len()).map_err(|e| e.within(EMBEDDED_SERVERS))?;
         let client = self
             .find_certificate(
                 &client_reference,
