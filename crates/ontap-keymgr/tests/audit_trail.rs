@@ -154,6 +154,24 @@ fn a_long_trail_is_read_a_page_at_a_time_and_kept_bounded() {
     assert_eq!(found.body["records"][0]["path"], "/api/svm/svms");
     let all = keymgr.get("/api/security/audit/messages?return_records=false");
     assert_eq!(all.body["num_records"], 10_001, "{all:?}");
+    // No answer holds more than 1,000 records (each of these holds 2 KiB of input): the rest
+    // is behind `_links.next`, as ONTAP answers a collection it could not gather at once.
+    let unbounded = keymgr.get("/api/security/audit/messages?fields=input&max_records=5000");
+    assert_eq!(unbounded.body["num_records"], 1_000, "{}", unbounded.status);
+    let next = unbounded.body["_links"]["next"]["href"]
+        .as_str()
+        .expect("a next link");
+    assert!(next.contains("start.offset=1000"), "{next}");
+    // Sorted by the client: the newest first, read through the whole trail.
+    let newest =
+        keymgr.get("/api/security/audit/messages?order_by=index%20desc&max_records=2&fields=user");
+    assert_eq!(newest.body["records"][0]["user"], "admin", "{newest:?}");
+    assert_eq!(newest.body["records"][1]["user"], "bulk", "{newest:?}");
+    // A sorted page deep in the trail would hold it all in memory: refused, with the way out.
+    let deep = keymgr
+        .get("/api/security/audit/messages?order_by=index%20desc&start.offset=4999&max_records=5");
+    deep.assert_error(400, "262197");
+    assert_eq!(deep.target(), "start.offset", "{deep:?}");
 
     // With a retention of 100, the next write leaves the newest 100.
     assert!(keymgr.stop());

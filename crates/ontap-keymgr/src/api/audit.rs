@@ -9,9 +9,11 @@ use crate::domain::model::AuditRecord;
 
 use super::AppState;
 use super::cluster::node_ref;
+use super::envelope::counted;
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection};
-use super::query::{Schema, Type};
+use super::query::{Query, START_OFFSET, Schema, Type};
+use crate::domain::Error;
 
 pub const AUDIT_SCHEMA: Schema = Schema {
     fields: &[
@@ -74,22 +76,47 @@ fn audit_json(record: &AuditRecord, node: Option<&Node>) -> Value {
     })
 }
 
+const PATH: &str = "/api/security/audit/messages";
+
 /// How many records are read from the store at a time.
 const BATCH: usize = 1_000;
 
+/// The most records one answer holds; a client that asks for more (or for all, by giving no
+/// `max_records`) gets this many and `_links.next` for the rest, as ONTAP answers a large
+/// collection it could not gather within `return_timeout`. netapp-ontap follows the link.
+pub const PAGE_LIMIT: usize = 1_000;
+
+/// How far into a sorted trail a page may start: a sorted answer keeps the best
+/// `start.offset + page + 1` records while it reads the trail, so this bounds its memory.
+pub const SORT_WINDOW: usize = 5 * PAGE_LIMIT;
+
 /// Reads the trail batch by batch, keeping the records that pass the query's filters, and stops
 /// once the page asked for (and one more, which says whether there is a next page) is complete:
-/// `max_records=1` reads one batch however long the trail is. Only an `order_by` of the
-/// client's own needs every matching record, which the retention setting bounds.
+/// `max_records=1` reads one batch however long the trail is. An `order_by` of the client's own
+/// reads every batch but keeps only the best records it has seen: the window and one batch.
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
-    let query = parse(&pairs, &AUDIT_SCHEMA)?;
-    let enough = match (query.has_order(), query.max_records) {
-        (false, Some(max)) => Some(query.offset.saturating_add(max).saturating_add(1)),
-        _ => None,
-    };
+    let mut query = parse(&pairs, &AUDIT_SCHEMA)?;
+    if !query.return_records {
+        return count(&state, &query).await;
+    }
+    let page = query.max_records.unwrap_or(PAGE_LIMIT).min(PAGE_LIMIT);
+    query.max_records = Some(page);
+    let window = query.offset.saturating_add(page).saturating_add(1);
+    let sorted = query.has_order();
+    if sorted && window > SORT_WINDOW + 1 {
+        return Err(Error::InvalidValue {
+            field: START_OFFSET.into(),
+            message: format!(
+                "A sorted audit trail is read from its first {SORT_WINDOW} matching records \
+                 only: \"start.offset\" + \"max_records\" may not exceed {SORT_WINDOW}. Narrow the \
+                 records with a filter (for example on \"index\" or \"timestamp\")."
+            ),
+        }
+        .into());
+    }
     let node = state.service.cluster().first_node();
     let mut matching = Vec::new();
     let mut after = 0;
@@ -106,13 +133,40 @@ pub async fn list(
                 .map(|record| audit_json(record, node))
                 .filter(|r| query.matches(r)),
         );
-        if enough.is_some_and(|enough| matching.len() >= enough) || !full_batch {
+        if sorted && matching.len() > window + BATCH {
+            query.sort(&mut matching);
+            matching.truncate(window);
+        }
+        if (!sorted && matching.len() >= window) || !full_batch {
             break;
         }
     }
-    Ok(respond_collection(
-        &query,
-        matching,
-        "/api/security/audit/messages",
-    ))
+    Ok(respond_collection(&query, matching, PATH))
+}
+
+/// `return_records=false`: how many records match (after `start.offset`, at most
+/// `max_records`), counted batch by batch without keeping any.
+async fn count(state: &AppState, query: &Query) -> ApiResult<Response> {
+    let node = state.service.cluster().first_node();
+    let mut matching = 0usize;
+    let mut after = 0;
+    loop {
+        let batch = state.service.audit_records_after(after, BATCH).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.index;
+        matching += batch
+            .iter()
+            .filter(|record| query.matches(&audit_json(record, node)))
+            .count();
+        if batch.len() < BATCH {
+            break;
+        }
+    }
+    let mut shown = matching.saturating_sub(query.offset);
+    if let Some(max) = query.max_records {
+        shown = shown.min(max);
+    }
+    Ok(counted(shown, PATH))
 }

@@ -60,6 +60,11 @@ pub fn collection(
     ok(&body)
 }
 
+/// A collection asked for with `return_records=false`: how many records match, and no record.
+pub fn counted(num_records: usize, self_href: &str) -> Response {
+    ok(&json!({ "num_records": num_records, "_links": self_link(self_href) }))
+}
+
 /// `201 Created` with `Location: <path>`; the body carries the new records only when asked to.
 pub fn created(location: &str, records: Option<Vec<Value>>) -> Response {
     let body = match records {

@@ -358,6 +358,23 @@ impl Keymgr {
         self.request("GET", path, None)
     }
 
+    /// Every record of a collection, following `_links.next` as netapp-ontap does (the audit
+    /// trail answers at most 1,000 records at a time).
+    #[allow(dead_code)] // not every test binary reads long collections
+    pub fn get_all_records(&self, path: &str) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(path) = next.take() {
+            let page = self.get(&path);
+            assert_eq!(page.status, 200, "{path}: {page:?}");
+            records.extend(page.body["records"].as_array().cloned().unwrap_or_default());
+            next = page.body["_links"]["next"]["href"]
+                .as_str()
+                .map(str::to_string);
+        }
+        records
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> Response {
         self.request("POST", path, Some(body))
     }
