@@ -575,3 +575,18 @@ fn readonly_users_may_read_but_not_write() {
         .request_as("auditor", "auditor-pass-1", "GET", "/api/svm/svms", None)
         .assert_error(401, "6");
 }
+
+#[test]
+fn the_catalogue_is_bounded() {
+    let keymgr = Keymgr::spawn_app();
+    let limit = ontap_keymgr::domain::limits::MAX_SVMS;
+    for n in 0..limit {
+        let created = keymgr.post("/api/svm/svms", &json!({ "name": format!("svm{n}") }));
+        assert_eq!(created.status, 201, "{n}: {created:?}");
+    }
+    let refused = keymgr.post("/api/svm/svms", &json!({ "name": "one-too-many" }));
+    refused.assert_error(409, "262145");
+    assert!(refused.message().contains("1024 SVMs"), "{refused:?}");
+    let listed = keymgr.get("/api/svm/svms?return_records=false");
+    assert_eq!(listed.body["num_records"], limit, "{listed:?}");
+}

@@ -1,6 +1,7 @@
 //! Installing, listing and removing certificates (`/api/security/certificates`); reading them is
 //! `x509.rs`, and PEM `pem.rs`.
 
+use super::limits::{MAX_CERTIFICATES, check_room};
 use std::time::SystemTime;
 
 use super::store::StoreFailure;
@@ -50,6 +51,11 @@ impl Service {
             Some(selector) => Some(self.resolve_svm(selector).await?),
             None => None,
         };
+        check_room(
+            "certificates",
+            self.certificates().await?.len(),
+            MAX_CERTIFICATES,
+        )?;
         let key = new.private_key.as_ref().map(Secret::expose);
         let parsed = validate_installation(cert_type, &public_certificate, key, SystemTime::now())?;
         let name = match new.name {

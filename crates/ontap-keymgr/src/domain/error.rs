@@ -94,6 +94,10 @@ pub enum Error {
     },
     #[error("{0}")]
     InUse(String),
+    #[error(
+        "The cluster already holds {limit} {what}, the most this service keeps: delete one first."
+    )]
+    LimitReached { what: &'static str, limit: usize },
     #[error("The specified SVM \"{0}\" does not exist or cannot be accessed by this user.")]
     SvmNotFound(String),
     #[error("Internal error: {0}")]
@@ -439,6 +443,7 @@ impl Error {
             MethodNotAllowed { .. } => 3,
             AlreadyExists { .. } => 1,
             InUse(_) => 8,
+            LimitReached { .. } => 262145,
             SvmNotFound(_) => 2621462,
             Internal(_) => 262145,
             InField { error, .. } => error.code(),
@@ -495,7 +500,7 @@ impl Error {
             Busy | StorageFull | StoreUnavailable => Status::Unavailable,
             PermissionDenied { .. } => Status::Forbidden,
             MethodNotAllowed { .. } => Status::MethodNotAllowed,
-            AlreadyExists { .. } | InUse(_) => Status::Conflict,
+            AlreadyExists { .. } | InUse(_) | LimitReached { .. } => Status::Conflict,
             Internal(_) | KeyServersUnreadable(_) => Status::Internal,
             InField { error, .. } => error.status(),
             _ => Status::BadRequest,

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod key_managers;
 pub mod key_servers;
 pub mod kmip_check;
+pub mod limits;
 pub mod login;
 pub mod model;
 pub mod pem;

@@ -3,6 +3,7 @@
 use super::store::StoreFailure;
 
 use super::error::{Error, Result};
+use super::limits::{MAX_SVMS, check_room};
 use super::model::{Svm, SvmId, SvmRef};
 use super::service::Service;
 use super::store::internal;
@@ -32,6 +33,8 @@ impl Service {
 
     pub async fn create_svm(&self, name: &str) -> Result<Svm> {
         check_name(name)?;
+        let existing = self.store.list_svms().await.map_err(internal)?.len();
+        check_room("SVMs", existing, MAX_SVMS)?;
         let svm = Svm {
             uuid: SvmId::new_random(),
             name: name.to_string(),

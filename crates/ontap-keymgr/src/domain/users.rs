@@ -1,5 +1,6 @@
 //! Users of the API: Basic authentication against Argon2 password hashes, and the first admin.
 
+use super::limits::{MAX_ACCOUNTS, check_room};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -142,6 +143,8 @@ impl Service {
     pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
         check_user_name(name)?;
         check_password(password)?;
+        let existing = self.store.count_users().await.map_err(internal)?;
+        check_room("accounts", existing, MAX_ACCOUNTS)?;
         self.insert_user(name, password, role).await
     }
 
