@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
@@ -33,11 +34,26 @@ struct Counts {
 impl KmipResponder {
     /// Listens on 127.0.0.1 (port 0) with this certificate and key, trusting clients of `ca_pem`.
     pub async fn start(cert_pem: &str, key_pem: &str, ca_pem: &str) -> KmipResponder {
+        KmipResponder::start_slow(cert_pem, key_pem, ca_pem, Duration::ZERO).await
+    }
+
+    /// The same, answering each request only after `delay`: a slow key server.
+    pub async fn start_slow(
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: &str,
+        delay: Duration,
+    ) -> KmipResponder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let acceptor = acceptor(cert_pem, key_pem, ca_pem);
         let counts = Arc::new(Counts::default());
-        let task = tokio::spawn(serve_counting(listener, acceptor, Arc::clone(&counts)));
+        let task = tokio::spawn(serve_counting(
+            listener,
+            acceptor,
+            Arc::clone(&counts),
+            delay,
+        ));
         KmipResponder {
             address,
             counts,
@@ -87,10 +103,21 @@ pub fn acceptor(cert_pem: &str, key_pem: &str, ca_pem: &str) -> TlsAcceptor {
 
 /// Accepts connections until the task is dropped; each is answered until the client closes it.
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor) {
-    serve_counting(listener, acceptor, Arc::new(Counts::default())).await;
+    serve_counting(
+        listener,
+        acceptor,
+        Arc::new(Counts::default()),
+        Duration::ZERO,
+    )
+    .await;
 }
 
-async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, counts: Arc<Counts>) {
+async fn serve_counting(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    counts: Arc<Counts>,
+    delay: Duration,
+) {
     let reply = Arc::new(discover_versions_reply());
     while let Ok((socket, _)) = listener.accept().await {
         counts.accepted.fetch_add(1, Ordering::SeqCst);
@@ -114,8 +141,11 @@ async fn serve_counting(listener: TcpListener, acceptor: TlsAcceptor, counts: Ar
                     return;
                 }
                 let mut body = vec![0u8; length];
-                if tls.read_exact(&mut body).await.is_err() || tls.write_all(&reply).await.is_err()
-                {
+                if tls.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                if tls.write_all(&reply).await.is_err() {
                     return;
                 }
             }

@@ -78,7 +78,7 @@ pub fn key_server_href(key_manager: &KeyManagerId, server: &str) -> String {
 pub fn key_server_json(key_manager: &KeyManagerId, server: &KeyServer) -> Value {
     let mut record = json!({
         "server": server.server.as_str(),
-        "timeout": server.timeout,
+        "timeout": server.timeout.as_ontap(),
         "_links": self_link(&key_server_href(key_manager, server.server.as_str())),
     });
     if let Some(username) = &server.username {

@@ -574,6 +574,7 @@ fn now_rfc3339() -> Arc<str> {
 mod tests {
     use super::*;
     use crate::domain::address::KeyServerAddress;
+    use crate::domain::model::KeyServerTimeout;
     use std::time::{Duration, Instant};
     use test_support::fake::SilentListener;
     use test_support::pki::TestPki;
@@ -582,7 +583,7 @@ mod tests {
     fn key_manager_and_server() -> (KeyManagerId, KeyServer) {
         let server = KeyServer {
             server: KeyServerAddress::parse("ks1:5696").expect("address"),
-            timeout: 5,
+            timeout: KeyServerTimeout::Seconds(5),
             username: None,
             password: None,
             secondary_key_servers: vec![],
@@ -684,7 +685,7 @@ mod tests {
         let silent = SilentListener::start().await;
         let server = KeyServer {
             server: KeyServerAddress::parse(&silent.address.to_string()).expect("address"),
-            timeout: 1,
+            timeout: KeyServerTimeout::Seconds(1),
             username: None,
             password: None,
             secondary_key_servers: vec![],

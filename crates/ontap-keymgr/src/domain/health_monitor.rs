@@ -36,7 +36,7 @@ pub const POLLING_INTERVAL_MINUTES: RangeInclusive<u32> = 15..=30;
 /// ONTAP's range of `cloud_kms_retry_count`.
 pub const CLOUD_KMS_RETRY_COUNT: RangeInclusive<u32> = 0..=10;
 /// ONTAP's monitor waits this long for each server, whatever the server's own timeout.
-pub const CHECK_TIMEOUT_SECONDS: i64 = 5;
+pub const CHECK_TIMEOUT_SECONDS: u8 = 5;
 /// The share of the interval a round's checks are spread over; the rest is slack for slow
 /// servers, so that rounds do not run into each other.
 pub const ROUND_SHARE: f64 = 0.8;
@@ -459,7 +459,7 @@ fn monitor_settings(servers: &[KeyServer]) -> Vec<KeyServer> {
         .iter()
         .cloned()
         .map(|mut s| {
-            s.timeout = s.timeout.clamp(0, CHECK_TIMEOUT_SECONDS);
+            s.timeout = s.timeout.at_most(CHECK_TIMEOUT_SECONDS);
             s
         })
         .collect()
@@ -556,6 +556,67 @@ mod tests {
         assert!(!resumes_sessions(Duration::from_secs(
             u64::from(shortest) * 60
         )));
+    }
+
+    /// ONTAP's monitor waits 5 s for every server, whatever the server's own `timeout`: one
+    /// that waits indefinitely (-1) is not cut to "do not wait" (a 1 s check).
+    #[tokio::test]
+    async fn the_monitor_waits_five_seconds_for_a_server_that_waits_indefinitely() {
+        use crate::domain::address::KeyServerAddress;
+        use crate::domain::connectivity::{State, probe_all};
+        use crate::domain::model::KeyServerTimeout;
+        let pki = test_support::pki::TestPki::new();
+        let slow = test_support::responder::KmipResponder::start_slow(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            &pki.ca.cert_pem,
+            Duration::from_secs(2),
+        )
+        .await;
+        let identity = kmip::TlsIdentity::from_pem(
+            &pki.client.cert_pem,
+            &pki.client.key_pem,
+            &[pki.ca.cert_pem.as_str()],
+        )
+        .expect("identity");
+        let connector =
+            kmip::Connector::new(&identity, &kmip::TlsOffer::default()).expect("connector");
+        let server = KeyServer {
+            server: KeyServerAddress::parse(&slow.address.to_string()).expect("address"),
+            timeout: KeyServerTimeout::WaitIndefinitely,
+            username: None,
+            password: None,
+            secondary_key_servers: vec![],
+        };
+        let settings = monitor_settings(std::slice::from_ref(&server));
+        assert_eq!(settings[0].timeout, KeyServerTimeout::Seconds(5));
+        let probes = probe_all(
+            &Ok(connector),
+            settings,
+            &std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+        )
+        .await;
+        assert_eq!(probes[0].1.state, State::Available, "{:?}", probes[0].1);
+        // Longer waits are cut to the monitor's 5 s; "do not wait" stays as it is.
+        let capped = |timeout| {
+            monitor_settings(&[KeyServer {
+                timeout,
+                ..server.clone()
+            }])[0]
+                .timeout
+        };
+        assert_eq!(
+            capped(KeyServerTimeout::Seconds(60)),
+            KeyServerTimeout::Seconds(5)
+        );
+        assert_eq!(
+            capped(KeyServerTimeout::Seconds(2)),
+            KeyServerTimeout::Seconds(2)
+        );
+        assert_eq!(
+            capped(KeyServerTimeout::DoNotWait),
+            KeyServerTimeout::DoNotWait
+        );
     }
 
     #[test]

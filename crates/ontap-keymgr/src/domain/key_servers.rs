@@ -8,14 +8,10 @@ use super::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreFailure};
 
 use super::address::KeyServerAddress;
 use super::error::{Error, Result};
-use super::model::{KeyManagerId, KeyServer, Secret};
+use super::model::{KeyManagerId, KeyServer, KeyServerTimeout, Secret};
 use super::service::Service;
 use super::store::write_error;
 
-/// ONTAP's timeout when none is given (what ONTAP shows for servers added without one).
-pub const DEFAULT_TIMEOUT: i64 = 25;
-/// The range of `timeout`: -1 waits indefinitely, 0 does not wait.
-pub const TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = -1..=60;
 /// "A clustered key server is comprised of one primary key server and up to three secondary
 /// key servers" (NetApp KB).
 pub const MAX_SECONDARY_KEY_SERVERS: usize = 3;
@@ -154,7 +150,10 @@ pub fn parse_new_server(new: NewKeyServer, configured: &[KeyServer]) -> Result<K
             new.server
         ),
     })?;
-    let timeout = check_timeout(new.timeout.unwrap_or(DEFAULT_TIMEOUT))?;
+    let timeout = match new.timeout {
+        Some(timeout) => check_timeout(timeout)?,
+        None => KeyServerTimeout::DEFAULT,
+    };
     let (username, password) = pair_credentials(new.username, new.password, None)?;
     let secondary_key_servers = match new.secondary_key_servers {
         Some(list) => parse_secondaries(&server, &list, configured)?,
@@ -169,18 +168,15 @@ pub fn parse_new_server(new: NewKeyServer, configured: &[KeyServer]) -> Result<K
     })
 }
 
-fn check_timeout(timeout: i64) -> Result<i64> {
-    if TIMEOUT_RANGE.contains(&timeout) {
-        Ok(timeout)
-    } else {
-        Err(Error::InvalidValue {
-            field: "timeout".into(),
-            message: format!(
-                "Field \"timeout\" cannot be set to {timeout}: the range is -1 (wait \
-                 indefinitely) to 60 seconds."
-            ),
-        })
-    }
+fn check_timeout(timeout: i64) -> Result<KeyServerTimeout> {
+    KeyServerTimeout::from_ontap(timeout).ok_or_else(|| Error::InvalidValue {
+        field: "timeout".into(),
+        message: format!(
+            "Field \"timeout\" cannot be set to {timeout}: the range is -1 (wait indefinitely), \
+             0 (do not wait) to {} seconds.",
+            KeyServerTimeout::MAX_SECONDS
+        ),
+    })
 }
 
 /// A username needs its password and a password needs a username — given now or, for a PATCH,
@@ -323,7 +319,7 @@ mod tests {
     fn configured(address: &str, secondaries: &[&str]) -> KeyServer {
         KeyServer {
             server: KeyServerAddress::parse(address).expect("valid"),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: KeyServerTimeout::DEFAULT,
             username: None,
             password: None,
             secondary_key_servers: secondaries.iter().map(|s| s.to_string()).collect(),
@@ -341,7 +337,7 @@ mod tests {
     fn a_new_server_gets_the_default_port_and_timeout() {
         let server = parse_new_server(new("ks1"), &[]).expect("valid");
         assert_eq!(server.server.as_str(), "ks1:5696");
-        assert_eq!(server.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(server.timeout, KeyServerTimeout::DEFAULT);
     }
 
     #[test]
@@ -377,8 +373,14 @@ mod tests {
             let error = parse_new_server(server, &[]).unwrap_err();
             assert_eq!(error.target().as_deref(), Some("timeout"));
         }
-        for timeout in [-1, 0, 60] {
-            assert!(check_timeout(timeout).is_ok());
+        for (given, meant) in [
+            (-1, KeyServerTimeout::WaitIndefinitely),
+            (0, KeyServerTimeout::DoNotWait),
+            (1, KeyServerTimeout::Seconds(1)),
+            (60, KeyServerTimeout::Seconds(60)),
+        ] {
+            assert_eq!(check_timeout(given), Ok(meant));
+            assert_eq!(meant.as_ontap(), given);
         }
     }
 

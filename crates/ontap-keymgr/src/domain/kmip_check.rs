@@ -10,21 +10,7 @@ use tokio::task::JoinSet;
 
 use super::address::KeyServerAddress;
 use super::error::{CertificateRole, Error, Result};
-use super::model::{Certificate, KeyServer};
-
-/// `timeout = 0` means "do not wait" in ONTAP; a check still needs a moment to connect.
-const SHORTEST_CHECK: Duration = Duration::from_secs(1);
-/// `timeout = -1` means "wait indefinitely" in ONTAP; an API request must end, so we cap it.
-const LONGEST_CHECK: Duration = Duration::from_secs(120);
-
-/// How long a check of a server with this ONTAP `timeout` may take.
-pub fn check_duration(timeout: i64) -> Duration {
-    match timeout {
-        t if t > 0 => Duration::from_secs(t.unsigned_abs()),
-        0 => SHORTEST_CHECK,
-        _ => LONGEST_CHECK,
-    }
-}
+use super::model::{Certificate, KeyServer, KeyServerTimeout};
 
 /// How a key manager connects to its key servers: its client certificate and key, its server
 /// CAs, and the cluster's TLS offer; resuming TLS sessions for `resume` after each full
@@ -77,10 +63,10 @@ pub async fn check_one(
     connector: &Connector,
     address: &KeyServerAddress,
     credential: Option<&Credential>,
-    timeout: i64,
+    timeout: KeyServerTimeout,
 ) -> Result<NegotiatedTls> {
     let mut session = connector
-        .connect(address.endpoint(), check_duration(timeout))
+        .connect(address.endpoint(), timeout.check_duration())
         .await
         .map_err(Error::Kmip)?;
     let handshake = session.handshake();

@@ -3,6 +3,7 @@
 //! functions of the domain and by the store, never straight from client input.
 
 use std::fmt;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -152,12 +153,71 @@ pub struct Certificate {
     pub expiry_time: String,
 }
 
+/// ONTAP's key-server `timeout`, in its three meanings: `-1`, `0` and 1–60 seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyServerTimeout {
+    /// `-1`.
+    WaitIndefinitely,
+    /// `0`.
+    DoNotWait,
+    /// 1 to 60.
+    Seconds(u8),
+}
+
+impl KeyServerTimeout {
+    /// What ONTAP shows for servers added without one.
+    pub const DEFAULT: KeyServerTimeout = KeyServerTimeout::Seconds(25);
+    /// The longest wait in seconds ONTAP accepts.
+    pub const MAX_SECONDS: u8 = 60;
+    /// `timeout = 0` does not wait in ONTAP; a check still needs a moment to connect.
+    const SHORTEST_CHECK: Duration = Duration::from_secs(1);
+    /// `timeout = -1` waits indefinitely in ONTAP; an API request must end, so it is capped.
+    const LONGEST_CHECK: Duration = Duration::from_secs(120);
+
+    /// The timeout ONTAP means by `value`, when it is one (-1 to 60).
+    pub fn from_ontap(value: i64) -> Option<KeyServerTimeout> {
+        match value {
+            -1 => Some(KeyServerTimeout::WaitIndefinitely),
+            0 => Some(KeyServerTimeout::DoNotWait),
+            1..=60 => u8::try_from(value).ok().map(KeyServerTimeout::Seconds),
+            _ => None,
+        }
+    }
+
+    /// As ONTAP writes it.
+    pub fn as_ontap(self) -> i64 {
+        match self {
+            KeyServerTimeout::WaitIndefinitely => -1,
+            KeyServerTimeout::DoNotWait => 0,
+            KeyServerTimeout::Seconds(seconds) => i64::from(seconds),
+        }
+    }
+
+    /// How long a check of a server with this timeout may take.
+    pub fn check_duration(self) -> Duration {
+        match self {
+            KeyServerTimeout::WaitIndefinitely => Self::LONGEST_CHECK,
+            KeyServerTimeout::DoNotWait => Self::SHORTEST_CHECK,
+            KeyServerTimeout::Seconds(seconds) => Duration::from_secs(u64::from(seconds)),
+        }
+    }
+
+    /// This timeout, waiting `seconds` at most (the health monitor's bound).
+    pub fn at_most(self, seconds: u8) -> KeyServerTimeout {
+        match self {
+            KeyServerTimeout::DoNotWait => KeyServerTimeout::DoNotWait,
+            KeyServerTimeout::Seconds(own) => KeyServerTimeout::Seconds(own.min(seconds)),
+            KeyServerTimeout::WaitIndefinitely => KeyServerTimeout::Seconds(seconds),
+        }
+    }
+}
+
 /// A primary key server of an external key manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyServer {
     pub server: KeyServerAddress,
-    /// I/O timeout in seconds: -1 waits indefinitely, 0 does not wait.
-    pub timeout: i64,
+    /// How long to wait for the server.
+    pub timeout: KeyServerTimeout,
     pub username: Option<String>,
     pub password: Option<Secret>,
     /// Host names or addresses, tried in order when the primary does not answer.

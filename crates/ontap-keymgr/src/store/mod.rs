@@ -12,7 +12,9 @@ pub mod sqlite;
 
 pub use crate::domain::store::{MAX_PRIMARY_KEY_SERVERS, Store, StoreError, StoreResult};
 
-use crate::domain::model::{Certificate, KeyManager, KeyManagerKind, KeyServer, SvmRef};
+use crate::domain::model::{
+    Certificate, KeyManager, KeyManagerKind, KeyServer, KeyServerTimeout, SvmRef,
+};
 use secrets::{SecretBox, column, seal};
 
 /// The first address given twice in `servers`, as `KeyServerExists`.
@@ -77,12 +79,28 @@ pub(crate) fn kind_columns(
     }
 }
 
-/// The sealed password and the JSON secondaries of a key server.
+/// The columns of a key server that are not plain text: its timeout as ONTAP writes it, its
+/// sealed password and its secondaries in JSON.
+pub(crate) struct KeyServerColumns {
+    pub timeout: i64,
+    pub password: Option<Vec<u8>>,
+    pub secondaries: String,
+}
+
+/// A stored timeout, read back into its meaning.
+pub(crate) fn stored_timeout(value: i64, server: &str) -> StoreResult<KeyServerTimeout> {
+    KeyServerTimeout::from_ontap(value).ok_or_else(|| {
+        StoreError::Unreadable(format!(
+            "invalid data in the database: timeout {value} of key server {server}"
+        ))
+    })
+}
+
 pub(crate) fn key_server_columns(
     secrets: &SecretBox,
     key_manager: &str,
     server: &KeyServer,
-) -> StoreResult<(Option<Vec<u8>>, String)> {
+) -> StoreResult<KeyServerColumns> {
     let password = server
         .password
         .as_ref()
@@ -97,7 +115,11 @@ pub(crate) fn key_server_columns(
         .transpose()?;
     let secondaries = serde_json::to_string(&server.secondary_key_servers)
         .map_err(|error| StoreError::Backend(format!("secondary key servers: {error}")))?;
-    Ok((password, secondaries))
+    Ok(KeyServerColumns {
+        timeout: server.timeout.as_ontap(),
+        password,
+        secondaries,
+    })
 }
 
 /// The sealed private key of a certificate, if it has one.

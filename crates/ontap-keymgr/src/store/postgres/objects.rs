@@ -15,6 +15,7 @@ use crate::store::secrets::{SecretBox, column, open};
 use crate::store::{
     MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult, certificate_name_taken, check_no_duplicates,
     key_server_columns, kind_columns, kind_name, scope_description, sealed_private_key,
+    stored_timeout,
 };
 
 // ---- SVMs ----------------------------------------------------------------------------------
@@ -313,7 +314,7 @@ fn key_server(row: &Row, secrets: &SecretBox, key_manager: &str) -> StoreResult<
     let secondary_key_servers = serde_json::from_str(&secondaries)
         .map_err(|error| corrupt(&format!("secondary key servers of {server}: {error}")))?;
     Ok(KeyServer {
-        timeout: get(row, 2)?,
+        timeout: stored_timeout(get(row, 2)?, server.as_str())?,
         username: get(row, 3)?,
         password,
         secondary_key_servers,
@@ -455,7 +456,7 @@ async fn insert_key_servers(
     servers: &[KeyServer],
 ) -> StoreResult<()> {
     for (offset, server) in servers.iter().enumerate() {
-        let (password, secondaries) = key_server_columns(secrets, key_manager, server)?;
+        let columns = key_server_columns(secrets, key_manager, server)?;
         let position = i32::try_from(offset)
             .ok()
             .and_then(|offset| first_position.checked_add(offset))
@@ -469,10 +470,10 @@ async fn insert_key_servers(
                 &key_manager,
                 &server.server.as_str(),
                 &position,
-                &server.timeout,
+                &columns.timeout,
                 &server.username,
-                &password,
-                &secondaries,
+                &columns.password,
+                &columns.secondaries,
             ],
         )
         .await?;
@@ -523,7 +524,7 @@ pub(super) async fn update_key_server(
     key_manager: &str,
     server: &KeyServer,
 ) -> StoreResult<()> {
-    let (password, secondaries) = key_server_columns(secrets, key_manager, server)?;
+    let columns = key_server_columns(secrets, key_manager, server)?;
     let updated = execute(
         t,
         "UPDATE key_servers
@@ -532,10 +533,10 @@ pub(super) async fn update_key_server(
         &[
             &key_manager,
             &server.server.as_str(),
-            &server.timeout,
+            &columns.timeout,
             &server.username,
-            &password,
-            &secondaries,
+            &columns.password,
+            &columns.secondaries,
         ],
     )
     .await?;

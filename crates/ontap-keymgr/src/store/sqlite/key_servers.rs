@@ -7,9 +7,9 @@ use super::key_managers::key_manager_kind;
 use super::{SqlResultExt, column, corrupt, open, to_i64};
 use crate::domain::address::KeyServerAddress;
 use crate::domain::model::KeyServer;
-use crate::store::key_server_columns;
 use crate::store::secrets::SecretBox;
 use crate::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreResult, check_no_duplicates};
+use crate::store::{key_server_columns, stored_timeout};
 
 /// A key_servers row, before its secret is opened and its address parsed.
 struct KeyServerRow {
@@ -48,8 +48,8 @@ impl KeyServerRow {
         let secondary_key_servers = serde_json::from_str(&self.secondary_key_servers)
             .map_err(|error| corrupt(&format!("secondary key servers of {server}: {error}")))?;
         Ok(KeyServer {
+            timeout: stored_timeout(self.timeout, server.as_str())?,
             server,
-            timeout: self.timeout,
             username: self.username,
             password,
             secondary_key_servers,
@@ -94,16 +94,16 @@ pub(super) fn insert_key_servers(
         )
         .db()?;
     for (offset, server) in servers.iter().enumerate() {
-        let (password, secondaries) = key_server_columns(secrets, key_manager, server)?;
+        let columns = key_server_columns(secrets, key_manager, server)?;
         statement
             .execute(params![
                 key_manager,
                 server.server.as_str(),
                 first_position + to_i64(offset)?,
-                server.timeout,
+                columns.timeout,
                 server.username,
-                password,
-                secondaries,
+                columns.password,
+                columns.secondaries,
             ])
             .db()?;
     }
@@ -159,7 +159,7 @@ pub(super) fn update_key_server(
     key_manager: &str,
     server: &KeyServer,
 ) -> StoreResult<()> {
-    let (password, secondaries) = key_server_columns(secrets, key_manager, server)?;
+    let columns = key_server_columns(secrets, key_manager, server)?;
     let updated = connection
         .execute(
             "UPDATE key_servers
@@ -168,10 +168,10 @@ pub(super) fn update_key_server(
             params![
                 key_manager,
                 server.server.as_str(),
-                server.timeout,
+                columns.timeout,
                 server.username,
-                password,
-                secondaries,
+                columns.password,
+                columns.secondaries,
             ],
         )
         .db()?;

@@ -5,8 +5,8 @@ use super::*;
 use crate::domain::address::KeyServerAddress;
 use crate::domain::ids::Id;
 use crate::domain::model::{
-    AuditRecord, Certificate, CertificateType, KeyManager, KeyManagerKind, KeyServer, Role, Secret,
-    Svm, SvmRef, User,
+    AuditRecord, Certificate, CertificateType, KeyManager, KeyManagerKind, KeyServer,
+    KeyServerTimeout, Role, Secret, Svm, SvmRef, User,
 };
 
 const KEY: [u8; 32] = [42; 32];
@@ -57,7 +57,7 @@ fn server_ca(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
 fn key_server(address: &str) -> KeyServer {
     KeyServer {
         server: KeyServerAddress::parse(address).expect("address"),
-        timeout: 25,
+        timeout: KeyServerTimeout::DEFAULT,
         username: Some("kmip-user".into()),
         password: Some(Secret::new("KS-PASSWORD-PLAINTEXT")),
         secondary_key_servers: vec!["backup1.example.com".into(), "10.0.0.9".into()],
@@ -543,7 +543,7 @@ async fn key_servers_are_updated_and_deleted_by_address() {
         .await
         .expect("insert");
     let changed = KeyServer {
-        timeout: -1,
+        timeout: KeyServerTimeout::WaitIndefinitely,
         username: Some("other".into()),
         password: Some(Secret::new("new password")),
         secondary_key_servers: vec!["10.1.1.1".into()],
