@@ -2,8 +2,8 @@
 # The one test command: installs what the tests need (a Python virtualenv with PyKMIP and
 # netapp-ontap, PostgreSQL's server programs), starts a throw-away PostgreSQL server for the run,
 # then runs every test of the workspace, including the end-to-end tests that start real PyKMIP
-# servers and the real ontap-keymgr binary on 127.0.0.1; then runs the end-to-end API suite
-# again with every service on PostgreSQL. The server is stopped when this script ends, however
+# servers and the real ontap-keymgr binary on 127.0.0.1; then runs the end-to-end suites again
+# with every service on PostgreSQL. The server is stopped when this script ends, however
 # it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +33,14 @@ export KEYMGR_TEST_PG_PORT
 
 cargo test --workspace --locked
 
-# The end-to-end API suite again, every service on a database of its own on that server.
-KEYMGR_TEST_STORE=postgres cargo test --workspace --locked \
-  --test api --test key_servers --test audit_trail --test health_monitor --test netapp_ontap \
-  --test restart --test security_config --test login_defences --test cli --test hostile_input \
-  --test connections --test ansible
+# The end-to-end suites again, every service on a database of its own on that server: every
+# test file that starts services through tests/support (`mod support;`), unless it says why not
+# with a line `// postgres-rerun: no (<why>)`. A new test file runs there without being listed.
+rerun=()
+for file in crates/ontap-keymgr/tests/*.rs; do
+  if grep -q '^mod support;' "$file" && ! grep -q '^// postgres-rerun: no' "$file"; then
+    rerun+=(--test "$(basename "$file" .rs)")
+  fi
+done
+echo "rerun on PostgreSQL: ${rerun[*]}" >&2
+KEYMGR_TEST_STORE=postgres cargo test -p ontap-keymgr --locked "${rerun[@]}"

@@ -2,6 +2,7 @@
 //! committed docs/openapi.json (regenerate with `ontap-keymgr openapi > docs/openapi.json`), and
 //! every path and method it names is one the service routes.
 
+// postgres-rerun: no (the document is built from the code alone; no store is involved)
 mod support;
 
 use serde_json::Value;

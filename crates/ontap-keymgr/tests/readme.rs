@@ -4,6 +4,7 @@
 //! commands. Blocks after a `<!-- not run by tests/readme.rs ... -->` line are skipped (installing
 //! the binary: the test puts the one it was built with on `PATH` instead).
 
+// postgres-rerun: no (it walks the README's quick start, which runs on the embedded SQLite default)
 mod support;
 
 use std::os::unix::process::CommandExt;

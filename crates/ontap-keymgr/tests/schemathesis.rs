@@ -12,6 +12,7 @@
 //! that the reads keep something to read, and so is changing the admin's password, which the run
 //! authenticates with.
 
+// postgres-rerun: no (it checks the document against the behaviour, which no store changes; and it is long)
 mod support;
 
 use std::path::Path;

@@ -3,16 +3,18 @@
 //! loses no acknowledged write, and a database that goes away and comes back costs 503s while
 //! it is away and nothing after.
 
+// postgres-rerun: no (it runs on PostgreSQL only, with servers of its own)
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ontap_keymgr::domain::limits::MAX_SVMS;
 use serde_json::json;
 use support::{
-    Keymgr, create_key_manager, create_svm, encoded, key_servers_path, post_all_at_once, servers_of,
+    Keymgr, create_key_manager, create_svm, encoded, key_servers_path, post_all_at_once,
+    servers_of, wait_until,
 };
 use test_support::pki::TestPki;
 use test_support::postgres::{self, Postgres};
@@ -251,6 +253,7 @@ fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("dir");
     let (a, b) = two_instances(dir.path(), &database.url, &[]);
     let killed = AtomicBool::new(false);
+    let written = AtomicUsize::new(0);
     let acknowledged: Vec<String> = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut acknowledged = Vec::new();
@@ -262,14 +265,19 @@ fn an_instance_killed_mid_stream_loses_no_acknowledged_write() {
                 let name = format!("svm-{index}");
                 let response = a.post("/api/svm/svms", &json!({ "name": name }));
                 match response.status {
-                    201 => acknowledged.push(name),
+                    201 => {
+                        acknowledged.push(name);
+                        written.fetch_add(1, Ordering::SeqCst);
+                    }
                     _ if killed.load(Ordering::SeqCst) => break,
                     _ => panic!("{response:?}"),
                 }
             }
             acknowledged
         });
-        std::thread::sleep(Duration::from_millis(1_500));
+        wait_until("50 acknowledged writes", Duration::from_secs(20), || {
+            written.load(Ordering::SeqCst) >= 50
+        });
         // Told first: the writer may see its connection fail before this thread goes on.
         killed.store(true, Ordering::SeqCst);
         a.signal("KILL");
@@ -308,9 +316,34 @@ struct Outcome {
     created: Option<String>,
 }
 
+/// How many answers of each kind the load has seen so far, for the test to wait on.
+#[derive(Default)]
+struct Seen {
+    successes: AtomicUsize,
+    unavailable: AtomicUsize,
+}
+
+impl Seen {
+    fn count(&self, status: u16) {
+        match status {
+            200 | 201 => self.successes.fetch_add(1, Ordering::SeqCst),
+            503 => self.unavailable.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+
+    fn successes(&self) -> usize {
+        self.successes.load(Ordering::SeqCst)
+    }
+
+    fn unavailable(&self) -> usize {
+        self.unavailable.load(Ordering::SeqCst)
+    }
+}
+
 /// Writes and reads through `keymgr` from `workers` threads until `running` is false (at most
 /// 60 s): every outcome.
-fn load(keymgr: &Keymgr, workers: usize, running: &AtomicBool) -> Vec<Outcome> {
+fn load(keymgr: &Keymgr, workers: usize, running: &AtomicBool, seen: &Seen) -> Vec<Outcome> {
     let outcomes = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for worker in 0..workers {
@@ -340,6 +373,7 @@ fn load(keymgr: &Keymgr, workers: usize, running: &AtomicBool) -> Vec<Outcome> {
                         },
                         created: (response.status == 201).then_some(name),
                     };
+                    seen.count(outcome.status);
                     outcomes.lock().expect("outcomes").push(outcome);
                 }
             });
@@ -357,12 +391,23 @@ fn postgresql_stopped_and_started_under_load_costs_503s_while_down_and_nothing_e
     let key_file = dir.path().join("a/data/secret.key");
     let keymgr = instance(dir.path(), "a", &server.url("keymgr"), &key_file, &[]);
     let running = AtomicBool::new(true);
+    let seen = Seen::default();
     let (outcomes, stopped, restarted, recovered) = std::thread::scope(|scope| {
-        let load = scope.spawn(|| load(&keymgr, 4, &running));
-        std::thread::sleep(Duration::from_secs(1));
+        let load = scope.spawn(|| load(&keymgr, 4, &running, &seen));
+        wait_until(
+            "40 answers before the stop",
+            Duration::from_secs(30),
+            || seen.successes() >= 40,
+        );
         server.stop();
         let stopped = Instant::now();
-        std::thread::sleep(Duration::from_secs(2));
+        // Requests in flight at the stop may still succeed: the assertions below skip their
+        // first 200 ms. Then down long enough for every worker to meet the outage often.
+        std::thread::sleep(Duration::from_millis(200));
+        let before = seen.unavailable();
+        wait_until("24 answers 503 while down", Duration::from_secs(30), || {
+            seen.unavailable() >= before + 24
+        });
         // Requests started from here on may find it up again.
         let restarted = Instant::now();
         server.restart();
@@ -373,7 +418,12 @@ fn postgresql_stopped_and_started_under_load_costs_503s_while_down_and_nothing_e
             std::thread::sleep(Duration::from_millis(100));
         }
         let recovered = Instant::now();
-        std::thread::sleep(Duration::from_secs(2));
+        let before = seen.successes();
+        wait_until(
+            "40 answers after the recovery",
+            Duration::from_secs(30),
+            || seen.successes() >= before + 40,
+        );
         running.store(false, Ordering::SeqCst);
         (load.join().expect("load"), stopped, restarted, recovered)
     });
@@ -548,8 +598,16 @@ fn the_health_monitor_checks_each_key_server_once_per_interval_however_many_inst
             .map(KmipResponder::accepted)
             .sum::<usize>()
     };
-    std::thread::sleep(Duration::from_secs(2));
+    // The monitors' first rounds have run once each server was checked again after the
+    // checks the creations made.
+    let created = accepted();
+    wait_until(
+        "a first monitor check of each server",
+        Duration::from_secs(30),
+        || accepted() >= created + 6,
+    );
     let before = accepted();
+    // A measurement over a span of time: how many checks six intervals bring.
     std::thread::sleep(Duration::from_secs(6));
     let checks = accepted() - before;
     // About 6 intervals of 6 servers: 36 checks when the instances share the work, twice as

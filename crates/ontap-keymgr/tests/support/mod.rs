@@ -510,6 +510,20 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Polls `condition` every 20 ms until it holds; fails the test, naming `what`, after `limit`.
+#[allow(dead_code)] // not every test binary waits for a condition
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "still waiting after {limit:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether the tests' services keep their data in PostgreSQL (`KEYMGR_TEST_STORE=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("KEYMGR_TEST_STORE").is_ok_and(|store| store == "postgres")
