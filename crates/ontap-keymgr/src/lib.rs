@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod config;
-pub mod connections;
 pub mod domain;
 pub mod server;
 pub mod store;

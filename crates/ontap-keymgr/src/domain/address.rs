@@ -31,7 +31,7 @@ impl KeyServerAddress {
         &self.normalized
     }
 
-    /// The same host on another port: secondary key servers use their primary's port.
+    /// Another host on this address's port: secondary key servers use their primary's port.
     pub fn with_host(&self, host: &str) -> Result<KeyServerAddress, EndpointError> {
         let bracketed = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")

@@ -1,12 +1,12 @@
 //! Installing, listing and removing certificates (`/api/security/certificates`); reading them is
 //! `x509.rs`, and PEM `pem.rs`.
 
-use super::limits::{MAX_CERTIFICATES, check_room};
 use std::time::SystemTime;
 
 use super::store::StoreFailure;
 
 use super::error::{Error, Result};
+use super::limits::{MAX_CERTIFICATES, check_room};
 use super::model::{Certificate, CertificateId, CertificateType, Secret, SvmRef};
 use super::service::Service;
 use super::store::internal;

@@ -1,6 +1,6 @@
-//! Users of the API: Basic authentication against Argon2 password hashes, and the first admin.
+//! The API's accounts: creating, changing and deleting them (passwords kept as Argon2 hashes),
+//! the cache of credentials already verified, and the first admin. Logging in is `login.rs`.
 
-use super::limits::{MAX_ACCOUNTS, check_room};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -11,6 +11,7 @@ use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
+use super::limits::{MAX_ACCOUNTS, check_room};
 use super::model::{Role, User};
 use super::service::Service;
 use super::store::StoreFailure;
