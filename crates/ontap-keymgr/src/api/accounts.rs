@@ -14,7 +14,7 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, encode_segment, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Schema, Type};
+use super::query::{Field, Schema, Type};
 
 pub const ACCOUNT_SCHEMA: Schema = Schema {
     fields: &[
@@ -29,7 +29,8 @@ pub const ACCOUNT_SCHEMA: Schema = Schema {
     keys: &["name", "owner.uuid", "owner.name"],
     path_params: &[],
     collection_default: &[],
-    arrays: &[],
+    // `applications` is an array of objects in request bodies only.
+    arrays: &["applications"],
 };
 
 fn account_href(owner: &str, name: &str) -> String {
@@ -100,6 +101,21 @@ pub async fn get(
     ))
 }
 
+/// What `POST /api/security/accounts` accepts in its body. `applications` is read as ONTAP
+/// clients send it and left aside: every account here uses HTTP with a password.
+pub const POST_BODY: &[Field] = &[
+    ("name", Type::String),
+    ("password", Type::String),
+    ("role.name", Type::String),
+    ("owner.name", Type::String),
+    ("owner.uuid", Type::String),
+    ("applications.application", Type::String),
+    ("applications.authentication_methods", Type::StringList),
+    ("applications.second_authentication_method", Type::String),
+];
+/// What an account's PATCH accepts in its body.
+pub const PATCH_BODY: &[Field] = &[("password", Type::String)];
+
 pub async fn create(
     State(state): State<AppState>,
     QueryParams(pairs): QueryParams<Pairs>,
@@ -109,7 +125,7 @@ pub async fn create(
     let mut body = Body::parse(&bytes)?;
     // `applications` and `owner` are accepted as ONTAP clients send them: every account here
     // uses HTTP with a password and belongs to the cluster.
-    body.allow(&["name", "password", "role", "applications", "owner"])?;
+    body.allow_in(POST_BODY)?;
     let name = body
         .string("name")?
         .ok_or_else(|| Error::MissingValue("name".into()))?;
@@ -119,7 +135,7 @@ pub async fn create(
     let role = match body.object("role")? {
         None => Role::Readonly,
         Some(mut role) => {
-            role.allow(&["name"])?;
+            role.allow_in(POST_BODY)?;
             let role_name = role
                 .string("name")?
                 .ok_or_else(|| Error::MissingValue("role.name".into()))?;
@@ -153,7 +169,7 @@ pub async fn modify(
     super::return_records(&pairs)?;
     check_owner(&state, &owner)?;
     let mut body = Body::parse(&bytes)?;
-    body.allow(&["password"])?;
+    body.allow_in(PATCH_BODY)?;
     let password = body
         .secret("password")?
         .ok_or_else(|| Error::MissingValue("password".into()))?;

@@ -6,6 +6,7 @@ use axum::body::{Body as HttpBody, Bytes};
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
+use super::query::Field;
 use crate::domain::Error;
 use crate::domain::model::Secret;
 
@@ -145,6 +146,17 @@ impl Body {
 
     fn path(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// Refuses any field that `table` (an operation's body fields, dotted) does not name at this
+    /// object's place in the body: the handler and the OpenAPI document read the same table.
+    pub fn allow_in(&self, table: &[Field]) -> Result<(), Error> {
+        let allowed: Vec<&str> = table
+            .iter()
+            .filter_map(|(name, _)| name.strip_prefix(self.prefix.as_str()))
+            .map(|rest| rest.split('.').next().unwrap_or(rest))
+            .collect();
+        self.allow(&allowed)
     }
 
     /// Refuses any field not in `allowed`.

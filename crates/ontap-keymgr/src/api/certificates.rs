@@ -14,7 +14,7 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Schema, Type};
+use super::query::{Field, Schema, Type};
 use super::svms::svm_ref;
 
 pub const CERTIFICATE_SCHEMA: Schema = Schema {
@@ -90,9 +90,21 @@ pub async fn get(
     Ok(respond_instance(&query, certificate_json(&certificate)))
 }
 
-/// Reads `{"name"}` / `{"uuid"}` references to SVMs.
-pub fn svm_selector(mut body: Body) -> ApiResult<SvmSelector> {
-    body.allow(&["name", "uuid", "_links"])?;
+/// What `POST /api/security/certificates` accepts in its body.
+pub const POST_BODY: &[Field] = &[
+    ("type", Type::String),
+    ("name", Type::String),
+    ("common_name", Type::String),
+    ("svm.name", Type::String),
+    ("svm.uuid", Type::String),
+    ("svm._links", Type::Object),
+    ("public_certificate", Type::String),
+    ("private_key", Type::String),
+];
+
+/// Reads `{"name"}` / `{"uuid"}` references to SVMs, as `table` allows them.
+pub fn svm_selector(mut body: Body, table: &[Field]) -> ApiResult<SvmSelector> {
+    body.allow_in(table)?;
     Ok(SvmSelector {
         name: body.string("name")?,
         uuid: body.string("uuid")?,
@@ -106,14 +118,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let return_records = super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
-    body.allow(&[
-        "type",
-        "public_certificate",
-        "private_key",
-        "name",
-        "svm",
-        "common_name",
-    ])?;
+    body.allow_in(POST_BODY)?;
     // ONTAP uses `common_name` only to create a self-signed certificate; an installed one is
     // known by its own subject. Ansible's certificate module always sends it, so it is read
     // (it must be a string) and then left aside.
@@ -127,7 +132,10 @@ pub async fn create(
             .secret("private_key")?
             .filter(|k| !k.expose().trim().is_empty()),
         name: body.string("name")?,
-        svm: body.object("svm")?.map(svm_selector).transpose()?,
+        svm: body
+            .object("svm")?
+            .map(|svm| svm_selector(svm, POST_BODY))
+            .transpose()?,
     };
     let certificate = state.service.install_certificate(new).await?;
     let records = return_records.then(|| vec![certificate_json(&certificate)]);

@@ -67,8 +67,7 @@ pub async fn modify(
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
-    let names: Vec<&str> = PATCH_BODY.iter().map(|(name, _)| *name).collect();
-    body.allow(&names)?;
+    body.allow_in(PATCH_BODY)?;
     let changes = KeyManagerConfigChanges {
         health_monitor_polling_interval: body.integer("health_monitor_polling_interval")?,
         cloud_kms_retry_count: body.integer("cloud_kms_retry_count")?,

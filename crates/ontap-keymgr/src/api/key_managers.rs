@@ -22,7 +22,7 @@ use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::key_servers::key_server_json;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Projection, Query, Schema, Type};
+use super::query::{Field, Projection, Query, Schema, Type};
 use super::response_cache::reusable;
 use super::svms::svm_ref;
 
@@ -184,8 +184,42 @@ pub async fn get(
     Ok(reusable(respond_instance(&query, record), reads(&query)))
 }
 
-fn certificate_ref(mut body: Body) -> ApiResult<CertificateRef> {
-    body.allow(&["name", "uuid", "_links"])?;
+/// What `POST /api/security/key-managers` accepts in its body.
+pub const POST_BODY: &[Field] = &[
+    ("svm.name", Type::String),
+    ("svm.uuid", Type::String),
+    ("svm._links", Type::Object),
+    ("external.client_certificate.name", Type::String),
+    ("external.client_certificate.uuid", Type::String),
+    ("external.client_certificate._links", Type::Object),
+    ("external.server_ca_certificates.name", Type::String),
+    ("external.server_ca_certificates.uuid", Type::String),
+    ("external.server_ca_certificates._links", Type::Object),
+    ("external.servers.server", Type::String),
+    ("external.servers.timeout", Type::Integer),
+    ("external.servers.username", Type::String),
+    ("external.servers.password", Type::String),
+    ("external.servers.secondary_key_servers", Type::String),
+    ("onboard.enabled", Type::Boolean),
+    ("onboard.passphrase", Type::String),
+    ("onboard.synchronize", Type::Boolean),
+];
+
+/// What a key manager's PATCH accepts in its body.
+pub const PATCH_BODY: &[Field] = &[
+    ("external.client_certificate.name", Type::String),
+    ("external.client_certificate.uuid", Type::String),
+    ("external.client_certificate._links", Type::Object),
+    ("external.server_ca_certificates.name", Type::String),
+    ("external.server_ca_certificates.uuid", Type::String),
+    ("external.server_ca_certificates._links", Type::Object),
+    ("onboard.passphrase", Type::String),
+    ("onboard.existing_passphrase", Type::String),
+    ("onboard.synchronize", Type::Boolean),
+];
+
+fn certificate_ref(mut body: Body, table: &[Field]) -> ApiResult<CertificateRef> {
+    body.allow_in(table)?;
     let reference = CertificateRef {
         name: body.string("name")?,
         uuid: body.string("uuid")?,
@@ -196,18 +230,15 @@ fn certificate_ref(mut body: Body) -> ApiResult<CertificateRef> {
     Ok(reference)
 }
 
-fn certificate_refs(bodies: Vec<Body>) -> ApiResult<Vec<CertificateRef>> {
-    bodies.into_iter().map(certificate_ref).collect()
+fn certificate_refs(bodies: Vec<Body>, table: &[Field]) -> ApiResult<Vec<CertificateRef>> {
+    bodies
+        .into_iter()
+        .map(|body| certificate_ref(body, table))
+        .collect()
 }
 
 fn embedded_new_server(mut body: Body) -> ApiResult<NewKeyServer> {
-    body.allow(&[
-        "server",
-        "timeout",
-        "username",
-        "password",
-        "secondary_key_servers",
-    ])?;
+    body.allow_in(POST_BODY)?;
     let secondaries = body.string("secondary_key_servers")?.map(|list| {
         list.split(',')
             .map(str::trim)
@@ -227,15 +258,16 @@ fn embedded_new_server(mut body: Body) -> ApiResult<NewKeyServer> {
 }
 
 fn new_external(mut body: Body) -> ApiResult<NewExternal> {
-    body.allow(&["client_certificate", "server_ca_certificates", "servers"])?;
+    body.allow_in(POST_BODY)?;
     Ok(NewExternal {
         client_certificate: body
             .object("client_certificate")?
-            .map(certificate_ref)
+            .map(|reference| certificate_ref(reference, POST_BODY))
             .transpose()?,
         server_ca_certificates: certificate_refs(
             body.object_list("server_ca_certificates")?
                 .unwrap_or_default(),
+            POST_BODY,
         )?,
         servers: body
             .object_list("servers")?
@@ -247,7 +279,7 @@ fn new_external(mut body: Body) -> ApiResult<NewExternal> {
 }
 
 fn new_onboard(mut body: Body) -> ApiResult<NewOnboard> {
-    body.allow(&["passphrase", "enabled", "synchronize"])?;
+    body.allow_in(POST_BODY)?;
     let _ = body.boolean("enabled")?;
     // Synchronizing at creation matters for a MetroCluster partner site; here it is a no-op.
     let _ = body.boolean("synchronize")?;
@@ -263,9 +295,12 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let return_records = super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
-    body.allow(&["svm", "external", "onboard"])?;
+    body.allow_in(POST_BODY)?;
     let new = NewKeyManager {
-        svm: body.object("svm")?.map(svm_selector).transpose()?,
+        svm: body
+            .object("svm")?
+            .map(|svm| svm_selector(svm, POST_BODY))
+            .transpose()?,
         external: body.object("external")?.map(new_external).transpose()?,
         onboard: body.object("onboard")?.map(new_onboard).transpose()?,
     };
@@ -297,22 +332,22 @@ pub async fn modify(
     super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
     body.refuse(&["svm", "uuid", "scope"])?;
-    body.allow(&["external", "onboard"])?;
+    body.allow_in(PATCH_BODY)?;
     let mut changes = KeyManagerChanges::default();
     if let Some(mut external) = body.object("external")? {
         external.refuse(&["servers"])?;
-        external.allow(&["client_certificate", "server_ca_certificates"])?;
+        external.allow_in(PATCH_BODY)?;
         changes.client_certificate = external
             .object("client_certificate")?
-            .map(certificate_ref)
+            .map(|reference| certificate_ref(reference, PATCH_BODY))
             .transpose()?;
         changes.server_ca_certificates = external
             .object_list("server_ca_certificates")?
-            .map(certificate_refs)
+            .map(|references| certificate_refs(references, PATCH_BODY))
             .transpose()?;
     }
     if let Some(mut onboard) = body.object("onboard")? {
-        onboard.allow(&["passphrase", "existing_passphrase", "synchronize"])?;
+        onboard.allow_in(PATCH_BODY)?;
         changes.passphrase = onboard.secret("passphrase")?;
         changes.existing_passphrase = onboard.secret("existing_passphrase")?;
         changes.synchronize = onboard.boolean("synchronize")?.unwrap_or(false);

@@ -62,6 +62,13 @@ macro_rules! key_server_fields {
 const SERVER_FIELDS: &[Field] = key_server_fields!("");
 /// What a POST body may set: one key server, or several in `records`.
 pub const POST_BODY: &[Field] = key_server_fields!("", "records.");
+/// What a key server's PATCH accepts in its body.
+pub const PATCH_BODY: &[Field] = &[
+    ("timeout", Type::Integer),
+    ("username", Type::String),
+    ("password", Type::String),
+    ("secondary_key_servers", Type::StringList),
+];
 
 pub fn key_servers_href(key_manager: &KeyManagerId) -> String {
     format!("/api/security/key-managers/{key_manager}/key-servers")
@@ -163,7 +170,7 @@ pub async fn get(
 }
 
 fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {
-    body.allow(&names(SERVER_FIELDS).collect::<Vec<_>>())?;
+    body.allow_in(POST_BODY)?;
     Ok(NewKeyServer {
         server: body
             .string("server")?
@@ -177,8 +184,7 @@ fn new_server(mut body: Body) -> ApiResult<NewKeyServer> {
 
 /// One server (`server` and its settings) or several (`records`), never both.
 fn requested_servers(mut body: Body) -> ApiResult<Vec<NewKeyServer>> {
-    let allowed: Vec<&str> = names(SERVER_FIELDS).chain(["records"]).collect();
-    body.allow(&allowed)?;
+    body.allow_in(POST_BODY)?;
     let Some(records) = body.object_list("records")? else {
         if !body.has("server") {
             return Err(Error::MissingValue("server".into()).into());
@@ -233,7 +239,7 @@ pub async fn modify(
     super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
     body.refuse(&["server", "records"])?;
-    body.allow(&["timeout", "username", "password", "secondary_key_servers"])?;
+    body.allow_in(PATCH_BODY)?;
     let changes = KeyServerChanges {
         timeout: body.integer("timeout")?,
         username: body.string("username")?,

@@ -29,7 +29,7 @@ use axum::extract::Request;
 use axum::handler::Handler;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, delete, get, patch, post};
 
 use crate::domain::{Error, Service};
 
@@ -51,58 +51,73 @@ pub fn router(service: Arc<Service>) -> Router {
         )),
     };
     let reusable = middleware::from_fn_with_state(state.clone(), response_cache::serve);
-    let api = Router::new()
-        .route("/api/cluster", get(cluster::get_cluster))
-        .route("/api/cluster/nodes", get(cluster::list_nodes))
-        .route("/api/svm/svms", get(svms::list).post(svms::create))
-        .route("/api/svm/svms/{uuid}", get(svms::get).delete(svms::delete))
-        .route(
-            "/api/security/certificates",
-            get(certificates::list).post(certificates::create),
-        )
-        .route(
-            "/api/security/certificates/{uuid}",
-            get(certificates::get).delete(certificates::delete),
-        )
-        .route(
-            "/api/security/key-managers",
-            get(key_managers::list.layer(reusable.clone())).post(key_managers::create),
-        )
-        .route(
-            "/api/security/key-managers/{uuid}",
-            get(key_managers::get.layer(reusable.clone()))
-                .patch(key_managers::modify)
-                .delete(key_managers::delete),
-        )
-        .route(
-            "/api/security/key-managers/{uuid}/key-servers",
-            get(key_servers::list.layer(reusable.clone())).post(key_servers::create),
-        )
-        .route(
-            "/api/security/key-managers/{uuid}/key-servers/{server}",
-            get(key_servers::get.layer(reusable))
-                .patch(key_servers::modify)
-                .delete(key_servers::delete),
-        )
-        .route(
-            security::SECURITY_PATH,
-            get(security::get).patch(security::modify),
-        )
-        .route(
-            key_manager_configs::KEY_MANAGER_CONFIGS_PATH,
-            get(key_manager_configs::get).patch(key_manager_configs::modify),
-        )
-        .route("/api/security/audit/messages", get(audit::list))
-        .route(
-            "/api/security/accounts",
-            get(accounts::list).post(accounts::create),
-        )
-        .route(
-            "/api/security/accounts/{owner}/{name}",
-            get(accounts::get)
-                .patch(accounts::modify)
-                .delete(accounts::delete),
-        )
+    // The handler of each operation the document declares. The router is built from the
+    // document's table, so an operation that is not documented is never routed; one without a
+    // handler here stops the start (`tests::every_documented_operation_has_a_handler`).
+    let handler = |path: &str, method: &str| -> Option<MethodRouter<AppState>> {
+        use key_manager_configs::KEY_MANAGER_CONFIGS_PATH as CONFIGS;
+        use security::SECURITY_PATH as SECURITY;
+        Some(match (path, method) {
+            ("/api/cluster", "get") => get(cluster::get_cluster),
+            ("/api/cluster/nodes", "get") => get(cluster::list_nodes),
+            ("/api/svm/svms", "get") => get(svms::list),
+            ("/api/svm/svms", "post") => post(svms::create),
+            ("/api/svm/svms/{uuid}", "get") => get(svms::get),
+            ("/api/svm/svms/{uuid}", "delete") => delete(svms::delete),
+            ("/api/security/certificates", "get") => get(certificates::list),
+            ("/api/security/certificates", "post") => post(certificates::create),
+            ("/api/security/certificates/{uuid}", "get") => get(certificates::get),
+            ("/api/security/certificates/{uuid}", "delete") => delete(certificates::delete),
+            ("/api/security/key-managers", "get") => {
+                get(key_managers::list.layer(reusable.clone()))
+            }
+            ("/api/security/key-managers", "post") => post(key_managers::create),
+            ("/api/security/key-managers/{uuid}", "get") => {
+                get(key_managers::get.layer(reusable.clone()))
+            }
+            ("/api/security/key-managers/{uuid}", "patch") => patch(key_managers::modify),
+            ("/api/security/key-managers/{uuid}", "delete") => delete(key_managers::delete),
+            ("/api/security/key-managers/{uuid}/key-servers", "get") => {
+                get(key_servers::list.layer(reusable.clone()))
+            }
+            ("/api/security/key-managers/{uuid}/key-servers", "post") => post(key_servers::create),
+            ("/api/security/key-managers/{uuid}/key-servers/{server}", "get") => {
+                get(key_servers::get.layer(reusable.clone()))
+            }
+            ("/api/security/key-managers/{uuid}/key-servers/{server}", "patch") => {
+                patch(key_servers::modify)
+            }
+            ("/api/security/key-managers/{uuid}/key-servers/{server}", "delete") => {
+                delete(key_servers::delete)
+            }
+            (SECURITY, "get") => get(security::get),
+            (SECURITY, "patch") => patch(security::modify),
+            (CONFIGS, "get") => get(key_manager_configs::get),
+            (CONFIGS, "patch") => patch(key_manager_configs::modify),
+            ("/api/security/audit/messages", "get") => get(audit::list),
+            ("/api/security/accounts", "get") => get(accounts::list),
+            ("/api/security/accounts", "post") => post(accounts::create),
+            ("/api/security/accounts/{owner}/{name}", "get") => get(accounts::get),
+            ("/api/security/accounts/{owner}/{name}", "patch") => patch(accounts::modify),
+            ("/api/security/accounts/{owner}/{name}", "delete") => delete(accounts::delete),
+            _ => return None,
+        })
+    };
+    let mut api = Router::new();
+    for path in openapi::PATHS {
+        let mut methods = MethodRouter::new();
+        for operation in path.operations {
+            match handler(path.path, operation.method) {
+                Some(route) => methods = methods.merge(route),
+                None => panic!(
+                    "{} {} is documented but has no handler",
+                    operation.method, path.path
+                ),
+            }
+        }
+        api = api.route(path.path, methods);
+    }
+    let api = api
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_path)
         .with_state(state.clone())
@@ -212,4 +227,78 @@ pub fn return_records(pairs: &[(String, String)]) -> ApiResult<bool> {
         }
     }
     Ok(return_records)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body as HttpBody;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use crate::config::{Config, Overrides};
+    use crate::server::{AdminStart, prepare};
+
+    /// The router is built from the document's table: building it proves that every documented
+    /// operation has a handler; each one answers anything but "unknown path" or "method not
+    /// allowed", and a method the document does not list is not allowed.
+    #[tokio::test]
+    async fn every_documented_operation_has_a_handler() {
+        let dir = tempfile::tempdir().expect("dir");
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().join("data")),
+            http: false,
+            database_url: None,
+        };
+        let config = Config::load(None, overrides).expect("config");
+        let admin = AdminStart {
+            password: Some("handler-test-password".into()),
+            reset: false,
+        };
+        let app = prepare(&config, &admin).await.expect("service").router;
+        let send = |method: &str, uri: String| {
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(
+                    "authorization",
+                    "Basic YWRtaW46aGFuZGxlci10ZXN0LXBhc3N3b3Jk",
+                )
+                .body(HttpBody::from("{}"))
+                .expect("request")
+        };
+        for path in super::openapi::PATHS {
+            let uri = path
+                .path
+                .replace("{uuid}", "00000000-0000-4000-8000-000000000001")
+                .replace("{owner}", "00000000-0000-4000-8000-000000000002")
+                .replace("{name}", "nobody")
+                .replace("{server}", "ks:5696");
+            for operation in path.operations {
+                let method = operation.method.to_ascii_uppercase();
+                let answer = app.clone().oneshot(send(&method, uri.clone())).await;
+                let answer = answer.expect("answer");
+                let status = answer.status().as_u16();
+                let body = http_body_util::BodyExt::collect(answer.into_body())
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                let unknown_path = status == 404 && body.windows(8).any(|w| w == b"262179\"");
+                assert!(
+                    status != 405 && status != 401 && !unknown_path,
+                    "{method} {uri}: {status}"
+                );
+            }
+            let undocumented = ["GET", "POST", "PATCH", "DELETE"].into_iter().find(|m| {
+                !path
+                    .operations
+                    .iter()
+                    .any(|o| o.method.eq_ignore_ascii_case(m))
+            });
+            if let Some(method) = undocumented {
+                let answer = app.clone().oneshot(send(method, uri.clone())).await;
+                assert_eq!(answer.expect("answer").status(), 405, "{method} {uri}");
+            }
+        }
+    }
 }

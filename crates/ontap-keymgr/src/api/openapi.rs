@@ -1,8 +1,9 @@
 //! The OpenAPI 3 document of every endpoint the service serves, built from the same tables the
 //! service uses: each resource's fields, types and arrays are its query schema's (one table per
-//! resource, in `api/<resource>.rs`), and the routes are checked against the router by
-//! `tests/openapi.rs`. Served at `/docs/api/openapi.json` and kept in the repository as
-//! `docs/openapi.json`.
+//! resource, in `api/<resource>.rs`), each write's body fields are the table its handler reads
+//! the body with (`Body::allow_in`), and the router is built from [`PATHS`] (`api/mod.rs`), so
+//! no route exists that is not documented here. Served at `/docs/api/openapi.json` and kept in
+//! the repository as `docs/openapi.json`.
 //!
 //! Why not utoipa's derive macros: the service's request bodies are read field by field (to give
 //! ONTAP's error codes and targets) and its responses are built as JSON, so there are no Rust
@@ -54,8 +55,6 @@ pub struct Path {
     pub path: &'static str,
     pub operations: &'static [Operation],
 }
-
-use Type::{Boolean, Integer, String as Text, StringList};
 
 const SECURITY: Resource = Resource {
     name: "security",
@@ -126,63 +125,6 @@ const NOT_FOUND: u64 = 4;
 const KEY_SERVER_SCOPE_CODES: [u64; 3] = [65536822, 65536824, 65536828];
 const KMIP_CHECK_CODES: [u64; 5] = [65536852, 65536921, 66060338, 66060339, 66060340];
 
-// What each write accepts in its body, as its handler reads it.
-const SECURITY_PATCH: &[(&str, Type)] = &[
-    ("fips.enabled", Boolean),
-    ("tls.protocol_versions", StringList),
-    ("tls.cipher_suites", StringList),
-    ("tls.offload_enabled", Boolean),
-];
-const SVM_POST: &[(&str, Type)] = &[("name", Text)];
-const CERTIFICATE_POST: &[(&str, Type)] = &[
-    ("type", Text),
-    ("name", Text),
-    ("common_name", Text),
-    ("svm.name", Text),
-    ("svm.uuid", Text),
-    ("public_certificate", Text),
-    ("private_key", Text),
-];
-const KEY_MANAGER_POST: &[(&str, Type)] = &[
-    ("svm.name", Text),
-    ("svm.uuid", Text),
-    ("external.client_certificate.name", Text),
-    ("external.client_certificate.uuid", Text),
-    ("external.server_ca_certificates.name", Text),
-    ("external.server_ca_certificates.uuid", Text),
-    ("external.servers.server", Text),
-    ("external.servers.timeout", Integer),
-    ("external.servers.username", Text),
-    ("external.servers.password", Text),
-    ("external.servers.secondary_key_servers", Text),
-    ("onboard.enabled", Boolean),
-    ("onboard.passphrase", Text),
-    ("onboard.synchronize", Boolean),
-];
-const KEY_MANAGER_PATCH: &[(&str, Type)] = &[
-    ("external.client_certificate.name", Text),
-    ("external.client_certificate.uuid", Text),
-    ("external.server_ca_certificates.name", Text),
-    ("external.server_ca_certificates.uuid", Text),
-    ("onboard.passphrase", Text),
-    ("onboard.existing_passphrase", Text),
-    ("onboard.synchronize", Boolean),
-];
-const KEY_SERVER_PATCH: &[(&str, Type)] = &[
-    ("timeout", Integer),
-    ("username", Text),
-    ("password", Text),
-    ("secondary_key_servers", StringList),
-];
-const ACCOUNT_PATCH: &[(&str, Type)] = &[("password", Text)];
-const ACCOUNT_POST: &[(&str, Type)] = &[
-    ("name", Text),
-    ("password", Text),
-    ("role.name", Text),
-    ("owner.name", Text),
-    ("owner.uuid", Text),
-];
-
 /// Every path and operation the service serves.
 pub const PATHS: &[Path] = &[
     Path {
@@ -229,7 +171,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Change FIPS mode and the TLS offer to key servers",
                 resource: &SECURITY,
                 query: false,
-                body: Some(SECURITY_PATCH),
+                body: Some(super::security::PATCH_BODY),
                 body_optional: true,
                 status: 200,
                 codes: &[52428817, 52428824],
@@ -279,7 +221,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create an SVM",
                 resource: &SVM,
                 query: false,
-                body: Some(SVM_POST),
+                body: Some(super::svms::POST_BODY),
                 body_optional: false,
                 status: 201,
                 codes: &[1],
@@ -329,7 +271,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Install a certificate",
                 resource: &CERTIFICATE,
                 query: false,
-                body: Some(CERTIFICATE_POST),
+                body: Some(super::certificates::POST_BODY),
                 body_optional: false,
                 status: 201,
                 codes: &[
@@ -381,7 +323,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create a key manager",
                 resource: &KEY_MANAGER,
                 query: false,
-                body: Some(KEY_MANAGER_POST),
+                body: Some(super::key_managers::POST_BODY),
                 body_optional: false,
                 status: 201,
                 codes: &[
@@ -422,7 +364,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Update a key manager",
                 resource: &KEY_MANAGER,
                 query: false,
-                body: Some(KEY_MANAGER_PATCH),
+                body: Some(super::key_managers::PATCH_BODY),
                 body_optional: true,
                 status: 200,
                 codes: &[NOT_FOUND, 65536139, 65536150, 65536404, 65536821, 65536917],
@@ -499,7 +441,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Update a primary key server",
                 resource: &KEY_SERVER,
                 query: false,
-                body: Some(KEY_SERVER_PATCH),
+                body: Some(super::key_servers::PATCH_BODY),
                 body_optional: false,
                 status: 200,
                 codes: &[
@@ -572,7 +514,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Create an API user",
                 resource: &ACCOUNT,
                 query: false,
-                body: Some(ACCOUNT_POST),
+                body: Some(super::accounts::POST_BODY),
                 body_optional: false,
                 status: 201,
                 codes: &[1],
@@ -597,7 +539,7 @@ pub const PATHS: &[Path] = &[
                 summary: "Change an API user's password",
                 resource: &ACCOUNT,
                 query: false,
-                body: Some(ACCOUNT_PATCH),
+                body: Some(super::accounts::PATCH_BODY),
                 body_optional: false,
                 status: 200,
                 codes: &[NOT_FOUND],
@@ -668,6 +610,7 @@ fn type_json(field_type: Type) -> Value {
         Type::Integer => json!({ "type": "integer" }),
         Type::Boolean => json!({ "type": "boolean" }),
         Type::StringList => json!({ "type": "array", "items": { "type": "string" } }),
+        Type::Object => json!({ "type": "object" }),
     }
 }
 

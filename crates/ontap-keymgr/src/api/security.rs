@@ -15,7 +15,7 @@ use super::body::Body;
 use super::envelope::{empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_instance};
-use super::query::{Schema, Type};
+use super::query::{Field, Schema, Type};
 
 pub const SECURITY_PATH: &str = "/api/security";
 
@@ -70,15 +70,23 @@ pub async fn modify(
     Ok(empty_ok())
 }
 
+/// What `PATCH /api/security` accepts in its body.
+pub const PATCH_BODY: &[Field] = &[
+    ("fips.enabled", Type::Boolean),
+    ("tls.protocol_versions", Type::StringList),
+    ("tls.cipher_suites", Type::StringList),
+    ("tls.offload_enabled", Type::Boolean),
+];
+
 fn changes(mut body: Body) -> ApiResult<SecurityChanges> {
-    body.allow(&["fips", "tls"])?;
+    body.allow_in(PATCH_BODY)?;
     let mut changes = SecurityChanges::default();
     if let Some(mut fips) = body.object("fips")? {
-        fips.allow(&["enabled"])?;
+        fips.allow_in(PATCH_BODY)?;
         changes.fips = fips.boolean("enabled")?;
     }
     if let Some(mut tls) = body.object("tls")? {
-        tls.allow(&["protocol_versions", "cipher_suites", "offload_enabled"])?;
+        tls.allow_in(PATCH_BODY)?;
         changes.protocol_versions = tls.string_list("protocol_versions")?;
         changes.cipher_suites = tls.string_list("cipher_suites")?;
         if tls.boolean("offload_enabled")? == Some(true) {

@@ -13,7 +13,7 @@ use super::body::Body;
 use super::envelope::{created, empty_ok, self_link};
 use super::error::ApiResult;
 use super::listing::{Pairs, parse, respond_collection, respond_instance};
-use super::query::{Schema, Type};
+use super::query::{Field, Schema, Type};
 
 pub const SVM_SCHEMA: Schema = Schema {
     fields: &[
@@ -67,6 +67,9 @@ pub async fn get(
     Ok(respond_instance(&query, svm_json(&svm)))
 }
 
+/// What `POST /api/svm/svms` accepts in its body.
+pub const POST_BODY: &[Field] = &[("name", Type::String)];
+
 pub async fn create(
     State(state): State<AppState>,
     QueryParams(pairs): QueryParams<Pairs>,
@@ -74,7 +77,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let return_records = super::return_records(&pairs)?;
     let mut body = Body::parse(&bytes)?;
-    body.allow(&["name"])?;
+    body.allow_in(POST_BODY)?;
     let name = body
         .string("name")?
         .ok_or_else(|| Error::MissingValue("name".into()))?;

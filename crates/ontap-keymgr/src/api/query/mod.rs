@@ -98,6 +98,8 @@ pub enum Type {
     Integer,
     Boolean,
     StringList,
+    /// An object read whole or left aside (`_links` sent back by a client).
+    Object,
 }
 
 /// A field of a resource: its dotted name and its type. Each resource has one table of them,
