@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 pub use crate::domain::cluster::{ClusterConfig, OntapVersion};
 pub use crate::domain::health_monitor::MonitorSettings;
+pub use crate::domain::login::LockoutPolicy;
 
 /// How many connections may be open at once unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1_000;
@@ -29,7 +30,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub cluster: ClusterConfig,
     pub security: SecurityConfig,
-    pub login: LoginConfig,
+    /// ONTAP's `security login role config` settings for failed logins (`[login]`).
+    pub login: LockoutPolicy,
     /// How many audit records are kept; the oldest go first.
     pub audit_max_records: usize,
     /// The key server health monitor (`[health_monitor]`).
@@ -60,27 +62,6 @@ impl StoreConfig {
         self.secret_key_file
             .clone()
             .unwrap_or_else(|| data_dir.join("secret.key"))
-    }
-}
-
-/// ONTAP's `security login role config` settings for failed logins (`[login]` in the file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginConfig {
-    /// 0 (ONTAP's default): accounts are never locked.
-    pub max_failed_login_attempts: u32,
-    pub lockout_duration: std::time::Duration,
-    /// Failures from one address within a minute before it is refused for the rest of it;
-    /// 0: off.
-    pub max_failed_logins_per_address: u32,
-}
-
-impl Default for LoginConfig {
-    fn default() -> Self {
-        LoginConfig {
-            max_failed_login_attempts: 0,
-            lockout_duration: std::time::Duration::from_secs(86_400),
-            max_failed_logins_per_address: 10,
-        }
     }
 }
 
@@ -183,38 +164,253 @@ struct HealthMonitorSettings {
     max_concurrent_checks: Option<usize>,
 }
 
-/// The environment variable of each setting that has one, and the setting's place in the file.
-const ENVIRONMENT: [(&str, &str); 20] = [
-    ("KEYMGR_DATABASE_URL", "store.url"),
-    ("KEYMGR_SECRET_KEY_FILE", "store.secret_key_file"),
-    ("KEYMGR_STORE_MAX_CONNECTIONS", "store.max_connections"),
-    ("KEYMGR_LISTEN", "server.listen"),
-    ("KEYMGR_DATA_DIR", "server.data_dir"),
-    ("KEYMGR_HTTP", "server.http"),
-    ("KEYMGR_MAX_CONNECTIONS", "server.max_connections"),
-    ("KEYMGR_TLS_CERT", "server.tls_cert"),
-    ("KEYMGR_TLS_KEY", "server.tls_key"),
-    ("KEYMGR_CLUSTER_NAME", "cluster.name"),
-    ("KEYMGR_CLUSTER_VERSION", "cluster.version"),
-    ("KEYMGR_CLUSTER_METROCLUSTER", "cluster.metrocluster"),
-    ("KEYMGR_CLUSTER_NODES", "cluster.nodes"),
-    ("KEYMGR_FIPS", "security.fips"),
-    (
-        "KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS",
+/// One setting, declared once: its place in the file, its environment variable, its flag, its
+/// default and what it does. The environment's merge, `serve --help` and the table of
+/// docs/operations.md are all read from [`SETTINGS`] (a test holds the document to it).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// `server.listen`; `None` for a variable that is not a file setting (`KEYMGR_LOG`).
+    pub path: Option<&'static str>,
+    pub env: Option<&'static str>,
+    pub flag: Option<&'static str>,
+    /// What applies when it is not set, as the document shows it.
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+const fn setting(
+    path: &'static str,
+    env: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> Setting {
+    Setting {
+        path: Some(path),
+        env: Some(env),
+        flag: None,
+        default,
+        help,
+    }
+}
+
+/// Every setting of the service.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        flag: Some("--listen"),
+        ..setting(
+            "server.listen",
+            "KEYMGR_LISTEN",
+            "`127.0.0.1:8443`",
+            "the address to listen on (port 0: any free port)",
+        )
+    },
+    Setting {
+        flag: Some("--data-dir"),
+        ..setting(
+            "server.data_dir",
+            "KEYMGR_DATA_DIR",
+            "`./data`",
+            "where the database, the secret key and the HTTPS certificate live",
+        )
+    },
+    Setting {
+        flag: Some("--http"),
+        ..setting(
+            "server.http",
+            "KEYMGR_HTTP",
+            "`false` (HTTPS)",
+            "serve plain HTTP, behind a TLS-terminating proxy",
+        )
+    },
+    setting(
+        "server.max_connections",
+        "KEYMGR_MAX_CONNECTIONS",
+        "`1000`",
+        "connections open at once, at most the open-files limit (raised at start to its hard limit) less 32 and less `max_concurrent_checks`; at the limit the longest idle one is closed",
+    ),
+    setting(
+        "server.tls_cert",
+        "KEYMGR_TLS_CERT",
+        "self-signed, made in `DIR/tls/`",
+        "the HTTPS certificate chain (PEM), with `tls_key`",
+    ),
+    setting(
+        "server.tls_key",
+        "KEYMGR_TLS_KEY",
+        "self-signed, made in `DIR/tls/`",
+        "the HTTPS private key (PEM), with `tls_cert`",
+    ),
+    setting(
+        "audit.max_records",
+        "KEYMGR_AUDIT_MAX_RECORDS",
+        "`100000`",
+        "audit records kept; the oldest go first",
+    ),
+    setting(
+        "cluster.name",
+        "KEYMGR_CLUSTER_NAME",
+        "`keymgr-cluster`",
+        "the cluster's name",
+    ),
+    setting(
+        "cluster.version",
+        "KEYMGR_CLUSTER_VERSION",
+        "`9.14.1`",
+        "the ONTAP version the service presents",
+    ),
+    setting(
+        "cluster.metrocluster",
+        "KEYMGR_CLUSTER_METROCLUSTER",
+        "`false`",
+        "whether the cluster is in a MetroCluster configuration",
+    ),
+    setting(
+        "cluster.nodes",
+        "KEYMGR_CLUSTER_NODES",
+        "`[\"node-01\", \"node-02\"]`",
+        "the nodes' names (a comma list in the environment)",
+    ),
+    setting(
+        "security.fips",
+        "KEYMGR_FIPS",
+        "stored value, else `false`",
+        "FIPS mode: TLS 1.2 and 1.3 with FIPS-approved suites only",
+    ),
+    Setting {
+        env: None,
+        ..setting(
+            "security.tls_protocol_versions",
+            "",
+            "stored value, else ONTAP's `[\"TLSv1.3\", \"TLSv1.2\"]`",
+            "the TLS versions offered to key servers",
+        )
+    },
+    Setting {
+        env: None,
+        ..setting(
+            "security.tls_cipher_suites",
+            "",
+            "stored value, else ONTAP's 128 default suites",
+            "the cipher suites (IANA names) offered to key servers",
+        )
+    },
+    setting(
         "login.max_failed_login_attempts",
+        "KEYMGR_MAX_FAILED_LOGIN_ATTEMPTS",
+        "`0` (never lock, as ONTAP)",
+        "failed logins that lock an account",
     ),
-    ("KEYMGR_LOCKOUT_DURATION", "login.lockout_duration"),
-    (
-        "KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS",
+    setting(
+        "login.lockout_duration",
+        "KEYMGR_LOCKOUT_DURATION",
+        "`1d`",
+        "how long a locked account stays locked (`30s`, `15m`, `2h`, `1d`)",
+    ),
+    setting(
         "login.max_failed_logins_per_address",
+        "KEYMGR_MAX_FAILED_LOGINS_PER_ADDRESS",
+        "`10`",
+        "failed logins from one address within a minute before it is refused for the rest of it (`0`: off)",
     ),
-    ("KEYMGR_AUDIT_MAX_RECORDS", "audit.max_records"),
-    ("KEYMGR_HEALTH_MONITOR_INTERVAL", "health_monitor.interval"),
-    (
-        "KEYMGR_HEALTH_MONITOR_MAX_CONCURRENT_CHECKS",
+    setting(
+        "health_monitor.interval",
+        "KEYMGR_HEALTH_MONITOR_INTERVAL",
+        "unset: `health_monitor_polling_interval` of `/api/security/key-manager-configs` (ONTAP's 15 minutes; 15 to 30)",
+        "how often every key server is checked (`30s`, `15m`...)",
+    ),
+    setting(
         "health_monitor.max_concurrent_checks",
+        "KEYMGR_HEALTH_MONITOR_MAX_CONCURRENT_CHECKS",
+        "`32`",
+        "KMIP checks at once, the monitor's and requests' together",
     ),
+    Setting {
+        flag: Some("--database-url"),
+        ..setting(
+            "store.url",
+            "KEYMGR_DATABASE_URL",
+            "unset: SQLite in the data dir",
+            "a PostgreSQL database (`postgres://user[:password]@host:port/database`) that several instances may share",
+        )
+    },
+    setting(
+        "store.secret_key_file",
+        "KEYMGR_SECRET_KEY_FILE",
+        "`DIR/secret.key`",
+        "the key that seals stored secrets; instances sharing a database share it",
+    ),
+    setting(
+        "store.max_connections",
+        "KEYMGR_STORE_MAX_CONNECTIONS",
+        "`16`",
+        "PostgreSQL connections per instance",
+    ),
+    Setting {
+        path: None,
+        env: Some("KEYMGR_ADMIN_PASSWORD"),
+        flag: None,
+        default: "generated and printed once",
+        help: "the password of the user `admin` when it is created at first start (or reset with `--reset-admin-password`)",
+    },
+    Setting {
+        path: None,
+        env: Some("KEYMGR_LOG"),
+        flag: None,
+        default: "`info`",
+        help: "the log level (`debug`, `ontap_keymgr=trace`...)",
+    },
+    Setting {
+        path: None,
+        env: Some("KEYMGR_CONFIG"),
+        flag: Some("--config"),
+        default: "none",
+        help: "a TOML configuration file",
+    },
 ];
+
+/// `server.listen` as the file writes it: `[server] listen`.
+fn file_key(path: &str) -> String {
+    match path.split_once('.') {
+        Some((section, key)) => format!("`[{section}] {key}`"),
+        None => format!("`{path}`"),
+    }
+}
+
+/// The table of docs/operations.md.
+pub fn settings_markdown() -> String {
+    let mut text = String::from(
+        "| TOML | Environment | Flag | Default | What it does |\n|---|---|---|---|---|\n",
+    );
+    for setting in SETTINGS {
+        let quoted = |name: Option<&str>| name.map(|n| format!("`{n}`")).unwrap_or_default();
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            setting.path.map(file_key).unwrap_or_default(),
+            quoted(setting.env),
+            quoted(setting.flag),
+            setting.default,
+            setting.help
+        ));
+    }
+    text
+}
+
+/// The environment section of `serve --help`.
+pub fn environment_help() -> String {
+    let mut text =
+        String::from("Environment (and the --config file's settings: docs/operations.md):\n");
+    for setting in SETTINGS {
+        let Some(env) = setting.env else {
+            continue;
+        };
+        let also = setting.flag.map(|f| format!(" ({f})")).unwrap_or_default();
+        text.push_str(&format!(
+            "  {env}{also}\n      {}\n",
+            setting.help.replace('`', "")
+        ));
+    }
+    text
+}
 
 /// Command-line values, which win over everything else.
 #[derive(Debug, Default, Clone)]
@@ -259,7 +455,8 @@ fn file_table(path: &Path) -> Result<Table, ConfigError> {
 /// `true`, `15m` and `a, b` become a boolean, a string and a list where those are expected.
 fn env_table(var: impl Fn(&str) -> Option<String>) -> Result<Table, ConfigError> {
     let mut table = Table::new();
-    for (name, path) in ENVIRONMENT {
+    let variables = SETTINGS.iter().filter_map(|s| Some((s.env?, s.path?)));
+    for (name, path) in variables {
         let Some(text) = var(name) else {
             continue;
         };
@@ -396,15 +593,17 @@ fn build(settings: Settings) -> Result<Config, ConfigError> {
             nodes,
         },
         security,
-        login: LoginConfig {
-            max_failed_login_attempts: login.max_failed_login_attempts.unwrap_or(0),
+        login: LockoutPolicy {
+            max_failed_login_attempts: login
+                .max_failed_login_attempts
+                .unwrap_or(LockoutPolicy::default().max_failed_login_attempts),
             lockout_duration: match login.lockout_duration {
                 Some(text) => parse_duration("lockout duration", &text)?,
-                None => LoginConfig::default().lockout_duration,
+                None => LockoutPolicy::default().lockout_duration,
             },
             max_failed_logins_per_address: login
                 .max_failed_logins_per_address
-                .unwrap_or(LoginConfig::default().max_failed_logins_per_address),
+                .unwrap_or(LockoutPolicy::default().max_failed_logins_per_address),
         },
         audit_max_records: match audit.max_records {
             Some(0) => {
@@ -515,6 +714,79 @@ mod tests {
         assert_eq!(config.cluster.version.to_string(), "9.5.0");
         assert!(config.cluster.metrocluster);
         assert_eq!(config.cluster.nodes, ["a", "b", "c"]);
+    }
+
+    /// docs/operations.md's table of settings is generated from [`SETTINGS`]; when this
+    /// fails, paste the table it prints between the document's markers.
+    #[test]
+    fn the_documented_settings_are_the_declared_ones() {
+        let document = include_str!("../../../docs/operations.md");
+        let start = "<!-- settings: generated from SETTINGS in crates/ontap-keymgr/src/config.rs; a unit test keeps it equal -->\n";
+        let documented = document
+            .split_once(start)
+            .and_then(|(_, rest)| rest.split_once("<!-- end of settings -->"))
+            .map(|(table, _)| table)
+            .expect("docs/operations.md has the settings markers");
+        let generated = settings_markdown();
+        assert!(
+            documented == generated,
+            "docs/operations.md's settings table is stale; it should be:\n{generated}"
+        );
+    }
+
+    /// The defaults the table shows are the ones applied.
+    #[test]
+    fn the_declared_defaults_are_the_applied_ones() {
+        let config = build(Settings::default()).expect("config");
+        let shown = |path: &str| {
+            SETTINGS
+                .iter()
+                .find(|s| s.path == Some(path))
+                .map(|s| s.default.split('`').nth(1).unwrap_or_default().to_string())
+                .expect("declared")
+        };
+        assert_eq!(shown("server.listen"), config.listen.to_string());
+        assert_eq!(
+            shown("server.data_dir"),
+            format!("./{}", config.data_dir.display())
+        );
+        assert_eq!(shown("server.http"), config.http.to_string());
+        assert_eq!(
+            shown("server.max_connections"),
+            config.max_connections.to_string()
+        );
+        assert_eq!(
+            shown("audit.max_records"),
+            config.audit_max_records.to_string()
+        );
+        assert_eq!(shown("cluster.name"), config.cluster.name);
+        assert_eq!(shown("cluster.version"), config.cluster.version.to_string());
+        assert_eq!(
+            shown("cluster.metrocluster"),
+            config.cluster.metrocluster.to_string()
+        );
+        assert_eq!(
+            shown("login.max_failed_login_attempts"),
+            config.login.max_failed_login_attempts.to_string()
+        );
+        assert_eq!(
+            shown("login.lockout_duration"),
+            format!("{}d", config.login.lockout_duration.as_secs() / 86_400)
+        );
+        assert_eq!(
+            shown("login.max_failed_logins_per_address"),
+            config.login.max_failed_logins_per_address.to_string()
+        );
+        assert_eq!(
+            shown("health_monitor.max_concurrent_checks"),
+            config.health_monitor.max_concurrent_checks.to_string()
+        );
+        assert_eq!(
+            shown("store.max_connections"),
+            config.store.max_connections.to_string()
+        );
+        // Every variable the merge reads is a declared setting's.
+        assert!(SETTINGS.iter().filter(|s| s.env.is_some()).count() >= 20);
     }
 
     #[test]

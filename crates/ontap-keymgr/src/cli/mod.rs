@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the REST service.
-    #[command(after_help = serve::ENVIRONMENT)]
+    #[command(after_help = ontap_keymgr::config::environment_help())]
     Serve(serve::ServeArgs),
     /// Print the OpenAPI document of the REST API (as served at /docs/api/openapi.json).
     Openapi,

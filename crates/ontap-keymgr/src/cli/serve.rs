@@ -30,21 +30,6 @@ pub struct ServeArgs {
     reset_admin_password: bool,
 }
 
-/// The environment variables of `serve`, in one place (`serve --help` shows them).
-pub const ENVIRONMENT: &str = "\
-Environment:
-  KEYMGR_ADMIN_PASSWORD  the password of the user admin when it is created at first start
-                         (or reset with --reset-admin-password); unset: generated, printed once
-  KEYMGR_LISTEN          as --listen
-  KEYMGR_DATA_DIR        as --data-dir
-  KEYMGR_CONFIG          as --config
-  KEYMGR_HTTP            as --http (true or false)
-  KEYMGR_DATABASE_URL    as --database-url
-  KEYMGR_SECRET_KEY_FILE the key that seals stored secrets (default: DATA_DIR/secret.key);
-                         instances sharing a database share it
-  KEYMGR_LOG             the log level: info (default), debug, ontap_keymgr=trace...
-Every other setting of the configuration file has its KEYMGR_* variable: see docs/operations.md.";
-
 pub async fn run(args: ServeArgs) -> ExitCode {
     init_logging();
     let overrides = Overrides {

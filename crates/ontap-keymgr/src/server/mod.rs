@@ -25,7 +25,6 @@ use crate::api;
 use crate::config::Config;
 use crate::domain::Service;
 use crate::domain::cluster::Cluster;
-use crate::domain::login::LockoutPolicy;
 use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
 use crate::store::Store;
@@ -54,11 +53,7 @@ pub struct Prepared {
 pub async fn prepare(config: &Config, admin: &AdminStart) -> Result<Prepared, StartError> {
     create_private_dir(&config.data_dir).map_err(fail("cannot create the data dir"))?;
     let (store, cluster_uuid) = open_store(config).await?;
-    let lockout = LockoutPolicy {
-        max_failed_login_attempts: config.login.max_failed_login_attempts,
-        lockout_duration: config.login.lockout_duration,
-        max_failed_logins_per_address: config.login.max_failed_logins_per_address,
-    };
+    let lockout = config.login;
     let store = Arc::new(ReadModel::new(store));
     let service = Arc::new(
         Service::new(store, Cluster::new(&config.cluster, cluster_uuid), lockout)
