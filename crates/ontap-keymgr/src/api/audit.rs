@@ -117,56 +117,57 @@ pub async fn list(
         }
         .into());
     }
-    let node = state.service.cluster().first_node();
     let mut matching = Vec::new();
-    let mut after = 0;
-    loop {
-        let batch = state.service.audit_records_after(after, BATCH).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.index;
-        let full_batch = batch.len() == BATCH;
-        matching.extend(
-            batch
-                .iter()
-                .map(|record| audit_json(record, node))
-                .filter(|r| query.matches(r)),
-        );
+    each_match(&state, &query, |record| {
+        matching.push(record);
         if sorted && matching.len() > window + BATCH {
             query.sort(&mut matching);
             matching.truncate(window);
         }
-        if (!sorted && matching.len() >= window) || !full_batch {
-            break;
-        }
-    }
+        sorted || matching.len() < window
+    })
+    .await?;
     Ok(respond_collection(&query, matching, PATH))
 }
 
 /// `return_records=false`: how many records match (after `start.offset`, at most
 /// `max_records`), counted batch by batch without keeping any.
 async fn count(state: &AppState, query: &Query) -> ApiResult<Response> {
-    let node = state.service.cluster().first_node();
     let mut matching = 0usize;
-    let mut after = 0;
-    loop {
-        let batch = state.service.audit_records_after(after, BATCH).await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = last.index;
-        matching += batch
-            .iter()
-            .filter(|record| query.matches(&audit_json(record, node)))
-            .count();
-        if batch.len() < BATCH {
-            break;
-        }
-    }
+    each_match(state, query, |_| {
+        matching += 1;
+        true
+    })
+    .await?;
     let mut shown = matching.saturating_sub(query.offset);
     if let Some(max) = query.max_records {
         shown = shown.min(max);
     }
     Ok(counted(shown, PATH))
+}
+
+/// Reads the trail batch by batch from its start and hands `visit` each record that passes the
+/// query's filters, until the trail ends or `visit` answers false.
+async fn each_match(
+    state: &AppState,
+    query: &Query,
+    mut visit: impl FnMut(Value) -> bool,
+) -> ApiResult<()> {
+    let node = state.service.cluster().first_node();
+    let mut after = 0;
+    loop {
+        let batch = state.service.audit_records_after(after, BATCH).await?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.index;
+        for record in batch.iter().map(|record| audit_json(record, node)) {
+            if query.matches(&record) && !visit(record) {
+                return Ok(());
+            }
+        }
+        if batch.len() < BATCH {
+            return Ok(());
+        }
+    }
 }

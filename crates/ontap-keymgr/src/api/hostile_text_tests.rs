@@ -11,8 +11,6 @@ use tower::ServiceExt;
 
 use super::openapi::{PATHS, Path};
 use super::query::Type;
-use crate::config::{Config, Overrides};
-use crate::server::{AdminStart, prepare};
 
 const PASSWORD: &str = "hostile-text-test-password";
 
@@ -72,19 +70,8 @@ async fn send(app: &axum::Router, method: &str, uri: &str, body: Vec<u8>) -> (u1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_text_field_survives_nul_control_and_non_utf8_input() {
-    let dir = tempfile::tempdir().expect("dir");
-    let overrides = Overrides {
-        listen: Some("127.0.0.1:0".into()),
-        data_dir: Some(dir.path().join("data")),
-        http: false,
-        database_url: None,
-    };
-    let config = Config::load(None, overrides).expect("config");
-    let admin = AdminStart {
-        password: Some(PASSWORD.into()),
-        reset: false,
-    };
-    let app = prepare(&config, &admin).await.expect("service").router;
+    let started = super::test_app::start(PASSWORD).await;
+    let app = started.router;
     let mut sent = 0;
     for path in PATHS {
         let uri = concrete(path);

@@ -21,6 +21,8 @@ pub mod query;
 pub mod response_cache;
 pub mod security;
 pub mod svms;
+#[cfg(test)]
+mod test_app;
 
 use std::sync::Arc;
 
@@ -235,27 +237,13 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    use crate::config::{Config, Overrides};
-    use crate::server::{AdminStart, prepare};
-
     /// The router is built from the document's table: building it proves that every documented
     /// operation has a handler; each one answers anything but "unknown path" or "method not
     /// allowed", and a method the document does not list is not allowed.
     #[tokio::test]
     async fn every_documented_operation_has_a_handler() {
-        let dir = tempfile::tempdir().expect("dir");
-        let overrides = Overrides {
-            listen: Some("127.0.0.1:0".into()),
-            data_dir: Some(dir.path().join("data")),
-            http: false,
-            database_url: None,
-        };
-        let config = Config::load(None, overrides).expect("config");
-        let admin = AdminStart {
-            password: Some("handler-test-password".into()),
-            reset: false,
-        };
-        let app = prepare(&config, &admin).await.expect("service").router;
+        let started = super::test_app::start("handler-test-password").await;
+        let app = started.router;
         let send = |method: &str, uri: String| {
             Request::builder()
                 .method(method)

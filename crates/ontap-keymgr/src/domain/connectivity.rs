@@ -674,14 +674,7 @@ mod tests {
     #[tokio::test]
     async fn checks_never_exceed_their_permits() {
         let pki = TestPki::new();
-        let identity = kmip::TlsIdentity::from_pem(
-            &pki.client.cert_pem,
-            &pki.client.key_pem,
-            &[pki.ca.cert_pem.as_str()],
-        )
-        .expect("identity");
-        let connector =
-            kmip::Connector::new(&identity, &kmip::TlsOffer::default()).expect("connector");
+        let connector = crate::domain::kmip_check::test_connector(&pki);
         let silent = SilentListener::start().await;
         let server = KeyServer {
             server: KeyServerAddress::parse(&silent.address.to_string()).expect("address"),

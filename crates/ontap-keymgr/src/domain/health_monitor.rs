@@ -573,14 +573,7 @@ mod tests {
             Duration::from_secs(2),
         )
         .await;
-        let identity = kmip::TlsIdentity::from_pem(
-            &pki.client.cert_pem,
-            &pki.client.key_pem,
-            &[pki.ca.cert_pem.as_str()],
-        )
-        .expect("identity");
-        let connector =
-            kmip::Connector::new(&identity, &kmip::TlsOffer::default()).expect("connector");
+        let connector = crate::domain::kmip_check::test_connector(&pki);
         let server = KeyServer {
             server: KeyServerAddress::parse(&slow.address.to_string()).expect("address"),
             timeout: KeyServerTimeout::WaitIndefinitely,

@@ -121,3 +121,15 @@ pub fn credential_of(server: &KeyServer) -> Option<Credential> {
         _ => None,
     }
 }
+
+/// A connector with the test PKI's client certificate, trusting its CA, offering the default.
+#[cfg(test)]
+pub(crate) fn test_connector(pki: &test_support::pki::TestPki) -> Connector {
+    let identity = TlsIdentity::from_pem(
+        &pki.client.cert_pem,
+        &pki.client.key_pem,
+        &[pki.ca.cert_pem.as_str()],
+    )
+    .expect("identity");
+    Connector::new(&identity, &TlsOffer::default()).expect("connector")
+}
