@@ -68,19 +68,18 @@ pub struct Changes {
 /// (`super::audit::recorded`) once committed.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // Every method is required, none has a default: a store or a layer in front of one (the
+    // read model) that forgot one would otherwise do nothing, silently.
+
     /// Called at the start of each request. A store only this process writes (SQLite) knows of
     /// every change already, and answers none without any I/O.
-    async fn refresh(&self) -> StoreResult<Changes> {
-        Ok(Changes::default())
-    }
+    async fn refresh(&self) -> StoreResult<Changes>;
 
     /// A number that changes after every change of the configuration objects (SVMs,
     /// certificates, key managers and their servers) becomes visible to this process's reads,
     /// or `None` when the store does not keep one: answers computed from those objects are then
     /// never served again.
-    fn objects_version(&self) -> Option<u64> {
-        None
-    }
+    fn objects_version(&self) -> Option<u64>;
 
     // Users
     async fn count_users(&self) -> StoreResult<usize>;
@@ -160,31 +159,25 @@ pub trait Store: Send + Sync + 'static {
     /// holder's.
     async fn take_monitor_turn(
         &self,
-        _key_manager: &KeyManagerId,
-        _holder: &str,
-        _now: i64,
-        _until: i64,
-    ) -> StoreResult<bool> {
-        Ok(true)
-    }
+        key_manager: &KeyManagerId,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool>;
     /// Keeps checks of `key_manager`'s servers for the other instances: those whose server and
     /// key manager certificates (`certificates`: the client's, then the server CAs) are still
     /// what was checked; others are dropped.
     async fn share_checks(
         &self,
-        _key_manager: &KeyManagerId,
-        _certificates: &[CertificateId],
-        _checks: Vec<(KeyServer, SharedCheck)>,
-    ) -> StoreResult<()> {
-        Ok(())
-    }
+        key_manager: &KeyManagerId,
+        certificates: &[CertificateId],
+        checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()>;
     /// The checks kept, of one key manager or of all, for the servers as configured now.
     async fn shared_checks(
         &self,
-        _key_manager: Option<&KeyManagerId>,
-    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
-        Ok(Vec::new())
-    }
+        key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>>;
 
     // The audit trail.
     /// Appends a record, then drops the oldest beyond the newest `keep`.

@@ -374,6 +374,11 @@ async fn exists(transaction: &Transaction<'_>, sql: &str, params: Params<'_>) ->
 
 #[async_trait]
 impl Store for PostgresStore {
+    /// The read model in front keeps the version (from the change counters `refresh` reads).
+    fn objects_version(&self) -> Option<u64> {
+        None
+    }
+
     async fn refresh(&self) -> StoreResult<Changes> {
         let counters = self
             .bounded(async {

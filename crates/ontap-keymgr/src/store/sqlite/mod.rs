@@ -43,8 +43,9 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::ids::Id;
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, Svm, SvmId, SvmRef, User,
+    SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User,
 };
+use crate::domain::store::Changes;
 
 /// At most this many writes share one commit.
 const MAX_BATCH: usize = 256;
@@ -352,6 +353,44 @@ pub(super) fn exists(connection: &Connection, query: &str, parameter: &str) -> S
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// Only this process writes the file: it knows of every change already.
+    async fn refresh(&self) -> StoreResult<Changes> {
+        Ok(Changes::default())
+    }
+
+    /// The read model in front keeps the version.
+    fn objects_version(&self) -> Option<u64> {
+        None
+    }
+
+    // The health monitor's work is shared with nobody: every turn is this process's, and no
+    // check is kept for other instances.
+    async fn take_monitor_turn(
+        &self,
+        _key_manager: &KeyManagerId,
+        _holder: &str,
+        _now: i64,
+        _until: i64,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    async fn share_checks(
+        &self,
+        _key_manager: &KeyManagerId,
+        _certificates: &[CertificateId],
+        _checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn shared_checks(
+        &self,
+        _key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
+        Ok(Vec::new())
+    }
+
     async fn count_users(&self) -> StoreResult<usize> {
         self.read(|connection, _| users::count_users(connection))
             .await
