@@ -34,12 +34,15 @@ export KEYMGR_TEST_PG_PORT
 cargo test --workspace --locked
 
 # The end-to-end suites again, every service on a database of its own on that server: every
-# test file that starts services through tests/support (`mod support;`), unless it says why not
-# with a line `// postgres-rerun: no (<why>)`. A new test file runs there without being listed.
+# test binary (a file, or a directory's main.rs) that starts services through tests/support
+# (`mod support;`), unless it says why not with a line `// postgres-rerun: no (<why>)`. A new
+# test runs there without being listed.
 rerun=()
-for file in crates/ontap-keymgr/tests/*.rs; do
+for file in crates/ontap-keymgr/tests/*.rs crates/ontap-keymgr/tests/*/main.rs; do
+  name="$(basename "$file" .rs)"
+  [ "$name" = main ] && name="$(basename "$(dirname "$file")")"
   if grep -q '^mod support;' "$file" && ! grep -q '^// postgres-rerun: no' "$file"; then
-    rerun+=(--test "$(basename "$file" .rs)")
+    rerun+=(--test "$name")
   fi
 done
 echo "rerun on PostgreSQL: ${rerun[*]}" >&2

@@ -1,10 +1,8 @@
 //! `/api/security`: the cluster's security configuration, and that the TLS offer it describes is
 //! what the service offers key servers.
 
-mod support;
-
+use crate::support::{Keymgr, create_key_manager, good_kmip, key_servers_path};
 use serde_json::json;
-use support::{Keymgr, create_key_manager, good_kmip, key_servers_path};
 use test_support::openssl::OpenSslServer;
 use test_support::pki::TestPki;
 

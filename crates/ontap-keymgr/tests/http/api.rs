@@ -2,13 +2,11 @@
 //! envelopes, `fields`, filters, `order_by`, `max_records` with `_links.next`, the error
 //! envelope, SVMs, certificates, key managers, the audit trail — and that no secret ever leaves.
 
-mod support;
-
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     Keymgr, create_key_manager, create_svm, database_contents, encoded, good_kmip,
     install_certificates, key_servers_path,
 };
+use serde_json::{Value, json};
 use test_support::pki::TestPki;
 use test_support::pykmip::{PyKmip, PyKmipConfig};
 
@@ -115,7 +113,7 @@ fn bad_requests_get_ontap_error_envelopes_and_change_nothing() {
     keymgr
         .request_as(
             "admin",
-            support::ADMIN_PASSWORD,
+            crate::support::ADMIN_PASSWORD,
             "POST",
             "/api/svm/svms",
             Some("{not json"),

@@ -2,13 +2,11 @@
 //! POST, GET, PATCH and DELETE on `/api/security/key-managers/{uuid}/key-servers`, with every
 //! ONTAP error code of the seed pages in the situation that raises it.
 
-mod support;
-
-use serde_json::{Value, json};
-use support::{
+use crate::support::{
     Keymgr, create_key_manager, create_svm, encoded, good_kmip, key_servers_path, post_all_at_once,
     servers_of,
 };
+use serde_json::{Value, json};
 use test_support::fake::HandshakeFailureServer;
 use test_support::pki::TestPki;
 use test_support::pykmip::{PyKmip, PyKmipConfig};

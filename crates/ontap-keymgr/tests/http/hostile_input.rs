@@ -4,15 +4,13 @@
 //! odd paths and query strings, sent to every write endpoint. A bounded, fixed list: every case
 //! runs once. A body over the size limit is refused before it is read, and its connection closed.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::{Keymgr, Response, create_key_manager, create_svm, encoded, good_kmip};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use serde_json::{Value, json};
-use support::{Keymgr, Response, create_key_manager, create_svm, encoded, good_kmip};
 use test_support::pki::TestPki;
 
 /// Bodies that are wrong for every write endpoint.

@@ -1,9 +1,9 @@
 //! The audit trail keeps no secret, however a client sends it, and refuses secrets in URLs.
 
-mod support;
-
+use crate::support::{
+    Keymgr, create_key_manager, edit_database, encoded, good_kmip, key_servers_path,
+};
 use serde_json::json;
-use support::{Keymgr, create_key_manager, edit_database, encoded, good_kmip, key_servers_path};
 use test_support::pki::TestPki;
 
 /// Everything the trail shows, read as a readonly user may read it.

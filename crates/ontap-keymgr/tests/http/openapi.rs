@@ -2,15 +2,12 @@
 //! committed docs/openapi.json (regenerate with `ontap-keymgr openapi > docs/openapi.json`), and
 //! every path and method it names is one the service routes.
 
-// postgres-rerun: no (the document is built from the code alone; no store is involved)
-mod support;
-
+use crate::support::Keymgr;
 use serde_json::Value;
-use support::Keymgr;
 
 fn committed() -> Value {
     let path = test_support::workspace_root().join("docs/openapi.json");
-    serde_json::from_str(&support::read(&path)).expect("docs/openapi.json is JSON")
+    serde_json::from_str(&crate::support::read(&path)).expect("docs/openapi.json is JSON")
 }
 
 #[test]
@@ -49,7 +46,7 @@ fn every_documented_operation_is_routed() {
             let body = (method == "post" || method == "patch").then_some("{}");
             let response = keymgr.request_as(
                 "admin",
-                support::ADMIN_PASSWORD,
+                crate::support::ADMIN_PASSWORD,
                 &method.to_uppercase(),
                 &concrete,
                 body,
