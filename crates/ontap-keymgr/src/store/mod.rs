@@ -4,6 +4,8 @@
 //! their secrets at rest, and enforces the invariants that must hold under concurrent requests
 //! inside its own transactions. This room depends on the domain, never the reverse.
 
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod copy;
 pub mod postgres;
 pub mod read_model;

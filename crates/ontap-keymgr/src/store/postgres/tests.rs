@@ -1,6 +1,5 @@
-//! What the PostgreSQL store adds to the rules both stores keep (which the end-to-end suite
-//! checks against both): instances starting together, the shared key and cluster uuid, the
-//! change counters.
+//! The rules both stores keep (`store/contract.rs`), on PostgreSQL, and what the PostgreSQL store
+//! adds: instances starting together, the shared key and cluster uuid, the change counters.
 
 use test_support::postgres::{self, Postgres};
 
@@ -22,6 +21,14 @@ fn database() -> (String, Option<Postgres>) {
 async fn open(url: &str, key: [u8; 32], cluster_uuid: &str) -> StoreResult<PostgresStore> {
     PostgresStore::open(url, 4, SecretBox::from_key(key), cluster_uuid).await
 }
+
+/// The rules both stores keep, on PostgreSQL: each on a database of its own.
+async fn fresh_store() -> (PostgresStore, Option<Postgres>) {
+    let (url, server) = database();
+    let store = open(&url, KEY, "contract").await.expect("open");
+    (store, server)
+}
+crate::store::contract::contract_tests!(fresh_store);
 
 #[tokio::test]
 async fn instances_starting_together_migrate_once_and_share_the_first_cluster_uuid() {

@@ -1,20 +1,20 @@
-//! The SQLite store's tests: transactions, limits, sealing, migrations, files.
+//! The rules both stores keep (`store/contract.rs`), on SQLite, and what only the SQLite store
+//! has: sealing as the file holds it, migrations, files, group commit, a full disk.
 
 use super::schema::{MIGRATIONS, schema_version};
 use super::*;
-use crate::domain::address::KeyServerAddress;
-use crate::domain::ids::Id;
-use crate::domain::model::{
-    AuditRecord, Certificate, CertificateType, KeyManager, KeyManagerKind, KeyServer,
-    KeyServerTimeout, Role, Secret, Svm, SvmRef, User,
+use crate::domain::model::{AuditRecord, KeyManager, KeyManagerKind, KeyServer, Secret};
+use crate::store::contract::{
+    certificate, external, id, key_server, stored_servers, svm, with_certificates,
 };
 
-const KEY: [u8; 32] = [42; 32];
-
-/// Tests name objects with readable words; the store takes any identifier it is given.
-fn id<K>(text: &str) -> Id<K> {
-    Id::from_stored(text.to_owned())
+/// The rules both stores keep, on SQLite.
+async fn fresh_store() -> (SqliteStore, ()) {
+    (memory_store(), ())
 }
+crate::store::contract::contract_tests!(fresh_store);
+
+const KEY: [u8; 32] = [42; 32];
 
 fn memory_store() -> SqliteStore {
     SqliteStore::open_in_memory(SecretBox::from_key(KEY)).expect("open in memory")
@@ -22,88 +22,6 @@ fn memory_store() -> SqliteStore {
 
 fn file_store(path: &Path) -> SqliteStore {
     SqliteStore::open(path, SecretBox::from_key(KEY)).expect("open file")
-}
-
-fn svm(uuid: &str, name: &str) -> Svm {
-    Svm {
-        uuid: id(uuid),
-        name: name.into(),
-    }
-}
-
-fn certificate(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
-    Certificate {
-        uuid: id(uuid),
-        name: name.into(),
-        cert_type: CertificateType::Client,
-        svm: svm.map(SvmRef::from),
-        public_certificate: "-----BEGIN CERTIFICATE-----".into(),
-        private_key: Some(Secret::new("PRIVATE-KEY-PLAINTEXT")),
-        common_name: "client".into(),
-        serial_number: "01".into(),
-        ca: "root".into(),
-        expiry_time: "2030-01-01T00:00:00Z".into(),
-    }
-}
-
-fn server_ca(uuid: &str, name: &str, svm: Option<&Svm>) -> Certificate {
-    Certificate {
-        cert_type: CertificateType::ServerCa,
-        private_key: None,
-        ..certificate(uuid, name, svm)
-    }
-}
-
-fn key_server(address: &str) -> KeyServer {
-    KeyServer {
-        server: KeyServerAddress::parse(address).expect("address"),
-        timeout: KeyServerTimeout::DEFAULT,
-        username: Some("kmip-user".into()),
-        password: Some(Secret::new("KS-PASSWORD-PLAINTEXT")),
-        secondary_key_servers: vec!["backup1.example.com".into(), "10.0.0.9".into()],
-    }
-}
-
-fn external(uuid: &str, svm: Option<&Svm>, servers: Vec<KeyServer>) -> KeyManager {
-    KeyManager {
-        uuid: id(uuid),
-        svm: svm.map(SvmRef::from),
-        kind: KeyManagerKind::External {
-            client_certificate: id("client-cert"),
-            server_ca_certificates: vec![id("ca-2"), id("ca-1")],
-            servers,
-        },
-    }
-}
-
-/// An SVM, a client certificate and two server CAs: what an external key manager needs.
-async fn with_certificates(store: &SqliteStore) -> Svm {
-    let vs0 = svm("svm-0", "vs0");
-    store.insert_svm(vs0.clone()).await.expect("svm");
-    store
-        .insert_certificate(certificate("client-cert", "client", Some(&vs0)))
-        .await
-        .expect("client certificate");
-    for (uuid, name) in [("ca-1", "ca one"), ("ca-2", "ca two")] {
-        store
-            .insert_certificate(server_ca(uuid, name, Some(&vs0)))
-            .await
-            .expect("server ca");
-    }
-    vs0
-}
-
-async fn stored_servers(store: &SqliteStore, key_manager: &str) -> Vec<String> {
-    let key_manager = store
-        .get_key_manager(&id(key_manager))
-        .await
-        .expect("get")
-        .expect("exists");
-    key_manager
-        .servers()
-        .iter()
-        .map(|s| s.server.to_string())
-        .collect()
 }
 
 /// Every stored blob of a sealed column, as the database holds it.
@@ -135,57 +53,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle.as_bytes())
-}
-
-#[tokio::test]
-async fn users_round_trip() {
-    let store = memory_store();
-    assert_eq!(store.count_users().await.expect("count"), 0);
-    let admin = User {
-        name: "admin".into(),
-        role: Role::Admin,
-        password_hash: "$argon2id$v=19$...".into(),
-        failed_logins: 0,
-        locked_until: None,
-    };
-    store.insert_user(admin.clone()).await.expect("insert");
-    assert_eq!(store.count_users().await.expect("count"), 1);
-    assert_eq!(
-        store.find_user("admin").await.expect("find"),
-        Some(admin.clone())
-    );
-    assert_eq!(store.find_user("nobody").await.expect("find"), None);
-    assert!(matches!(
-        store.insert_user(admin).await,
-        Err(StoreError::Conflict(_))
-    ));
-}
-
-#[tokio::test]
-async fn svms_are_listed_by_name_and_names_are_unique() {
-    let store = memory_store();
-    store.insert_svm(svm("u2", "zeta")).await.expect("insert");
-    store.insert_svm(svm("u1", "alpha")).await.expect("insert");
-    let names: Vec<_> = store
-        .list_svms()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["alpha", "zeta"]);
-    let error = store
-        .insert_svm(svm("u3", "alpha"))
-        .await
-        .expect_err("taken");
-    assert_eq!(error, StoreError::Conflict("SVM \"alpha\"".into()));
-    // A reused uuid is caught by the primary key, not by a pre-check.
-    assert!(matches!(
-        store.insert_svm(svm("u1", "other")).await,
-        Err(StoreError::Conflict(_))
-    ));
-    store.delete_svm(&id("u2")).await.expect("delete");
-    assert_eq!(store.delete_svm(&id("u2")).await, Err(StoreError::NotFound));
 }
 
 #[tokio::test]
@@ -222,33 +89,6 @@ async fn certificates_round_trip_with_the_private_key_sealed() {
         "private_key",
         "PRIVATE-KEY-PLAINTEXT",
     );
-}
-
-#[tokio::test]
-async fn certificate_names_are_unique_within_their_scope() {
-    let store = memory_store();
-    let vs0 = with_certificates(&store).await;
-    let vs1 = svm("svm-1", "vs1");
-    store.insert_svm(vs1.clone()).await.expect("svm");
-    // The same name in another SVM, and twice in the cluster scope would conflict.
-    store
-        .insert_certificate(certificate("c-vs1", "client", Some(&vs1)))
-        .await
-        .expect("other svm");
-    store
-        .insert_certificate(certificate("c-cluster", "client", None))
-        .await
-        .expect("cluster");
-    let error = store
-        .insert_certificate(certificate("c-cluster-2", "client", None))
-        .await
-        .expect_err("cluster duplicate");
-    assert!(matches!(error, StoreError::Conflict(m) if m.contains("the cluster")));
-    let error = store
-        .insert_certificate(certificate("c-vs0-2", "client", Some(&vs0)))
-        .await
-        .expect_err("svm duplicate");
-    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
 }
 
 #[tokio::test]
@@ -330,57 +170,6 @@ async fn a_sealed_value_moved_to_another_row_does_not_open() {
         .expect_err("swapped secret");
     assert!(matches!(&error, StoreError::Unreadable(m) if m.contains("key_servers.password")));
     assert!(!error.to_string().contains("PLAINTEXT"));
-}
-
-#[tokio::test]
-async fn one_key_manager_per_svm_and_one_for_the_cluster() {
-    let store = memory_store();
-    let vs0 = with_certificates(&store).await;
-    store
-        .insert_key_manager(external("km-1", Some(&vs0), vec![]))
-        .await
-        .expect("first");
-    let error = store
-        .insert_key_manager(external("km-2", Some(&vs0), vec![]))
-        .await
-        .expect_err("second for the svm");
-    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
-    store
-        .insert_key_manager(external("km-3", None, vec![]))
-        .await
-        .expect("cluster");
-    let error = store
-        .insert_key_manager(external("km-4", None, vec![]))
-        .await
-        .expect_err("second for the cluster");
-    assert!(matches!(error, StoreError::Conflict(m) if m.contains("cluster")));
-}
-
-#[tokio::test]
-async fn inserting_a_key_manager_checks_its_servers() {
-    let store = memory_store();
-    let vs0 = with_certificates(&store).await;
-    let five = (1..=5)
-        .map(|i| key_server(&format!("ks{i}.example.com")))
-        .collect();
-    assert_eq!(
-        store
-            .insert_key_manager(external("km", Some(&vs0), five))
-            .await,
-        Err(StoreError::KeyServerLimit { existing: 0 })
-    );
-    let twice = vec![
-        key_server("ks1.example.com"),
-        key_server("KS1.example.com:5696"),
-    ];
-    assert_eq!(
-        store
-            .insert_key_manager(external("km", Some(&vs0), twice))
-            .await,
-        Err(StoreError::KeyServerExists("ks1.example.com:5696".into()))
-    );
-    // Nothing of the refused key managers was kept.
-    assert!(store.list_key_managers().await.expect("list").is_empty());
 }
 
 #[tokio::test]
@@ -469,120 +258,6 @@ async fn an_onboard_passphrase_is_updated() {
 }
 
 #[tokio::test]
-async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothing() {
-    let store = memory_store();
-    let vs0 = with_certificates(&store).await;
-    store
-        .insert_key_manager(external(
-            "km",
-            Some(&vs0),
-            vec![key_server("ks1.example.com")],
-        ))
-        .await
-        .expect("insert");
-    assert_eq!(
-        store
-            .add_key_servers(&id("missing"), vec![key_server("ks2.example.com")])
-            .await,
-        Err(StoreError::NotFound)
-    );
-    // ks2 is new but ks1 is stored: neither is added.
-    assert_eq!(
-        store
-            .add_key_servers(
-                &id("km"),
-                vec![key_server("ks2.example.com"), key_server("ks1.example.com")]
-            )
-            .await,
-        Err(StoreError::KeyServerExists("ks1.example.com:5696".into()))
-    );
-    assert_eq!(stored_servers(&store, "km").await, ["ks1.example.com:5696"]);
-    let four_more = (2..=5)
-        .map(|i| key_server(&format!("ks{i}.example.com")))
-        .collect();
-    assert_eq!(
-        store.add_key_servers(&id("km"), four_more).await,
-        Err(StoreError::KeyServerLimit { existing: 1 })
-    );
-    assert_eq!(stored_servers(&store, "km").await.len(), 1);
-
-    let three_more = (2..=4)
-        .map(|i| key_server(&format!("ks{i}.example.com")))
-        .collect();
-    store
-        .add_key_servers(&id("km"), three_more)
-        .await
-        .expect("add");
-    assert_eq!(
-        stored_servers(&store, "km").await,
-        [
-            "ks1.example.com:5696",
-            "ks2.example.com:5696",
-            "ks3.example.com:5696",
-            "ks4.example.com:5696"
-        ]
-    );
-    assert_eq!(
-        store
-            .add_key_servers(&id("km"), vec![key_server("ks5.example.com")])
-            .await,
-        Err(StoreError::KeyServerLimit { existing: 4 })
-    );
-}
-
-#[tokio::test]
-async fn key_servers_are_updated_and_deleted_by_address() {
-    let store = memory_store();
-    let vs0 = with_certificates(&store).await;
-    store
-        .insert_key_manager(external(
-            "km",
-            Some(&vs0),
-            vec![key_server("ks1.example.com"), key_server("ks2.example.com")],
-        ))
-        .await
-        .expect("insert");
-    let changed = KeyServer {
-        timeout: KeyServerTimeout::WaitIndefinitely,
-        username: Some("other".into()),
-        password: Some(Secret::new("new password")),
-        secondary_key_servers: vec!["10.1.1.1".into()],
-        ..key_server("ks1.example.com")
-    };
-    store
-        .update_key_server(&id("km"), changed.clone())
-        .await
-        .expect("update");
-    assert_eq!(
-        store
-            .update_key_server(&id("km"), key_server("ks9.example.com"))
-            .await,
-        Err(StoreError::NotFound)
-    );
-    store
-        .delete_key_server(&id("km"), "ks2.example.com:5696")
-        .await
-        .expect("delete");
-    assert_eq!(
-        store
-            .delete_key_server(&id("km"), "ks2.example.com:5696")
-            .await,
-        Err(StoreError::NotFound)
-    );
-    // Re-adding goes after the last one.
-    store
-        .add_key_servers(&id("km"), vec![key_server("ks0.example.com")])
-        .await
-        .expect("add");
-    let stored = store
-        .get_key_manager(&id("km"))
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(stored.servers(), [changed, key_server("ks0.example.com")]);
-}
-
-#[tokio::test]
 async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates() {
     let store = memory_store();
     let vs0 = with_certificates(&store).await;
@@ -637,76 +312,6 @@ async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates()
         Err(StoreError::NotFound)
     );
     store.delete_svm(&id("svm-0")).await.expect("delete svm");
-}
-
-#[tokio::test]
-async fn audit_records_are_numbered_by_the_store() {
-    let store = memory_store();
-    let record = |status: u16, error_code: Option<&str>| AuditRecord {
-        index: 999,
-        time: "2025-01-01T00:00:00Z".into(),
-        user: "admin".into(),
-        method: "POST".into(),
-        path: "/api/security/key-managers".into(),
-        input: "{\"password\":\"<redacted>\"}".into(),
-        status,
-        error_code: error_code.map(String::from),
-        address: Some("192.0.2.7".into()),
-    };
-    store
-        .append_audit(record(201, None), 10)
-        .await
-        .expect("append");
-    store
-        .append_audit(record(409, Some("65536823")), 10)
-        .await
-        .expect("append");
-    let listed = store.list_audit_after(0, 100).await.expect("list");
-    assert_eq!(
-        listed,
-        [
-            AuditRecord {
-                index: 1,
-                ..record(201, None)
-            },
-            AuditRecord {
-                index: 2,
-                ..record(409, Some("65536823"))
-            },
-        ]
-    );
-}
-
-#[tokio::test]
-async fn the_trail_is_read_by_pages_and_keeps_only_the_newest() {
-    let store = memory_store();
-    let record = |n: u16| AuditRecord {
-        index: 0,
-        time: "2025-01-01T00:00:00Z".into(),
-        user: "admin".into(),
-        method: "POST".into(),
-        path: format!("/api/svm/svms/{n}"),
-        input: String::new(),
-        status: 201,
-        error_code: None,
-        address: None,
-    };
-    for n in 1..=25 {
-        store.append_audit(record(n), 20).await.expect("append");
-    }
-    let indexes = |records: Vec<AuditRecord>| records.iter().map(|r| r.index).collect::<Vec<_>>();
-    // The 5 oldest are gone; pages by key.
-    let first = store.list_audit_after(0, 8).await.expect("page");
-    assert_eq!(indexes(first), (6..=13).collect::<Vec<_>>());
-    let next = store.list_audit_after(13, 100).await.expect("page");
-    assert_eq!(indexes(next), (14..=25).collect::<Vec<_>>());
-    assert!(
-        store
-            .list_audit_after(25, 8)
-            .await
-            .expect("page")
-            .is_empty()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -809,37 +414,6 @@ async fn a_database_from_a_newer_program_is_refused() {
     }
     let error = SqliteStore::open(&path, SecretBox::from_key(KEY)).expect_err("too new");
     assert!(matches!(error, StoreError::Backend(m) if m.contains("99")));
-}
-
-#[tokio::test]
-async fn failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them() {
-    let store = memory_store();
-    let user = User {
-        name: "ops".into(),
-        role: Role::Admin,
-        password_hash: "$argon2id$v=19$...".into(),
-        failed_logins: 0,
-        locked_until: None,
-    };
-    store.insert_user(user).await.expect("insert");
-    for _ in 0..2 {
-        let locked = store.record_failed_login("ops", 3, 60, 1_000).await;
-        assert_eq!(locked.expect("count"), None);
-    }
-    let found = store.find_user("ops").await.expect("find").expect("user");
-    assert_eq!((found.failed_logins, found.locked_until), (2, None));
-    let locked = store.record_failed_login("ops", 3, 60, 1_000).await;
-    assert_eq!(locked.expect("count"), Some(1_060));
-    let found = store.find_user("ops").await.expect("find").expect("user");
-    assert_eq!((found.failed_logins, found.locked_until), (0, Some(1_060)));
-    store.clear_failed_logins("ops").await.expect("clear");
-    let found = store.find_user("ops").await.expect("find").expect("user");
-    assert_eq!((found.failed_logins, found.locked_until), (0, None));
-    // 0 never locks.
-    for _ in 0..10 {
-        let locked = store.record_failed_login("ops", 0, 60, 1_000).await;
-        assert_eq!(locked.expect("count"), None);
-    }
 }
 
 #[tokio::test]
