@@ -5,8 +5,9 @@
 //! tower-http's catch-panic layer answers too, but it does not know the request that panicked;
 //! this middleware does, and it takes over the panic hook's report so that one line says all.
 
+use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -20,7 +21,7 @@ use super::error::envelope;
 tokio::task_local! {
     /// Set while a request is handled: the panic hook leaves its report here instead of
     /// printing it, for the middleware to log with the request it belongs to.
-    static REPORT: Arc<Mutex<Option<String>>>;
+    static REPORT: RefCell<Option<String>>;
 }
 
 /// Replaces the process's panic hook, once: panics inside a request are reported by
@@ -31,11 +32,7 @@ pub fn install_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let report = describe(info);
-            let kept = REPORT.try_with(|slot| {
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(report);
-                }
-            });
+            let kept = REPORT.try_with(|slot| slot.replace(Some(report)));
             if kept.is_err() {
                 previous(info);
             }
@@ -60,29 +57,26 @@ fn describe(info: &std::panic::PanicHookInfo<'_>) -> String {
 }
 
 /// Runs the request; a panic becomes ONTAP's 500 envelope (code 262145) and one error line.
+/// Nothing is allocated per request for it: the method and the URI are cheap clones.
 pub async fn answer_panics(request: Request, next: Next) -> Response {
-    const MAX_PATH: usize = 256;
     let method = request.method().clone();
-    let path: String = request.uri().path().chars().take(MAX_PATH).collect();
-    let slot = Arc::new(Mutex::new(None));
-    let handled = REPORT.scope(
-        slot.clone(),
-        AssertUnwindSafe(next.run(request)).catch_unwind(),
-    );
-    match handled.await {
-        Ok(response) => response,
-        Err(_) => {
-            let report = slot
-                .lock()
-                .ok()
-                .and_then(|mut slot| slot.take())
-                .unwrap_or_default();
-            tracing::error!(%method, path, panic = report, "request handler panicked");
-            envelope(&Error::Internal(
-                "the request could not be completed; the service logged the cause".into(),
-            ))
-        }
-    }
+    let uri = request.uri().clone();
+    REPORT
+        .scope(RefCell::new(None), async move {
+            match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+                Ok(response) => response,
+                Err(_) => {
+                    const MAX_PATH: usize = 256;
+                    let report = REPORT.with(|slot| slot.take()).unwrap_or_default();
+                    let path: String = uri.path().chars().take(MAX_PATH).collect();
+                    tracing::error!(%method, path, panic = report, "request handler panicked");
+                    envelope(&Error::Internal(
+                        "the request could not be completed; the service logged the cause".into(),
+                    ))
+                }
+            }
+        })
+        .await
 }
 
 #[cfg(test)]
