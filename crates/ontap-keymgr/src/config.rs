@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 pub use crate::domain::cluster::{ClusterConfig, OntapVersion};
-pub use crate::domain::health_monitor::MonitorSettings;
+pub use crate::domain::connectivity::MonitorSettings;
 pub use crate::domain::login::LockoutPolicy;
 
 /// How many connections may be open at once unless configured otherwise.

@@ -6,15 +6,14 @@
 
 use std::sync::Arc;
 
-use ontap_keymgr::domain::Service;
 use ontap_keymgr::domain::certificates::{CertificateRef, NewCertificate};
 use ontap_keymgr::domain::cluster::{Cluster, ClusterConfig, OntapVersion};
 use ontap_keymgr::domain::error::Error;
 use ontap_keymgr::domain::key_managers::{NewExternal, NewKeyManager, NewOnboard};
 use ontap_keymgr::domain::key_servers::{KeyServerChanges, NewKeyServer};
-use ontap_keymgr::domain::login::LockoutPolicy;
 use ontap_keymgr::domain::model::{KeyManagerId, Secret};
 use ontap_keymgr::domain::svms::SvmSelector;
+use ontap_keymgr::domain::{Service, ServiceOptions};
 use ontap_keymgr::store::read_model::ReadModel;
 use ontap_keymgr::store::secrets::SecretBox;
 use ontap_keymgr::store::sqlite::SqliteStore;
@@ -33,9 +32,9 @@ async fn service_presenting(version: &str) -> Service {
     let service = Service::new(
         Arc::new(ReadModel::new(Arc::new(store))),
         Cluster::new(&config, uuid_v4()),
-        LockoutPolicy::default(),
+        ServiceOptions::default(),
     );
-    service.load_security().await.expect("security");
+    service.load().await.expect("settings");
     service
 }
 
@@ -60,6 +59,7 @@ fn by_name(name: &str) -> CertificateRef {
 /// Installs the test PKI's client certificate and CA for the cluster.
 async fn install_certificates(service: &Service, pki: &TestPki) {
     service
+        .catalogue
         .install_certificate(NewCertificate {
             cert_type: "client".into(),
             public_certificate: Some(pki.client.cert_pem.clone()),
@@ -70,6 +70,7 @@ async fn install_certificates(service: &Service, pki: &TestPki) {
         .await
         .expect("client certificate");
     service
+        .catalogue
         .install_certificate(NewCertificate {
             cert_type: "server_ca".into(),
             public_certificate: Some(pki.ca.cert_pem.clone()),
@@ -92,6 +93,7 @@ fn external(servers: Vec<NewKeyServer>) -> NewExternal {
 /// The cluster's external key manager with one key server on `responder`.
 async fn external_key_manager(service: &Service, responder: &KmipResponder) -> KeyManagerId {
     service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: Some(external(vec![server(&responder.address.to_string())])),
@@ -112,8 +114,9 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
     let kmip = responder(&pki).await;
     // An SVM's key manager before ONTAP 9.6: the version decides before anything else.
     let old = service_presenting("9.5.0").await;
-    old.create_svm("svm1").await.expect("svm");
+    old.catalogue.create_svm("svm1").await.expect("svm");
     let refused = old
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: Some(SvmSelector {
                 name: Some("svm1".into()),
@@ -129,6 +132,7 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
     let service = service_presenting("9.14.1").await;
     // A bad address is refused before the certificates are looked for (none is installed).
     let refused = service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: Some(external(vec![server("ks1:99999")])),
@@ -141,6 +145,7 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
     // Five servers: the limit, before the certificates.
     let five = (1..=5).map(|n| server(&format!("ks{n}"))).collect();
     let refused = service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: Some(external(five)),
@@ -151,6 +156,7 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
     assert_eq!(refused.code(), 65536038, "{refused}");
     // Well-formed, but the certificates are missing: refused before any connection.
     let refused = service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: Some(external(vec![server(&kmip.address.to_string())])),
@@ -170,6 +176,7 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
     assert_eq!(kmip.accepted(), 1);
     // One per scope.
     let again = service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: None,
@@ -199,6 +206,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
 
     // A bad address and a duplicate in one request: the address is reported first.
     let refused = service
+        .catalogue
         .add_key_servers(
             &key_manager,
             vec![server("ks1:0"), server("ks2"), server("ks2")],
@@ -209,6 +217,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     // A server already configured.
     let configured = kmip.address.to_string();
     let refused = service
+        .catalogue
         .add_key_servers(&key_manager, vec![server(&configured)])
         .await
         .unwrap_err();
@@ -216,6 +225,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     // Four more than the one configured: the limit, before any connection.
     let four = (1..=4).map(|n| server(&format!("ks{n}.example"))).collect();
     let refused = service
+        .catalogue
         .add_key_servers(&key_manager, four)
         .await
         .unwrap_err();
@@ -228,6 +238,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     // A server that does not answer is refused by its check, and nothing is added.
     let silent = test_support::fake::SilentListener::start().await;
     let refused = service
+        .catalogue
         .add_key_servers(
             &key_manager,
             vec![NewKeyServer {
@@ -240,6 +251,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     assert_eq!(refused.code(), 65536852, "{refused}");
     assert_eq!(
         service
+            .catalogue
             .key_servers(&key_manager)
             .await
             .expect("servers")
@@ -249,11 +261,13 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
 
     // A PATCH names an unknown server before it is told there is nothing to change.
     let unknown = service
+        .catalogue
         .modify_key_server(&key_manager, "ks9", KeyServerChanges::default())
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), 65536843, "{unknown}");
     let nothing = service
+        .catalogue
         .modify_key_server(&key_manager, &configured, KeyServerChanges::default())
         .await
         .unwrap_err();
@@ -262,6 +276,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     // Key servers of an onboard key manager: its kind is reported, whatever the request.
     let onboard_service = service_presenting("9.14.1").await;
     let onboard = onboard_service
+        .catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: None,
@@ -273,6 +288,7 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
         .expect("onboard")
         .uuid;
     let refused = onboard_service
+        .catalogue
         .add_key_servers(&onboard, vec![server("ks1:0")])
         .await
         .unwrap_err();

@@ -53,9 +53,10 @@ pub async fn list(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &ACCOUNT_SCHEMA)?;
-    let cluster = state.service.cluster();
+    let cluster = &state.service.cluster;
     let records = state
         .service
+        .accounts
         .users()
         .await?
         .iter()
@@ -70,7 +71,7 @@ pub async fn list(
 
 /// Accounts belong to the cluster (the admin SVM): `{owner.uuid}` must be the cluster's.
 fn check_owner(state: &AppState, owner: &str) -> ApiResult<()> {
-    if owner == state.service.cluster().uuid {
+    if owner == state.service.cluster.uuid {
         Ok(())
     } else {
         Err(Error::NotFound {
@@ -87,9 +88,10 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &ACCOUNT_SCHEMA)?;
     check_owner(&state, &owner)?;
-    let cluster = state.service.cluster();
+    let cluster = &state.service.cluster;
     let user = state
         .service
+        .accounts
         .users()
         .await?
         .into_iter()
@@ -150,10 +152,11 @@ pub async fn create(
     };
     state
         .service
+        .accounts
         .create_user(&name, password.expose(), role)
         .await?;
     Ok(created(
-        &account_href(&state.service.cluster().uuid, &name),
+        &account_href(&state.service.cluster.uuid, &name),
         None,
     ))
 }
@@ -173,7 +176,11 @@ pub async fn modify(
     let password = body
         .secret("password")?
         .ok_or_else(|| Error::MissingValue("password".into()))?;
-    state.service.set_password(&name, password.expose()).await?;
+    state
+        .service
+        .accounts
+        .set_password(&name, password.expose())
+        .await?;
     Ok(empty_ok())
 }
 
@@ -184,6 +191,6 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
     check_owner(&state, &owner)?;
-    state.service.delete_user(&name).await?;
+    state.service.accounts.delete_user(&name).await?;
     Ok(empty_ok())
 }

@@ -153,10 +153,10 @@ async fn each_match(
     query: &Query,
     mut visit: impl FnMut(Value) -> bool,
 ) -> ApiResult<()> {
-    let node = state.service.cluster().first_node();
+    let node = state.service.cluster.first_node();
     let mut after = 0;
     loop {
-        let batch = state.service.audit_records_after(after, BATCH).await?;
+        let batch = state.service.audit.records_after(after, BATCH).await?;
         let Some(last) = batch.last() else {
             return Ok(());
         };

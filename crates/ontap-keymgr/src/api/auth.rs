@@ -147,7 +147,8 @@ async fn audited(
     let success = success_status(&method);
     let (response, recorded) = state
         .service
-        .audited(entry(success, None), next.run(request))
+        .audit
+        .run_recorded(entry(success, None), next.run(request))
         .await;
     let status = response.status().as_u16();
     // Nothing committed (a refusal, a failure), or something went wrong after the commit:
@@ -237,7 +238,7 @@ fn error_code(response: &Response) -> Option<String> {
 }
 
 async fn write_audit(state: &AppState, entry: AuditEntry<'_>) {
-    if let Err(error) = state.service.audit(entry).await {
+    if let Err(error) = state.service.audit.record(entry).await {
         tracing::error!(%error, "cannot write the audit trail");
     }
 }

@@ -68,6 +68,7 @@ pub async fn list(
     let query = parse(&pairs, &CERTIFICATE_SCHEMA)?;
     let records = state
         .service
+        .catalogue
         .certificates()
         .await?
         .iter()
@@ -86,7 +87,11 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &CERTIFICATE_SCHEMA)?;
-    let certificate = state.service.certificate(&super::path_id(&uuid)?).await?;
+    let certificate = state
+        .service
+        .catalogue
+        .certificate(&super::path_id(&uuid)?)
+        .await?;
     Ok(respond_instance(&query, certificate_json(&certificate)))
 }
 
@@ -137,7 +142,7 @@ pub async fn create(
             .map(|svm| svm_selector(svm, POST_BODY))
             .transpose()?,
     };
-    let certificate = state.service.install_certificate(new).await?;
+    let certificate = state.service.catalogue.install_certificate(new).await?;
     let records = return_records.then(|| vec![certificate_json(&certificate)]);
     Ok(created(&certificate_href(&certificate.uuid), records))
 }
@@ -150,6 +155,7 @@ pub async fn delete(
     super::return_records(&pairs)?;
     state
         .service
+        .catalogue
         .delete_certificate(&super::path_id(&uuid)?)
         .await?;
     Ok(empty_ok())

@@ -68,7 +68,7 @@ pub async fn get_cluster(
     let query = parse(&pairs, &CLUSTER_SCHEMA)?;
     Ok(respond_instance(
         &query,
-        cluster_json(state.service.cluster()),
+        cluster_json(&state.service.cluster),
     ))
 }
 
@@ -77,6 +77,6 @@ pub async fn list_nodes(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &NODE_SCHEMA)?;
-    let records = state.service.cluster().nodes.iter().map(node_ref).collect();
+    let records = state.service.cluster.nodes.iter().map(node_ref).collect();
     Ok(respond_collection(&query, records, "/api/cluster/nodes"))
 }

@@ -6,8 +6,8 @@ use axum::extract::{Query as QueryParams, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::domain::health_monitor::KeyManagerConfigChanges;
 use crate::domain::model::KeyManagerConfig;
+use crate::domain::settings::KeyManagerConfigChanges;
 
 use super::AppState;
 use super::body::Body;
@@ -56,7 +56,7 @@ pub async fn get(
     let query = parse(&pairs, &KEY_MANAGER_CONFIG_SCHEMA)?;
     Ok(respond_instance(
         &query,
-        key_manager_config_json(&state.service.key_manager_config()),
+        key_manager_config_json(&state.service.settings.key_manager_config()),
     ))
 }
 

@@ -127,7 +127,7 @@ async fn records(
     query: &Query,
     default: Projection,
 ) -> ApiResult<Vec<Value>> {
-    let certificates = state.service.certificates().await?;
+    let certificates = state.service.catalogue.certificates().await?;
     let names: Option<CertificateNames> = query.uses("external", default).then(|| {
         certificates
             .iter()
@@ -139,7 +139,11 @@ async fn records(
     for key_manager in key_managers {
         let mut record = key_manager_json(key_manager, names.as_ref());
         if with_status {
-            let status = state.service.key_manager_status(key_manager).await?;
+            let status = state
+                .service
+                .catalogue
+                .key_manager_status(key_manager)
+                .await?;
             record["status"] = json!({ "code": status.code, "message": status.message });
         }
         records.push(record);
@@ -152,7 +156,7 @@ pub async fn list(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
-    let key_managers = state.service.key_managers().await?;
+    let key_managers = state.service.catalogue.key_managers().await?;
     let records = records(&state, &key_managers, &query, Projection::Keys).await?;
     let response = respond_collection(&query, records, "/api/security/key-managers");
     Ok(reusable(response, reads(&query)))
@@ -172,7 +176,11 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_MANAGER_SCHEMA)?;
-    let key_manager = state.service.key_manager(&super::path_id(&uuid)?).await?;
+    let key_manager = state
+        .service
+        .catalogue
+        .key_manager(&super::path_id(&uuid)?)
+        .await?;
     let records = records(
         &state,
         std::slice::from_ref(&key_manager),
@@ -304,7 +312,7 @@ pub async fn create(
         external: body.object("external")?.map(new_external).transpose()?,
         onboard: body.object("onboard")?.map(new_onboard).transpose()?,
     };
-    let key_manager = state.service.create_key_manager(new).await?;
+    let key_manager = state.service.catalogue.create_key_manager(new).await?;
     let records = match return_records {
         true => {
             let everything = parse(&[], &KEY_MANAGER_SCHEMA)?;
@@ -354,6 +362,7 @@ pub async fn modify(
     }
     state
         .service
+        .catalogue
         .modify_key_manager(&super::path_id(&uuid)?, changes)
         .await?;
     Ok(empty_ok())
@@ -367,6 +376,7 @@ pub async fn delete(
     super::return_records(&pairs)?;
     state
         .service
+        .catalogue
         .delete_key_manager(&super::path_id(&uuid)?)
         .await?;
     Ok(empty_ok())

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::Error;
-use crate::domain::connectivity::Connectivity;
+use crate::domain::connectivity::ServerConnectivity;
 use crate::domain::key_servers::{KeyServerChanges, NewKeyServer};
 use crate::domain::model::{KeyManagerId, KeyServer};
 use crate::domain::versions::Reads;
@@ -97,7 +97,7 @@ pub fn key_server_json(key_manager: &KeyManagerId, server: &KeyServer) -> Value 
     record
 }
 
-fn connectivity_json(connectivity: &Connectivity) -> Value {
+fn connectivity_json(connectivity: &ServerConnectivity) -> Value {
     let mut record = json!({
         "cluster_availability": connectivity.cluster_availability,
         "node_states": connectivity.node_states.iter().map(|(node, state)| json!({
@@ -127,7 +127,7 @@ async fn records(
         .map(|s| key_server_json(key_manager, s))
         .collect();
     if query.needs("connectivity") {
-        let connectivity = state.service.connectivity(key_manager, servers).await?;
+        let connectivity = state.service.connectivity.of(key_manager, servers).await?;
         for (record, connectivity) in records.iter_mut().zip(&connectivity) {
             record["connectivity"] = connectivity_json(connectivity);
         }
@@ -142,7 +142,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
     let key_manager = super::path_id(&key_manager)?;
-    let servers = state.service.key_servers(&key_manager).await?;
+    let servers = state.service.catalogue.key_servers(&key_manager).await?;
     let records = records(&state, &key_manager, &servers, &query).await?;
     let response = respond_collection(&query, records, &key_servers_href(&key_manager));
     Ok(reusable(response, reads(&query)))
@@ -163,7 +163,11 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &KEY_SERVER_SCHEMA)?;
     let key_manager = super::path_id(&key_manager)?;
-    let server = state.service.key_server(&key_manager, &server).await?;
+    let server = state
+        .service
+        .catalogue
+        .key_server(&key_manager, &server)
+        .await?;
     let records = records(&state, &key_manager, std::slice::from_ref(&server), &query).await?;
     let record = records.into_iter().next().unwrap_or_default();
     Ok(reusable(respond_instance(&query, record), reads(&query)))
@@ -215,6 +219,7 @@ pub async fn create(
     let key_manager = super::path_id(&key_manager)?;
     let added = state
         .service
+        .catalogue
         .add_key_servers(&key_manager, requested)
         .await?;
     let location = added
@@ -248,6 +253,7 @@ pub async fn modify(
     };
     state
         .service
+        .catalogue
         .modify_key_server(&super::path_id(&key_manager)?, &server, changes)
         .await?;
     Ok(empty_ok())
@@ -261,6 +267,7 @@ pub async fn delete(
     super::return_records(&pairs)?;
     state
         .service
+        .catalogue
         .remove_key_server(&super::path_id(&key_manager)?, &server)
         .await?;
     Ok(empty_ok())

@@ -53,7 +53,7 @@ pub async fn get(
     let query = parse(&pairs, &SECURITY_SCHEMA)?;
     Ok(respond_instance(
         &query,
-        security_json(&state.service.tls_offer()),
+        security_json(&state.service.settings.tls_offer()),
     ))
 }
 

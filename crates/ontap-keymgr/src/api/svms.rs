@@ -53,7 +53,14 @@ pub async fn list(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &SVM_SCHEMA)?;
-    let records = state.service.svms().await?.iter().map(svm_json).collect();
+    let records = state
+        .service
+        .catalogue
+        .svms()
+        .await?
+        .iter()
+        .map(svm_json)
+        .collect();
     Ok(respond_collection(&query, records, "/api/svm/svms"))
 }
 
@@ -63,7 +70,7 @@ pub async fn get(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     let query = parse(&pairs, &SVM_SCHEMA)?;
-    let svm = state.service.svm(&super::path_id(&uuid)?).await?;
+    let svm = state.service.catalogue.svm(&super::path_id(&uuid)?).await?;
     Ok(respond_instance(&query, svm_json(&svm)))
 }
 
@@ -81,7 +88,7 @@ pub async fn create(
     let name = body
         .string("name")?
         .ok_or_else(|| Error::MissingValue("name".into()))?;
-    let svm = state.service.create_svm(&name).await?;
+    let svm = state.service.catalogue.create_svm(&name).await?;
     let records = return_records.then(|| vec![svm_json(&svm)]);
     Ok(created(&svm_href(&svm.uuid), records))
 }
@@ -92,6 +99,10 @@ pub async fn delete(
     QueryParams(pairs): QueryParams<Pairs>,
 ) -> ApiResult<Response> {
     super::return_records(&pairs)?;
-    state.service.delete_svm(&super::path_id(&uuid)?).await?;
+    state
+        .service
+        .catalogue
+        .delete_svm(&super::path_id(&uuid)?)
+        .await?;
     Ok(empty_ok())
 }

@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use super::error::Result;
 use super::model::AuditRecord;
-use super::service::Service;
-use super::store::internal;
+use super::store::{AuditStore, internal};
 
 /// What replaces a secret in the trail.
 pub const REDACTED: &str = "<redacted>";
@@ -182,11 +181,25 @@ pub fn recorded() {
     let _ = PENDING.try_with(|pending| pending.recorded.store(true, Ordering::SeqCst));
 }
 
-impl Service {
+/// The audit part: records requests, keeping the newest `retention` records.
+pub struct AuditTrail {
+    store: Arc<dyn AuditStore>,
+    retention: usize,
+}
+
+impl AuditTrail {
+    /// Keeps at most `retention` records (at least one).
+    pub fn new(store: Arc<dyn AuditStore>, retention: usize) -> AuditTrail {
+        AuditTrail {
+            store,
+            retention: retention.max(1),
+        }
+    }
+
     /// Records a request that changed nothing: a refusal, a failure.
-    pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<()> {
+    pub async fn record(&self, entry: AuditEntry<'_>) -> Result<()> {
         self.store
-            .append_audit(self.audit_record(entry), self.audit_retention)
+            .append_audit(self.audit_record(entry), self.retention)
             .await
             .map_err(internal)
     }
@@ -194,8 +207,12 @@ impl Service {
     /// Runs a write request with its record pending (`entry` tells how it ends when it
     /// succeeds): its change commits with the record. Answers the request's outcome, and
     /// whether its record was committed.
-    pub async fn audited<F: Future>(&self, entry: AuditEntry<'_>, request: F) -> (F::Output, bool) {
-        with_pending(self.audit_record(entry), self.audit_retention, request).await
+    pub async fn run_recorded<F: Future>(
+        &self,
+        entry: AuditEntry<'_>,
+        request: F,
+    ) -> (F::Output, bool) {
+        with_pending(self.audit_record(entry), self.retention, request).await
     }
 
     /// The record of `entry`: its input redacted and capped, the time now.
@@ -222,7 +239,7 @@ impl Service {
     }
 
     /// At most `limit` records after index `after`, oldest first.
-    pub async fn audit_records_after(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>> {
+    pub async fn records_after(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>> {
         self.store
             .list_audit_after(after, limit)
             .await

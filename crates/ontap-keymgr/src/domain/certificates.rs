@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use super::store::StoreFailure;
 
+use super::catalogue::Catalogue;
 use super::error::{Error, Result};
 use super::limits::{MAX_CERTIFICATES, check_room};
 use super::model::{Certificate, CertificateId, CertificateType, Secret, SvmRef};
-use super::service::Service;
 use super::store::internal;
 use super::svms::SvmSelector;
 use super::x509::validate_installation;
@@ -23,7 +23,7 @@ pub struct NewCertificate {
     pub svm: Option<SvmSelector>,
 }
 
-impl Service {
+impl Catalogue {
     pub async fn certificates(&self) -> Result<std::sync::Arc<Vec<Certificate>>> {
         self.store.list_certificates().await.map_err(internal)
     }

@@ -4,6 +4,7 @@
 
 use super::store::StoreFailure;
 
+use super::catalogue::Catalogue;
 use super::certificates::CertificateRef;
 use super::error::{CertificateRole, Error, Result};
 use super::key_servers::{NewKeyServer, check_limit, check_not_duplicated, parse_new_server};
@@ -11,7 +12,6 @@ use super::model::{
     CertificateId, CertificateType, KeyManager, KeyManagerId, KeyManagerKind, KeyServer, Secret,
     SvmRef,
 };
-use super::service::Service;
 use super::store::{key_manager_read_error, write_error};
 use super::svms::SvmSelector;
 
@@ -67,7 +67,7 @@ const STATUS_NO_SERVERS: (u64, &str) = (
     "There are no key servers configured for this SVM in the local cluster.",
 );
 
-impl Service {
+impl Catalogue {
     pub async fn key_managers(&self) -> Result<std::sync::Arc<Vec<KeyManager>>> {
         self.store
             .list_key_managers()
@@ -201,11 +201,14 @@ impl Service {
         if servers.is_empty() {
             return Ok(status(STATUS_NO_SERVERS));
         }
-        let checks = self.latest_checks(&key_manager.uuid, servers).await?;
+        let checks = self
+            .connectivity
+            .latest_checks(&key_manager.uuid, servers)
+            .await?;
         let problem = servers
             .iter()
             .zip(&checks)
-            .find(|(_, c)| c.state != super::connectivity::State::Available);
+            .find(|(_, c)| c.state != super::kmip_check::State::Available);
         Ok(match problem {
             None => status(STATUS_OK),
             Some((server, c)) => match &c.problem {

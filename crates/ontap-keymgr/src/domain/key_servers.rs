@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use super::store::{MAX_PRIMARY_KEY_SERVERS, StoreError, StoreFailure};
 
 use super::address::KeyServerAddress;
+use super::catalogue::Catalogue;
 use super::error::{Error, Result};
 use super::model::{KeyManagerId, KeyServer, KeyServerTimeout, Secret};
-use super::service::Service;
 use super::store::write_error;
 
 /// "A clustered key server is comprised of one primary key server and up to three secondary
@@ -44,7 +44,7 @@ impl KeyServerChanges {
     }
 }
 
-impl Service {
+impl Catalogue {
     /// The key servers of an external key manager, in the order they were added.
     pub async fn key_servers(&self, key_manager: &KeyManagerId) -> Result<Vec<KeyServer>> {
         Ok(self.external_key_manager(key_manager).await?.servers)

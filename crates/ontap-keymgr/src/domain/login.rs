@@ -20,9 +20,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::error::Error;
-use super::model::Role;
-use super::service::Service;
-use super::store::internal;
 
 /// How long a login may wait for a verification turn before it is refused as busy.
 pub const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(5);
@@ -89,7 +86,7 @@ pub struct LoginFailure {
 /// [`super::users::hash_password`] (a test holds them equal). A constant rather than one made
 /// at start: hashing costs 19 MiB and tens of milliseconds of every start, and the allocator
 /// kept those megabytes.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$tHXqOYCN26EjuLv92/st5w$xBVR5J5MHyBFdN5yP4Ff/Rh3J00+iXWFbFi3WoN0f3c";
+pub(super) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$tHXqOYCN26EjuLv92/st5w$xBVR5J5MHyBFdN5yP4Ff/Rh3J00+iXWFbFi3WoN0f3c";
 
 pub struct LoginGuard {
     /// One permit per verifier thread: a holder's job starts at once.
@@ -115,7 +112,7 @@ impl LoginGuard {
     }
 
     /// `Some(seconds to wait)` when the address is refused for now.
-    fn throttled(&self, address: IpAddr) -> Option<u64> {
+    pub(super) fn throttled(&self, address: IpAddr) -> Option<u64> {
         let throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
         let (failures, since) = throttle.get(&address)?;
         let elapsed = since.elapsed();
@@ -124,7 +121,7 @@ impl LoginGuard {
             .then(|| (ADDRESS_WINDOW - elapsed).as_secs().max(1))
     }
 
-    fn address_failed(&self, address: IpAddr) {
+    pub(super) fn address_failed(&self, address: IpAddr) {
         let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
         if !throttle.contains_key(&address) && throttle.len() >= MAX_TRACKED_ADDRESSES {
             throttle.retain(|_, (_, since)| since.elapsed() < ADDRESS_WINDOW);
@@ -144,102 +141,13 @@ impl LoginGuard {
         entry.0 += 1;
     }
 
-    fn address_succeeded(&self, address: IpAddr) {
+    pub(super) fn address_succeeded(&self, address: IpAddr) {
         let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
         throttle.remove(&address);
     }
 
-    #[cfg(test)]
-    fn tracked_addresses(&self) -> usize {
-        self.throttle.lock().map(|t| t.len()).unwrap_or(0)
-    }
-}
-
-impl Service {
-    /// The role of a user whose password is right. Every refusal reads the same to the client
-    /// (401, code 6), but for a throttled address (429) and a busy service (503).
-    pub async fn authenticate(
-        &self,
-        name: &str,
-        password: &str,
-        address: Option<IpAddr>,
-    ) -> std::result::Result<Role, LoginFailure> {
-        let refuse = |refusal, error| LoginFailure { error, refusal };
-        self.refresh()
-            .await
-            .map_err(|error| refuse(LoginRefusal::Busy, error))?;
-        if let Some(retry_after) = address.and_then(|a| self.login.throttled(a)) {
-            return Err(refuse(
-                LoginRefusal::AddressThrottled,
-                Error::LoginThrottled(retry_after),
-            ));
-        }
-        if let Some(role) = self.credentials.lookup(name, password) {
-            return Ok(role);
-        }
-        let result = self.verify(name, password).await;
-        match (&result, address) {
-            (Ok(_), Some(address)) => self.login.address_succeeded(address),
-            (Err(failure), Some(address)) if failure.refusal != LoginRefusal::Busy => {
-                self.login.address_failed(address)
-            }
-            _ => {}
-        }
-        result
-    }
-
-    async fn verify(&self, name: &str, password: &str) -> std::result::Result<Role, LoginFailure> {
-        let refuse = |refusal| LoginFailure {
-            error: Error::Unauthenticated,
-            refusal,
-        };
-        let store_failure = |e| LoginFailure {
-            error: internal(e),
-            refusal: LoginRefusal::Busy,
-        };
-        let user = self.store.find_user(name).await.map_err(store_failure)?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let matches = self.verify_bounded(hash, password.to_string()).await?;
-        let Some(user) = user else {
-            return Err(refuse(LoginRefusal::UnknownUser));
-        };
-        let now = now_seconds();
-        if user.locked_until.is_some_and(|until| until > now) {
-            return Err(refuse(LoginRefusal::Locked));
-        }
-        if !matches {
-            let policy = self.login.policy;
-            let locked = self
-                .store
-                .record_failed_login(
-                    name,
-                    policy.max_failed_login_attempts,
-                    i64::try_from(policy.lockout_duration.as_secs()).unwrap_or(i64::MAX),
-                    now,
-                )
-                .await
-                .map_err(store_failure)?;
-            if locked.is_some() {
-                tracing::warn!(user = name, "account locked after repeated failed logins");
-                self.credentials.forget(name);
-            }
-            return Err(refuse(LoginRefusal::WrongPassword));
-        }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            self.store
-                .clear_failed_logins(name)
-                .await
-                .map_err(store_failure)?;
-        }
-        self.credentials.remember(name, password, user.role);
-        Ok(user.role)
-    }
-
     /// One Argon2 verification, when a turn comes within [`VERIFY_QUEUE_WAIT`].
-    async fn verify_bounded(
+    pub(super) async fn verify_bounded(
         &self,
         hash: String,
         password: String,
@@ -248,13 +156,12 @@ impl Service {
             error: Error::Busy,
             refusal: LoginRefusal::Busy,
         };
-        let permit = tokio::time::timeout(VERIFY_QUEUE_WAIT, self.login.verifications.acquire())
+        let permit = tokio::time::timeout(VERIFY_QUEUE_WAIT, self.verifications.acquire())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
         let (answer, answered) = oneshot::channel();
-        self.login
-            .verifiers
+        self.verifiers
             .send(Verification {
                 hash,
                 password,
@@ -264,6 +171,11 @@ impl Service {
         let matches = answered.await.map_err(|_| busy())?;
         drop(permit);
         Ok(matches)
+    }
+
+    #[cfg(test)]
+    fn tracked_addresses(&self) -> usize {
+        self.throttle.lock().map(|t| t.len()).unwrap_or(0)
     }
 }
 
@@ -348,7 +260,7 @@ fn verify_in(memory: &mut Vec<argon2::Block>, hash: &str, password: &str) -> boo
     hashed.is_ok() && bool::from(computed.ct_eq(expected.as_bytes()))
 }
 
-fn now_seconds() -> i64 {
+pub(super) fn now_seconds() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 

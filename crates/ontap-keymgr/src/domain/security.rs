@@ -1,13 +1,12 @@
 //! The cluster's security configuration, ONTAP's `security config` (`/api/security`): FIPS mode,
 //! and the TLS protocol versions and cipher suites offered to key servers. It is what every KMIP
-//! connection of the service offers; changing it applies to the next connection.
+//! connection of the service offers; changing it applies to the next connection. Kept by the
+//! settings part (`settings.rs`).
 
 use kmip::{OfferError, TlsOffer, TlsVersion};
 
 use super::error::{Error, Result};
 use super::model::SecuritySettings;
-use super::service::Service;
-use super::store::internal;
 
 /// What a PATCH of `/api/security` (or the configuration file) asks to change.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,52 +25,20 @@ impl SecurityChanges {
 const VERSIONS_FIELD: &str = "tls.protocol_versions";
 const SUITES_FIELD: &str = "tls.cipher_suites";
 
-impl Service {
-    /// What the service offers key servers now.
-    pub fn tls_offer(&self) -> TlsOffer {
-        self.tls_offer
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Reads the stored configuration, if any, at start.
-    pub async fn load_security(&self) -> Result<()> {
-        let Some(stored) = self.store.load_security().await.map_err(internal)? else {
-            return Ok(());
-        };
-        let offer = offer_from(&stored).map_err(|e| {
-            Error::Internal(format!("the stored security configuration is invalid: {e}"))
-        })?;
-        *self.tls_offer.write().unwrap_or_else(|e| e.into_inner()) = offer;
-        Ok(())
-    }
-
-    /// Applies a change, in ONTAP's way: switching FIPS mode on drops what FIPS does not allow;
-    /// explicitly asking for it while FIPS is on is refused.
-    pub async fn modify_security(&self, changes: SecurityChanges) -> Result<TlsOffer> {
-        let _serialized = self.security_writes.lock().await;
-        let current = self.tls_offer();
-        let fips = changes.fips.unwrap_or(current.fips());
-        let base = current.with_fips(fips);
-        let versions = match &changes.protocol_versions {
-            Some(names) => parse_versions(names, fips)?,
-            None => base.versions().to_vec(),
-        };
-        let suites = changes
-            .cipher_suites
-            .clone()
-            .unwrap_or_else(|| base.cipher_suites().to_vec());
-        let offer = TlsOffer::new(&versions, &suites, fips).map_err(offer_error)?;
-        self.store
-            .save_security(settings_of(&offer))
-            .await
-            .map_err(internal)?;
-        *self.tls_offer.write().unwrap_or_else(|e| e.into_inner()) = offer.clone();
-        // States measured with the old offer may no longer hold.
-        self.connectivity.forget_all();
-        Ok(offer)
-    }
+/// The offer `changes` make of `current`, in ONTAP's way: switching FIPS mode on drops what
+/// FIPS does not allow; explicitly asking for it while FIPS is on is refused.
+pub(super) fn offer_of_changes(current: &TlsOffer, changes: &SecurityChanges) -> Result<TlsOffer> {
+    let fips = changes.fips.unwrap_or(current.fips());
+    let base = current.with_fips(fips);
+    let versions = match &changes.protocol_versions {
+        Some(names) => parse_versions(names, fips)?,
+        None => base.versions().to_vec(),
+    };
+    let suites = changes
+        .cipher_suites
+        .clone()
+        .unwrap_or_else(|| base.cipher_suites().to_vec());
+    TlsOffer::new(&versions, &suites, fips).map_err(offer_error)
 }
 
 fn parse_versions(names: &[String], fips: bool) -> Result<Vec<TlsVersion>> {
@@ -120,7 +87,7 @@ fn capitalized(text: &str) -> String {
     }
 }
 
-fn settings_of(offer: &TlsOffer) -> SecuritySettings {
+pub(super) fn settings_of(offer: &TlsOffer) -> SecuritySettings {
     SecuritySettings {
         fips: offer.fips(),
         protocol_versions: offer
@@ -132,7 +99,7 @@ fn settings_of(offer: &TlsOffer) -> SecuritySettings {
     }
 }
 
-fn offer_from(stored: &SecuritySettings) -> std::result::Result<TlsOffer, OfferError> {
+pub(super) fn offer_from(stored: &SecuritySettings) -> std::result::Result<TlsOffer, OfferError> {
     let versions = stored
         .protocol_versions
         .iter()

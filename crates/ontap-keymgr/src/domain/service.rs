@@ -1,202 +1,160 @@
-//! The entry point of the domain: one [`Service`] holds the store, the cluster and the caches,
-//! and its methods (spread over this folder's files, one per kind of object) apply the rules.
+//! The domain's composition root: the [`Service`] builds the parts — accounts, settings,
+//! connectivity (with the health monitor), the catalogue and the audit trail — each owning its
+//! state, and holds the few operations that span parts: bringing every part up to date with
+//! what other instances committed, logging in after that, and the settings changes that make
+//! connectivity forget or wake the monitor.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::store::Store;
-use super::store::{internal, key_manager_read_error};
-
+use super::accounts::Accounts;
+use super::audit::AuditTrail;
+use super::catalogue::Catalogue;
 use super::cluster::Cluster;
-use super::connectivity::ConnectivityCache;
-use super::error::{CertificateRole, Error, Result};
-use super::model::{
-    Certificate, CertificateId, KeyManager, KeyManagerId, KeyManagerKind, KeyServer,
-};
+use super::connectivity::{Connectivity, MonitorSettings};
+use super::error::Result;
+use super::login::{LockoutPolicy, LoginFailure, LoginRefusal};
+use super::model::{KeyManagerConfig, Role};
+use super::security::SecurityChanges;
+use super::settings::{KeyManagerConfigChanges, Settings};
+use super::store::{Store, internal};
+use super::versions::Versions;
+
+/// How the service is built, from its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOptions {
+    pub lockout: LockoutPolicy,
+    pub monitor: MonitorSettings,
+    /// How many audit records are kept.
+    pub audit_retention: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            lockout: LockoutPolicy::default(),
+            monitor: MonitorSettings::default(),
+            audit_retention: super::audit::DEFAULT_RETENTION,
+        }
+    }
+}
 
 pub struct Service {
-    pub(super) store: Arc<dyn Store>,
-    pub(super) cluster: Cluster,
-    pub(super) connectivity: ConnectivityCache,
-    pub(super) credentials: super::users::CredentialCache,
-    pub(super) login: super::login::LoginGuard,
-    /// How many audit records are kept.
-    pub(super) audit_retention: usize,
-    /// The cluster's TLS offer to key servers (see `security.rs`).
-    pub(super) tls_offer: std::sync::RwLock<kmip::TlsOffer>,
-    /// Changes of the security and key manager configurations, one at a time.
-    pub(super) security_writes: tokio::sync::Mutex<()>,
-    /// `/api/security/key-manager-configs`.
-    pub(super) key_manager_config: std::sync::RwLock<super::model::KeyManagerConfig>,
-    pub(super) monitor: super::health_monitor::MonitorSettings,
-    /// Wakes the health monitor when its interval changed.
-    pub(super) monitor_changed: tokio::sync::Notify,
-    /// Every KMIP check of the service, the monitor's and requests', shares these.
-    pub(super) check_permits: Arc<tokio::sync::Semaphore>,
-    /// This process, among the instances sharing a store (the health monitor's turns).
-    pub(super) instance: String,
-    /// The health monitor's connectors, kept across rounds to resume TLS sessions.
-    pub(super) monitor_connectors: super::health_monitor::MonitorConnectors,
+    store: Arc<dyn Store>,
+    pub cluster: Arc<Cluster>,
+    pub accounts: Accounts,
+    pub settings: Arc<Settings>,
+    pub connectivity: Arc<Connectivity>,
+    pub catalogue: Catalogue,
+    pub audit: AuditTrail,
 }
 
 impl Service {
-    pub fn new(
-        store: Arc<dyn Store>,
-        cluster: Cluster,
-        lockout: super::login::LockoutPolicy,
-    ) -> Service {
+    /// The parts over `store`, with ONTAP's default settings until [`Service::load`] reads the
+    /// stored ones.
+    pub fn new(store: Arc<dyn Store>, cluster: Cluster, options: ServiceOptions) -> Service {
+        let cluster = Arc::new(cluster);
+        let settings = Arc::new(Settings::new(
+            Arc::clone(&store) as _,
+            Arc::clone(&store) as _,
+            Arc::clone(&cluster),
+        ));
+        let connectivity = Arc::new(Connectivity::new(
+            Arc::clone(&store) as _,
+            Arc::clone(&store) as _,
+            Arc::clone(&cluster),
+            Arc::clone(&settings),
+            options.monitor,
+        ));
         Service {
-            store,
+            accounts: Accounts::new(Arc::clone(&store) as _, options.lockout),
+            catalogue: Catalogue::new(
+                Arc::clone(&store) as _,
+                Arc::clone(&cluster),
+                Arc::clone(&settings),
+                Arc::clone(&connectivity),
+            ),
+            audit: AuditTrail::new(Arc::clone(&store) as _, options.audit_retention),
+            settings,
+            connectivity,
             cluster,
-            connectivity: ConnectivityCache::default(),
-            credentials: Default::default(),
-            login: super::login::LoginGuard::new(lockout),
-            audit_retention: super::audit::DEFAULT_RETENTION,
-            tls_offer: Default::default(),
-            security_writes: Default::default(),
-            key_manager_config: Default::default(),
-            monitor: Default::default(),
-            monitor_changed: Default::default(),
-            check_permits: Arc::new(tokio::sync::Semaphore::new(
-                super::health_monitor::MonitorSettings::default().max_concurrent_checks,
-            )),
-            instance: uuid::Uuid::new_v4().to_string(),
-            monitor_connectors: Default::default(),
+            store,
         }
     }
 
-    /// How the health monitor runs.
-    pub fn with_monitor(mut self, monitor: super::health_monitor::MonitorSettings) -> Service {
-        self.check_permits = Arc::new(tokio::sync::Semaphore::new(
-            monitor.max_concurrent_checks.max(1),
-        ));
-        self.monitor = monitor;
-        self
-    }
-
-    /// Keeps at most `records` audit records (at least one).
-    pub fn with_audit_retention(mut self, records: usize) -> Service {
-        self.audit_retention = records.max(1);
-        self
-    }
-
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
+    /// Reads the stored settings, at start.
+    pub async fn load(&self) -> Result<()> {
+        self.settings.reload().await.map(|_| ())
     }
 
     /// Brings what this instance keeps in memory up to date with what was committed to the
     /// store, by any instance sharing it: called at the start of every request, before
-    /// credentials are checked. Free with a store only this process writes.
-    pub(super) async fn refresh(&self) -> Result<()> {
+    /// credentials are checked, and of every monitor round. Free with a store only this
+    /// process writes.
+    pub async fn refresh(&self) -> Result<()> {
         let changes = self.store.refresh().await.map_err(internal)?;
         if changes.accounts {
-            self.credentials.clear();
+            self.accounts.forget_verified();
         }
         if changes.settings {
-            let offer = self.tls_offer();
-            self.load_security().await?;
-            if self.tls_offer() != offer {
+            let reloaded = self.settings.reload().await?;
+            if reloaded.tls_offer {
                 self.connectivity.forget_all();
             }
-            let config = self.key_manager_config();
-            self.load_key_manager_config().await?;
-            if self.key_manager_config() != config {
-                self.monitor_changed.notify_one();
+            if reloaded.key_manager_config {
+                self.connectivity.wake_monitor();
             }
         }
         Ok(())
     }
 
-    /// A key manager, or 404 with target `uuid`.
-    pub async fn key_manager(&self, uuid: &KeyManagerId) -> Result<KeyManager> {
-        self.store
-            .get_key_manager(uuid)
-            .await
-            .map_err(key_manager_read_error)?
-            .ok_or(Error::NotFound { target: "uuid" })
-    }
-
-    /// An external key manager on which key server operations are allowed: it exists, it is
-    /// external, and the cluster supports its scope. The checks ONTAP makes first.
-    pub async fn external_key_manager(&self, uuid: &KeyManagerId) -> Result<ExternalKeyManager> {
-        let key_manager = self
-            .store
-            .get_key_manager(uuid)
-            .await
-            .map_err(key_manager_read_error)?
-            .ok_or(Error::NotFound { target: "uuid" })?;
-        let KeyManagerKind::External {
-            client_certificate,
-            server_ca_certificates,
-            servers,
-        } = key_manager.kind.clone()
-        else {
-            return Err(Error::NotExternal(key_manager.uuid.to_string()));
-        };
-        self.cluster.check_multitenant(key_manager.svm.as_ref())?;
-        Ok(ExternalKeyManager {
-            key_manager,
-            client_certificate,
-            server_ca_certificates,
-            servers,
-        })
-    }
-
-    /// The KMIP check of `servers` with the key manager's certificates, which must still be
-    /// installed: the one way a key server gets verified.
-    pub(super) async fn check_servers(
+    /// The role of a user whose password is right, once this instance is up to date (see
+    /// `Accounts::authenticate`).
+    pub async fn authenticate(
         &self,
-        client_uuid: &CertificateId,
-        server_ca_uuids: &[CertificateId],
-        servers: &[KeyServer],
-    ) -> Result<()> {
-        let connector = self
-            .key_manager_connector(client_uuid, server_ca_uuids)
-            .await?;
-        super::kmip_check::check_all(&connector, servers).await
+        name: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> std::result::Result<Role, LoginFailure> {
+        self.refresh().await.map_err(|error| LoginFailure {
+            error,
+            refusal: LoginRefusal::Busy,
+        })?;
+        self.accounts.authenticate(name, password, address).await
     }
 
-    /// How the key manager with these certificates reaches its key servers, offering what the
-    /// cluster's security configuration says.
-    pub(super) async fn key_manager_connector(
+    /// Changes the security configuration; checks made with the old TLS offer are forgotten.
+    pub async fn modify_security(&self, changes: SecurityChanges) -> Result<kmip::TlsOffer> {
+        let offer = self.settings.modify_security(changes).await?;
+        self.connectivity.forget_all();
+        Ok(offer)
+    }
+
+    /// Changes the key manager configuration; a new polling interval applies at once.
+    pub async fn modify_key_manager_config(
         &self,
-        client_uuid: &CertificateId,
-        server_ca_uuids: &[CertificateId],
-    ) -> Result<kmip::Connector> {
-        let (client, cas) = self
-            .installed_certificates(client_uuid, server_ca_uuids)
-            .await?;
-        super::kmip_check::connector(&client, &cas, &self.tls_offer(), None)
+        changes: KeyManagerConfigChanges,
+    ) -> Result<KeyManagerConfig> {
+        let config = self.settings.modify_key_manager_config(changes).await?;
+        self.connectivity.wake_monitor();
+        Ok(config)
     }
 
-    /// The key manager's certificates, which must still be installed (65536821).
-    pub(super) async fn installed_certificates(
-        &self,
-        client_uuid: &CertificateId,
-        server_ca_uuids: &[CertificateId],
-    ) -> Result<(Certificate, Vec<Certificate>)> {
-        let all = self.store.list_certificates().await.map_err(internal)?;
-        let find = |uuid: &CertificateId, role| {
-            all.iter()
-                .find(|c| &c.uuid == uuid)
-                .cloned()
-                .ok_or_else(|| Error::CertificateNotInstalled {
-                    role,
-                    uuid: uuid.to_string(),
-                })
-        };
-        let client = find(client_uuid, CertificateRole::Client)?;
-        let cas = server_ca_uuids
-            .iter()
-            .map(|uuid| find(uuid, CertificateRole::ServerCa))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((client, cas))
+    /// Runs the health monitor until `shutdown` resolves, each round after a refresh.
+    pub async fn run_health_monitor(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let refresh = || self.refresh();
+        Arc::clone(&self.connectivity)
+            .run_health_monitor(refresh, shutdown)
+            .await;
     }
-}
 
-/// An external key manager, unpacked.
-pub struct ExternalKeyManager {
-    pub key_manager: KeyManager,
-    pub client_certificate: CertificateId,
-    pub server_ca_certificates: Vec<CertificateId>,
-    pub servers: Vec<KeyServer>,
+    /// The versions now, to be read before an answer is computed; `None` when the store keeps
+    /// no version of its objects, and no answer can be told current.
+    pub fn versions(&self) -> Option<Versions> {
+        Some(Versions::new(
+            self.store.objects_version()?,
+            self.connectivity.versions(),
+        ))
+    }
 }

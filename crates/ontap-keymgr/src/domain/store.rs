@@ -62,47 +62,29 @@ pub struct Changes {
     pub settings: bool,
 }
 
-/// Everything the service persists. Every method is one transaction: a write is acknowledged
-/// only once it is durable. A write made while a request's audit record is pending
-/// (`super::audit::pending`) appends that record in its transaction, and says so
-/// (`super::audit::recorded`) once committed.
+/// Everything the service persists, one port per part it serves: the catalogue's objects, the
+/// accounts, the settings, the health monitor's shared checks and the audit trail. Every method
+/// is one transaction: a write is acknowledged only once it is durable. A write made while a
+/// request's audit record is pending (`super::audit::pending`) appends that record in its
+/// transaction, and says so (`super::audit::recorded`) once committed.
+///
+/// No method has a default: a store, or a layer in front of one (the read model), that forgot
+/// one would otherwise do nothing, silently.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // Every method is required, none has a default: a store or a layer in front of one (the
-    // read model) that forgot one would otherwise do nothing, silently.
-
+pub trait Store: ObjectStore + AccountStore + SettingsStore + CheckStore + AuditStore {
     /// Called at the start of each request. A store only this process writes (SQLite) knows of
     /// every change already, and answers none without any I/O.
     async fn refresh(&self) -> StoreResult<Changes>;
+}
 
+/// The catalogue's objects: SVMs, certificates, key managers and their key servers.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
     /// A number that changes after every change of the configuration objects (SVMs,
     /// certificates, key managers and their servers) becomes visible to this process's reads,
     /// or `None` when the store does not keep one: answers computed from those objects are then
     /// never served again.
     fn objects_version(&self) -> Option<u64>;
-
-    // Users
-    async fn count_users(&self) -> StoreResult<usize>;
-    async fn insert_user(&self, user: User) -> StoreResult<()>;
-    async fn find_user(&self, name: &str) -> StoreResult<Option<User>>;
-    /// Users by name.
-    async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Fails with `Conflict` when it would remove the last admin.
-    async fn delete_user(&self, name: &str) -> StoreResult<()>;
-    /// Counts a failed login; at `max_attempts` (when not 0) locks the account until
-    /// `now + lockout_seconds` and restarts the count. Answers the lock's end when it locked.
-    async fn record_failed_login(
-        &self,
-        name: &str,
-        max_attempts: u32,
-        lockout_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<i64>>;
-    /// Replaces a user's password hash; failures and any lock are cleared. `NotFound` when there
-    /// is no such user.
-    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()>;
-    /// After a successful login: no failures, no lock.
-    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()>;
 
     // SVMs: names are unique.
     async fn list_svms(&self) -> StoreResult<Vec<Svm>>;
@@ -143,17 +125,48 @@ pub trait Store: Send + Sync + 'static {
         server: KeyServer,
     ) -> StoreResult<()>;
     async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()>;
+}
 
-    // The cluster's security configuration: none until first changed.
+/// The API's accounts and their failed logins.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    async fn count_users(&self) -> StoreResult<usize>;
+    async fn insert_user(&self, user: User) -> StoreResult<()>;
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Users by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Fails with `Conflict` when it would remove the last admin.
+    async fn delete_user(&self, name: &str) -> StoreResult<()>;
+    /// Counts a failed login; at `max_attempts` (when not 0) locks the account until
+    /// `now + lockout_seconds` and restarts the count. Answers the lock's end when it locked.
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// Replaces a user's password hash; failures and any lock are cleared. `NotFound` when there
+    /// is no such user.
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()>;
+    /// After a successful login: no failures, no lock.
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()>;
+}
+
+/// The cluster's security configuration and the key manager configuration: none until first
+/// changed.
+#[async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>>;
     async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()>;
-
-    // The key manager configuration: none until first changed.
     async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>>;
     async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()>;
+}
 
-    // The health monitor's work, shared by the instances of a shared store. A store only this
-    // process uses shares nothing: every turn is this process's, no check is kept.
+/// The health monitor's work, shared by the instances of a shared store. A store only this
+/// process uses shares nothing: every turn is this process's, no check is kept.
+#[async_trait]
+pub trait CheckStore: Send + Sync + 'static {
     /// Takes the monitor's turn to check `key_manager`'s servers until `until` (milliseconds
     /// since the epoch), unless another holder's turn runs past `now`: whether it is this
     /// holder's.
@@ -178,8 +191,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key_manager: Option<&KeyManagerId>,
     ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>>;
+}
 
-    // The audit trail.
+/// The audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     /// Appends a record, then drops the oldest beyond the newest `keep`.
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()>;
     /// At most `limit` records with an index above `after`, oldest first: a page by key, so that

@@ -2,10 +2,10 @@
 
 use super::store::StoreFailure;
 
+use super::catalogue::Catalogue;
 use super::error::{Error, Result};
 use super::limits::{MAX_SVMS, check_room};
 use super::model::{Svm, SvmId, SvmRef};
-use super::service::Service;
 use super::store::internal;
 
 /// ONTAP's limit on SVM names.
@@ -18,7 +18,7 @@ pub struct SvmSelector {
     pub uuid: Option<String>,
 }
 
-impl Service {
+impl Catalogue {
     pub async fn svms(&self) -> Result<Vec<Svm>> {
         self.store.list_svms().await.map_err(internal)
     }

@@ -1,5 +1,6 @@
-//! The API's accounts: creating, changing and deleting them (passwords kept as Argon2 hashes),
-//! the cache of credentials already verified, and the first admin. Logging in is `login.rs`.
+//! The rules of the API's accounts: names, passwords (kept as Argon2 hashes), the cache of
+//! credentials already verified, the first admin. The accounts part (`accounts.rs`) applies them;
+//! logging in is `login.rs`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,11 +12,7 @@ use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
 use super::error::{Error, Result};
-use super::limits::{MAX_ACCOUNTS, check_room};
-use super::model::{Role, User};
-use super::service::Service;
-use super::store::StoreFailure;
-use super::store::{internal, write_error};
+use super::model::Role;
 
 /// The first user's name, as on ONTAP.
 pub const ADMIN: &str = "admin";
@@ -93,105 +90,7 @@ pub enum AdminBootstrap {
     Reset(Option<String>),
 }
 
-impl Service {
-    /// Creates the `admin` user when there is no user yet, with `password` or a generated one;
-    /// with `reset`, sets the password of an existing `admin` the same way (a lost password).
-    pub async fn bootstrap_admin(
-        &self,
-        password: Option<&str>,
-        reset: bool,
-    ) -> Result<AdminBootstrap> {
-        let exists = self.store.count_users().await.map_err(internal)? > 0;
-        if exists && !reset {
-            return Ok(AdminBootstrap::Existing);
-        }
-        let (password, generated) = match password {
-            Some(p) if !p.is_empty() => (p.to_string(), None),
-            _ => {
-                let generated = generate_password();
-                (generated.clone(), Some(generated))
-            }
-        };
-        if exists {
-            self.set_password(ADMIN, &password).await?;
-            return Ok(AdminBootstrap::Reset(generated));
-        }
-        self.insert_user(ADMIN, &password, Role::Admin).await?;
-        Ok(match generated {
-            Some(generated) => AdminBootstrap::Generated(generated),
-            None => AdminBootstrap::Configured,
-        })
-    }
-
-    /// Sets a user's password (`PATCH /api/security/accounts/{owner}/{name}`); the old one stops
-    /// working at once, and a lockout ends.
-    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
-        check_password(password)?;
-        let hash = hash_password(password)?;
-        self.store
-            .set_password_hash(name, &hash)
-            .await
-            .map_err(write_error(Error::NotFound { target: "name" }))?;
-        self.credentials.forget(name);
-        Ok(())
-    }
-
-    pub async fn users(&self) -> Result<Vec<User>> {
-        self.store.list_users().await.map_err(internal)
-    }
-
-    /// Creates an API user (`/api/security/accounts`).
-    pub async fn create_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
-        check_user_name(name)?;
-        check_password(password)?;
-        let existing = self.store.count_users().await.map_err(internal)?;
-        check_room("accounts", existing, MAX_ACCOUNTS)?;
-        self.insert_user(name, password, role).await
-    }
-
-    pub async fn delete_user(&self, name: &str) -> Result<()> {
-        self.store.delete_user(name).await.map_err(|e| {
-            StoreFailure {
-                missing: Error::NotFound { target: "name" },
-                conflict: Error::InUse(format!(
-                    "User \"{name}\" is the last admin and cannot be deleted."
-                )),
-                ..StoreFailure::default()
-            }
-            .into_error(e)
-        })?;
-        self.credentials.forget(name);
-        Ok(())
-    }
-
-    /// Stores a user; callers check the name and password first (`create_user`), or choose them
-    /// (the first admin).
-    async fn insert_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
-        let password_hash = hash_password(password)?;
-        self.store
-            .insert_user(User {
-                name: name.to_string(),
-                role,
-                password_hash,
-                failed_logins: 0,
-                locked_until: None,
-            })
-            .await
-            .map_err(|e| {
-                StoreFailure {
-                    conflict: Error::AlreadyExists {
-                        what: "User",
-                        name: name.to_string(),
-                        target: "name",
-                    },
-                    ..StoreFailure::default()
-                }
-                .into_error(e)
-            })
-    }
-}
-
-fn check_password(password: &str) -> Result<()> {
+pub(super) fn check_password(password: &str) -> Result<()> {
     match password.chars().count() < MIN_PASSWORD_LEN {
         true => Err(Error::InvalidValue {
             field: "password".into(),
@@ -202,7 +101,7 @@ fn check_password(password: &str) -> Result<()> {
 }
 
 /// ONTAP user names: 3 to 64 characters, letters, digits, '_', '-' and '.'.
-fn check_user_name(name: &str) -> Result<()> {
+pub(super) fn check_user_name(name: &str) -> Result<()> {
     let valid = (3..=64).contains(&name.len())
         && name
             .chars()
@@ -220,7 +119,7 @@ fn check_user_name(name: &str) -> Result<()> {
     }
 }
 
-fn generate_password() -> String {
+pub(super) fn generate_password() -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(GENERATED_PASSWORD_LEN)

@@ -3,7 +3,7 @@
 //! covers has become visible, so an answer kept with the versions read before it was computed
 //! is served again only while nothing it read has changed since.
 
-use super::service::Service;
+use super::check_cache::CheckVersions;
 
 /// What an answer read besides its query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,15 @@ pub struct Versions {
 }
 
 impl Versions {
+    /// The store's version of its objects, with how far the checks have changed.
+    pub(super) fn new(objects: u64, checks: CheckVersions) -> Versions {
+        Versions {
+            objects,
+            states: checks.states,
+            checks: checks.checks,
+        }
+    }
+
     /// Whether an answer that read `reads` when the versions were `self` is the same at `now`.
     pub fn unchanged_at(&self, now: &Versions, reads: Reads) -> bool {
         self.objects == now.objects
@@ -52,18 +61,5 @@ impl Versions {
             objects: self.objects + 1,
             ..self
         }
-    }
-}
-
-impl Service {
-    /// The versions now, to be read before an answer is computed; `None` when the store keeps
-    /// no version of its objects, and no answer can be told current.
-    pub fn versions(&self) -> Option<Versions> {
-        let measured = self.connectivity.versions();
-        Some(Versions {
-            objects: self.store.objects_version()?,
-            states: measured.states,
-            checks: measured.checks,
-        })
     }
 }

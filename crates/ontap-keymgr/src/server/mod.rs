@@ -23,10 +23,10 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::config::Config;
-use crate::domain::Service;
 use crate::domain::cluster::Cluster;
 use crate::domain::security::SecurityChanges;
 use crate::domain::users::AdminBootstrap;
+use crate::domain::{Service, ServiceOptions};
 use crate::store::Store;
 use crate::store::copy::{Copied, copy_all};
 use crate::store::postgres::PostgresStore;
@@ -53,23 +53,21 @@ pub struct Prepared {
 pub async fn prepare(config: &Config, admin: &AdminStart) -> Result<Prepared, StartError> {
     create_private_dir(&config.data_dir).map_err(fail("cannot create the data dir"))?;
     let (store, cluster_uuid) = open_store(config).await?;
-    let lockout = config.login;
     let store = Arc::new(ReadModel::new(store));
-    let service = Arc::new(
-        Service::new(store, Cluster::new(&config.cluster, cluster_uuid), lockout)
-            .with_audit_retention(config.audit_max_records)
-            .with_monitor(config.health_monitor),
-    );
+    let options = ServiceOptions {
+        lockout: config.login,
+        monitor: config.health_monitor,
+        audit_retention: config.audit_max_records,
+    };
+    let cluster = Cluster::new(&config.cluster, cluster_uuid);
+    let service = Arc::new(Service::new(store, cluster, options));
     service
-        .load_security()
+        .load()
         .await
-        .map_err(|e| fail("cannot read the security configuration")(e.to_string()))?;
-    service
-        .load_key_manager_config()
-        .await
-        .map_err(|e| fail("cannot read the key manager configuration")(e.to_string()))?;
+        .map_err(|e| fail("cannot read the stored settings")(e.to_string()))?;
     apply_configured_security(&service, &config.security).await?;
     let outcome = service
+        .accounts
         .bootstrap_admin(admin.password.as_deref(), admin.reset)
         .await
         .map_err(|e| fail("cannot prepare the admin user")(e.to_string()))?;

@@ -85,6 +85,17 @@ pub(crate) async fn with_certificates(store: &dyn Store) -> Svm {
     vs0
 }
 
+/// The SVM of [`with_certificates`], with its external key manager `km` and these servers.
+pub(crate) async fn with_key_manager(store: &dyn Store, servers: &[&str]) -> Svm {
+    let vs0 = with_certificates(store).await;
+    let servers = servers.iter().map(|address| key_server(address)).collect();
+    store
+        .insert_key_manager(external("km", Some(&vs0), servers))
+        .await
+        .expect("insert");
+    vs0
+}
+
 pub(crate) async fn stored_servers(store: &dyn Store, key_manager: &str) -> Vec<String> {
     let key_manager = store
         .get_key_manager(&id(key_manager))
@@ -220,15 +231,7 @@ pub(crate) async fn inserting_a_key_manager_checks_its_servers(store: &dyn Store
 pub(crate) async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_all_or_nothing(
     store: &dyn Store,
 ) {
-    let vs0 = with_certificates(store).await;
-    store
-        .insert_key_manager(external(
-            "km",
-            Some(&vs0),
-            vec![key_server("ks1.example.com")],
-        ))
-        .await
-        .expect("insert");
+    with_key_manager(store, &["ks1.example.com"]).await;
     assert_eq!(
         store
             .add_key_servers(&id("missing"), vec![key_server("ks2.example.com")])
@@ -280,15 +283,7 @@ pub(crate) async fn adding_key_servers_keeps_the_limit_and_refuses_duplicates_al
 }
 
 pub(crate) async fn key_servers_are_updated_and_deleted_by_address(store: &dyn Store) {
-    let vs0 = with_certificates(store).await;
-    store
-        .insert_key_manager(external(
-            "km",
-            Some(&vs0),
-            vec![key_server("ks1.example.com"), key_server("ks2.example.com")],
-        ))
-        .await
-        .expect("insert");
+    with_key_manager(store, &["ks1.example.com", "ks2.example.com"]).await;
     let changed = KeyServer {
         timeout: KeyServerTimeout::WaitIndefinitely,
         username: Some("other".into()),
@@ -426,6 +421,123 @@ pub(crate) async fn failed_logins_lock_an_account_at_the_limit_and_a_success_cle
     }
 }
 
+pub(crate) async fn updating_a_key_manager_replaces_its_settings_but_not_its_servers(
+    store: &dyn Store,
+) {
+    let vs0 = with_key_manager(store, &["ks1.example.com"]).await;
+    store
+        .insert_certificate(certificate("client-2", "client 2", Some(&vs0)))
+        .await
+        .expect("certificate");
+    let updated = KeyManager {
+        uuid: id("km"),
+        svm: Some(SvmRef::from(&vs0)),
+        kind: KeyManagerKind::External {
+            client_certificate: id("client-2"),
+            server_ca_certificates: vec![id("ca-1")],
+            servers: vec![],
+        },
+    };
+    store.update_key_manager(updated).await.expect("update");
+    let stored = store
+        .get_key_manager(&id("km"))
+        .await
+        .expect("get")
+        .expect("exists");
+    let KeyManagerKind::External {
+        client_certificate,
+        server_ca_certificates,
+        servers,
+    } = stored.kind
+    else {
+        panic!("not external");
+    };
+    assert_eq!(client_certificate, id("client-2"));
+    assert_eq!(server_ca_certificates, [id("ca-1")]);
+    assert_eq!(servers, [key_server("ks1.example.com")]);
+    // The replaced certificates are free again.
+    store
+        .delete_certificate(&id("ca-2"))
+        .await
+        .expect("delete unused ca");
+
+    let missing = external("missing", None, vec![]);
+    assert_eq!(
+        store.update_key_manager(missing).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+pub(crate) async fn an_onboard_passphrase_is_updated(store: &dyn Store) {
+    let onboard = |passphrase: &str| KeyManager {
+        uuid: id("km"),
+        svm: None,
+        kind: KeyManagerKind::Onboard {
+            passphrase: Secret::new(passphrase),
+        },
+    };
+    store
+        .insert_key_manager(onboard("first"))
+        .await
+        .expect("insert");
+    store
+        .update_key_manager(onboard("second"))
+        .await
+        .expect("update");
+    assert_eq!(
+        store.get_key_manager(&id("km")).await.expect("get"),
+        Some(onboard("second"))
+    );
+    assert!(matches!(
+        store
+            .add_key_servers(&id("km"), vec![key_server("ks.example.com")])
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+pub(crate) async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates(
+    store: &dyn Store,
+) {
+    with_key_manager(store, &["ks1.example.com"]).await;
+    let error = store
+        .delete_certificate(&id("client-cert"))
+        .await
+        .expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("client")));
+    let error = store
+        .delete_certificate(&id("ca-1"))
+        .await
+        .expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(_)));
+    let error = store.delete_svm(&id("svm-0")).await.expect_err("in use");
+    assert!(matches!(error, StoreError::Conflict(m) if m.contains("vs0")));
+
+    store.delete_key_manager(&id("km")).await.expect("delete");
+    assert_eq!(
+        store.delete_key_manager(&id("km")).await,
+        Err(StoreError::NotFound)
+    );
+    assert!(store.list_key_managers().await.expect("list").is_empty());
+
+    // The certificates still hold the SVM; once they are gone, so can it be.
+    assert!(matches!(
+        store.delete_svm(&id("svm-0")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for uuid in ["client-cert", "ca-1", "ca-2"] {
+        store
+            .delete_certificate(&id(uuid))
+            .await
+            .expect("delete certificate");
+    }
+    assert_eq!(
+        store.delete_certificate(&id("ca-1")).await,
+        Err(StoreError::NotFound)
+    );
+    store.delete_svm(&id("svm-0")).await.expect("delete svm");
+}
+
 /// One `#[tokio::test]` per rule of this suite, each on a fresh store from `$fresh` (an async
 /// function answering the store and whatever must live as long as it).
 macro_rules! contract_tests {
@@ -442,7 +554,10 @@ macro_rules! contract_tests {
                 key_servers_are_updated_and_deleted_by_address,
                 audit_records_are_numbered_by_the_store,
                 the_trail_is_read_by_pages_and_keeps_only_the_newest,
-                failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them
+                failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them,
+                updating_a_key_manager_replaces_its_settings_but_not_its_servers,
+                an_onboard_passphrase_is_updated,
+                deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates
             );
         }
     };

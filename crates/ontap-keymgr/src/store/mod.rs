@@ -12,7 +12,10 @@ pub mod read_model;
 pub mod secrets;
 pub mod sqlite;
 
-pub use crate::domain::store::{MAX_PRIMARY_KEY_SERVERS, Store, StoreError, StoreResult};
+pub use crate::domain::store::{
+    AccountStore, AuditStore, CheckStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore, SettingsStore,
+    Store, StoreError, StoreResult,
+};
 
 use crate::domain::model::{
     Certificate, KeyManager, KeyManagerKind, KeyServer, KeyServerTimeout, SvmRef,

@@ -42,7 +42,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::secrets::SecretBox;
-use super::{Store, StoreError, StoreResult};
+use super::{
+    AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreError,
+    StoreResult,
+};
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
     SecuritySettings, SharedCheck, Svm, SvmId, User,
@@ -373,92 +376,10 @@ async fn exists(transaction: &Transaction<'_>, sql: &str, params: Params<'_>) ->
 // ---- the trait -----------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for PostgresStore {
+impl ObjectStore for PostgresStore {
     /// The read model in front keeps the version (from the change counters `refresh` reads).
     fn objects_version(&self) -> Option<u64> {
         None
-    }
-
-    async fn refresh(&self) -> StoreResult<Changes> {
-        let counters = self
-            .bounded(async {
-                let client = self.pool.get().await.map_err(pool_error)?;
-                let statement = client.prepare_cached(COUNTERS).await.db()?;
-                counters(&client.query_one(&statement, &[]).await.db()?)
-            })
-            .await?;
-        let mut seen = self.lock_seen();
-        // Answers may arrive out of order: only a newer value is news.
-        let news = |i: usize| counters[i] > seen[i];
-        let changes = Changes {
-            data: news(0),
-            accounts: news(1),
-            settings: news(2),
-        };
-        for (seen, now) in seen.iter_mut().zip(counters) {
-            *seen = (*seen).max(now);
-        }
-        Ok(changes)
-    }
-
-    async fn count_users(&self) -> StoreResult<usize> {
-        self.read(async |t, _| users::count_users(t).await).await
-    }
-
-    async fn insert_user(&self, user: User) -> StoreResult<()> {
-        self.write(Changed::Accounts, async |t, _| {
-            users::insert_user(t, &user).await
-        })
-        .await
-    }
-
-    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.read(async |t, _| users::find_user(t, name).await)
-            .await
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(async |t, _| users::list_users(t).await).await
-    }
-
-    async fn delete_user(&self, name: &str) -> StoreResult<()> {
-        self.write(Changed::Accounts, async |t, _| {
-            users::delete_user(t, name).await
-        })
-        .await
-    }
-
-    async fn record_failed_login(
-        &self,
-        name: &str,
-        max_attempts: u32,
-        lockout_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<i64>> {
-        let locked = self
-            .write(Changed::Nothing, async |t, _| {
-                users::record_failed_login(t, name, max_attempts, lockout_seconds, now).await
-            })
-            .await?;
-        if locked.is_some() {
-            // A lock ends what every instance has verified for the account.
-            self.write(Changed::Accounts, async |_, _| Ok(())).await?;
-        }
-        Ok(locked)
-    }
-
-    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
-        self.write(Changed::Accounts, async |t, _| {
-            users::set_password_hash(t, name, hash).await
-        })
-        .await
-    }
-
-    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
-        self.write(Changed::Nothing, async |t, _| {
-            users::clear_failed_logins(t, name).await
-        })
-        .await
     }
 
     async fn list_svms(&self) -> StoreResult<Vec<Svm>> {
@@ -563,7 +484,73 @@ impl Store for PostgresStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn count_users(&self) -> StoreResult<usize> {
+        self.read(async |t, _| users::count_users(t).await).await
+    }
+
+    async fn insert_user(&self, user: User) -> StoreResult<()> {
+        self.write(Changed::Accounts, async |t, _| {
+            users::insert_user(t, &user).await
+        })
+        .await
+    }
+
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.read(async |t, _| users::find_user(t, name).await)
+            .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read(async |t, _| users::list_users(t).await).await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        self.write(Changed::Accounts, async |t, _| {
+            users::delete_user(t, name).await
+        })
+        .await
+    }
+
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let locked = self
+            .write(Changed::Nothing, async |t, _| {
+                users::record_failed_login(t, name, max_attempts, lockout_seconds, now).await
+            })
+            .await?;
+        if locked.is_some() {
+            // A lock ends what every instance has verified for the account.
+            self.write(Changed::Accounts, async |_, _| Ok(())).await?;
+        }
+        Ok(locked)
+    }
+
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
+        self.write(Changed::Accounts, async |t, _| {
+            users::set_password_hash(t, name, hash).await
+        })
+        .await
+    }
+
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| {
+            users::clear_failed_logins(t, name).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for PostgresStore {
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
         self.read(async |t, _| settings::load_security(t).await)
             .await
@@ -587,7 +574,10 @@ impl Store for PostgresStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl CheckStore for PostgresStore {
     async fn take_monitor_turn(
         &self,
         key_manager: &KeyManagerId,
@@ -625,7 +615,10 @@ impl Store for PostgresStore {
             .map(|(uuid, check)| (KeyManagerId::from_stored(uuid), check))
             .collect())
     }
+}
 
+#[async_trait]
+impl AuditStore for PostgresStore {
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {
         self.write(Changed::Nothing, async |t, _| {
             settings::append_audit(t, &record, keep).await
@@ -636,6 +629,31 @@ impl Store for PostgresStore {
     async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         self.read(async |t, _| settings::list_audit_after(t, after, limit).await)
             .await
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn refresh(&self) -> StoreResult<Changes> {
+        let counters = self
+            .bounded(async {
+                let client = self.pool.get().await.map_err(pool_error)?;
+                let statement = client.prepare_cached(COUNTERS).await.db()?;
+                counters(&client.query_one(&statement, &[]).await.db()?)
+            })
+            .await?;
+        let mut seen = self.lock_seen();
+        // Answers may arrive out of order: only a newer value is news.
+        let news = |i: usize| counters[i] > seen[i];
+        let changes = Changes {
+            data: news(0),
+            accounts: news(1),
+            settings: news(2),
+        };
+        for (seen, now) in seen.iter_mut().zip(counters) {
+            *seen = (*seen).max(now);
+        }
+        Ok(changes)
     }
 }
 

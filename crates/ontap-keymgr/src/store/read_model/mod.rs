@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Store, StoreResult};
+use super::{AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreResult};
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
     SecuritySettings, SharedCheck, Svm, SvmId, User,
@@ -139,60 +139,11 @@ impl ReadModel {
 }
 
 #[async_trait]
-impl Store for ReadModel {
-    /// Another instance's commit drops what is cached, as this instance's own writes do.
-    async fn refresh(&self) -> StoreResult<Changes> {
-        let changes = self.inner.refresh().await?;
-        if changes.data {
-            self.forget();
-        }
-        Ok(changes)
-    }
-
+impl ObjectStore for ReadModel {
     /// The generation: bumped after each write has finished and after another instance's
     /// commits were seen, each time together with dropping what was loaded before.
     fn objects_version(&self) -> Option<u64> {
         Some(self.lock().generation)
-    }
-
-    async fn count_users(&self) -> StoreResult<usize> {
-        self.inner.count_users().await
-    }
-
-    async fn insert_user(&self, user: User) -> StoreResult<()> {
-        self.inner.insert_user(user).await
-    }
-
-    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.inner.find_user(name).await
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.inner.list_users().await
-    }
-
-    async fn delete_user(&self, name: &str) -> StoreResult<()> {
-        self.inner.delete_user(name).await
-    }
-
-    async fn record_failed_login(
-        &self,
-        name: &str,
-        max_attempts: u32,
-        lockout_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<i64>> {
-        self.inner
-            .record_failed_login(name, max_attempts, lockout_seconds, now)
-            .await
-    }
-
-    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
-        self.inner.set_password_hash(name, hash).await
-    }
-
-    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
-        self.inner.clear_failed_logins(name).await
     }
 
     async fn list_svms(&self) -> StoreResult<Vec<Svm>> {
@@ -270,7 +221,53 @@ impl Store for ReadModel {
         self.write(self.inner.delete_key_server(key_manager, server))
             .await
     }
+}
 
+#[async_trait]
+impl AccountStore for ReadModel {
+    async fn count_users(&self) -> StoreResult<usize> {
+        self.inner.count_users().await
+    }
+
+    async fn insert_user(&self, user: User) -> StoreResult<()> {
+        self.inner.insert_user(user).await
+    }
+
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.inner.find_user(name).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        self.inner.delete_user(name).await
+    }
+
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.inner
+            .record_failed_login(name, max_attempts, lockout_seconds, now)
+            .await
+    }
+
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
+        self.inner.set_password_hash(name, hash).await
+    }
+
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
+        self.inner.clear_failed_logins(name).await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for ReadModel {
     async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
         self.inner.load_security().await
     }
@@ -286,7 +283,10 @@ impl Store for ReadModel {
     async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
         self.inner.save_key_manager_config(config).await
     }
+}
 
+#[async_trait]
+impl CheckStore for ReadModel {
     async fn take_monitor_turn(
         &self,
         key_manager: &KeyManagerId,
@@ -316,13 +316,28 @@ impl Store for ReadModel {
     ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
         self.inner.shared_checks(key_manager).await
     }
+}
 
+#[async_trait]
+impl AuditStore for ReadModel {
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {
         self.inner.append_audit(record, keep).await
     }
 
     async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         self.inner.list_audit_after(after, limit).await
+    }
+}
+
+#[async_trait]
+impl Store for ReadModel {
+    /// Another instance's commit drops what is cached, as this instance's own writes do.
+    async fn refresh(&self) -> StoreResult<Changes> {
+        let changes = self.inner.refresh().await?;
+        if changes.data {
+            self.forget();
+        }
+        Ok(changes)
     }
 }
 

@@ -39,7 +39,10 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
 pub(super) use super::secrets::{column, open};
-use super::{Store, StoreError, StoreResult};
+use super::{
+    AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreError,
+    StoreResult,
+};
 use crate::domain::ids::Id;
 use crate::domain::model::{
     AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
@@ -352,116 +355,10 @@ pub(super) fn exists(connection: &Connection, query: &str, parameter: &str) -> S
 // ---- the trait -----------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for SqliteStore {
-    /// Only this process writes the file: it knows of every change already.
-    async fn refresh(&self) -> StoreResult<Changes> {
-        Ok(Changes::default())
-    }
-
+impl ObjectStore for SqliteStore {
     /// The read model in front keeps the version.
     fn objects_version(&self) -> Option<u64> {
         None
-    }
-
-    // The health monitor's work is shared with nobody: every turn is this process's, and no
-    // check is kept for other instances.
-    async fn take_monitor_turn(
-        &self,
-        _key_manager: &KeyManagerId,
-        _holder: &str,
-        _now: i64,
-        _until: i64,
-    ) -> StoreResult<bool> {
-        Ok(true)
-    }
-
-    async fn share_checks(
-        &self,
-        _key_manager: &KeyManagerId,
-        _certificates: &[CertificateId],
-        _checks: Vec<(KeyServer, SharedCheck)>,
-    ) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn shared_checks(
-        &self,
-        _key_manager: Option<&KeyManagerId>,
-    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
-        Ok(Vec::new())
-    }
-
-    async fn count_users(&self) -> StoreResult<usize> {
-        self.read(|connection, _| users::count_users(connection))
-            .await
-    }
-
-    async fn insert_user(&self, user: User) -> StoreResult<()> {
-        self.write(move |connection, _| users::insert_user(connection, &user))
-            .await
-    }
-
-    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
-        let name = name.to_string();
-        self.read(move |connection, _| users::find_user(connection, &name))
-            .await
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(|connection, _| users::list_users(connection))
-            .await
-    }
-
-    async fn delete_user(&self, name: &str) -> StoreResult<()> {
-        let name = name.to_string();
-        self.write(move |connection, _| users::delete_user(connection, &name))
-            .await
-    }
-
-    async fn record_failed_login(
-        &self,
-        name: &str,
-        max_attempts: u32,
-        lockout_seconds: i64,
-        now: i64,
-    ) -> StoreResult<Option<i64>> {
-        let name = name.to_string();
-        self.write(move |connection, _| {
-            users::record_failed_login(connection, &name, max_attempts, lockout_seconds, now)
-        })
-        .await
-    }
-
-    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
-        let (name, hash) = (name.to_string(), hash.to_string());
-        self.write(move |connection, _| users::set_password_hash(connection, &name, &hash))
-            .await
-    }
-
-    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
-        let name = name.to_string();
-        self.write(move |connection, _| users::clear_failed_logins(connection, &name))
-            .await
-    }
-
-    async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
-        self.read(|connection, _| security::load_security(connection))
-            .await
-    }
-
-    async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()> {
-        self.write(move |connection, _| security::save_security(connection, &settings))
-            .await
-    }
-
-    async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>> {
-        self.read(|connection, _| security::load_key_manager_config(connection))
-            .await
-    }
-
-    async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
-        self.write(move |connection, _| security::save_key_manager_config(connection, &config))
-            .await
     }
 
     async fn list_svms(&self) -> StoreResult<Vec<Svm>> {
@@ -564,7 +461,120 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn count_users(&self) -> StoreResult<usize> {
+        self.read(|connection, _| users::count_users(connection))
+            .await
+    }
+
+    async fn insert_user(&self, user: User) -> StoreResult<()> {
+        self.write(move |connection, _| users::insert_user(connection, &user))
+            .await
+    }
+
+    async fn find_user(&self, name: &str) -> StoreResult<Option<User>> {
+        let name = name.to_string();
+        self.read(move |connection, _| users::find_user(connection, &name))
+            .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read(|connection, _| users::list_users(connection))
+            .await
+    }
+
+    async fn delete_user(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |connection, _| users::delete_user(connection, &name))
+            .await
+    }
+
+    async fn record_failed_login(
+        &self,
+        name: &str,
+        max_attempts: u32,
+        lockout_seconds: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let name = name.to_string();
+        self.write(move |connection, _| {
+            users::record_failed_login(connection, &name, max_attempts, lockout_seconds, now)
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, name: &str, hash: &str) -> StoreResult<()> {
+        let (name, hash) = (name.to_string(), hash.to_string());
+        self.write(move |connection, _| users::set_password_hash(connection, &name, &hash))
+            .await
+    }
+
+    async fn clear_failed_logins(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.write(move |connection, _| users::clear_failed_logins(connection, &name))
+            .await
+    }
+}
+
+#[async_trait]
+impl SettingsStore for SqliteStore {
+    async fn load_security(&self) -> StoreResult<Option<SecuritySettings>> {
+        self.read(|connection, _| security::load_security(connection))
+            .await
+    }
+
+    async fn save_security(&self, settings: SecuritySettings) -> StoreResult<()> {
+        self.write(move |connection, _| security::save_security(connection, &settings))
+            .await
+    }
+
+    async fn load_key_manager_config(&self) -> StoreResult<Option<KeyManagerConfig>> {
+        self.read(|connection, _| security::load_key_manager_config(connection))
+            .await
+    }
+
+    async fn save_key_manager_config(&self, config: KeyManagerConfig) -> StoreResult<()> {
+        self.write(move |connection, _| security::save_key_manager_config(connection, &config))
+            .await
+    }
+}
+
+#[async_trait]
+impl CheckStore for SqliteStore {
+    // The health monitor's work is shared with nobody: every turn is this process's, and no
+    // check is kept for other instances.
+    async fn take_monitor_turn(
+        &self,
+        _key_manager: &KeyManagerId,
+        _holder: &str,
+        _now: i64,
+        _until: i64,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    async fn share_checks(
+        &self,
+        _key_manager: &KeyManagerId,
+        _certificates: &[CertificateId],
+        _checks: Vec<(KeyServer, SharedCheck)>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn shared_checks(
+        &self,
+        _key_manager: Option<&KeyManagerId>,
+    ) -> StoreResult<Vec<(KeyManagerId, SharedCheck)>> {
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
     async fn append_audit(&self, record: AuditRecord, keep: usize) -> StoreResult<()> {
         self.write(move |connection, _| audit::append_audit(connection, &record, keep))
             .await
@@ -573,5 +583,13 @@ impl Store for SqliteStore {
     async fn list_audit_after(&self, after: i64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
         self.read(move |connection, _| audit::list_audit_after(connection, after, limit))
             .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    /// Only this process writes the file: it knows of every change already.
+    async fn refresh(&self) -> StoreResult<Changes> {
+        Ok(Changes::default())
     }
 }
