@@ -2,7 +2,10 @@
 //! KMIP responder. ONTAP's order of checks for key managers and key servers is pinned here, where
 //! a failing assertion names the rule and not a status code: the scope of the key manager first,
 //! then the request's own shape (addresses, duplicates, the 4-server limit), then the objects it
-//! names (certificates), and only then a connection to a key server.
+//! names (certificates), and only then a connection to a key server. The other parts are each
+//! built alone over a store: accounts (lockout, names, the last admin), settings (ONTAP's checks
+//! of the polling interval, FIPS, a reload after another instance's change) and connectivity
+//! (a monitor round that sees a key server go away and come back).
 
 use std::sync::Arc;
 
@@ -13,6 +16,16 @@ use ontap_keymgr::domain::key_managers::{NewExternal, NewKeyManager, NewOnboard}
 use ontap_keymgr::domain::key_servers::{KeyServerChanges, NewKeyServer};
 use ontap_keymgr::domain::model::{KeyManagerId, Secret};
 use ontap_keymgr::domain::svms::SvmSelector;
+use std::time::Duration;
+
+use ontap_keymgr::domain::accounts::Accounts;
+use ontap_keymgr::domain::catalogue::Catalogue;
+use ontap_keymgr::domain::connectivity::{Connectivity, MonitorSettings, ServerConnectivity};
+use ontap_keymgr::domain::login::{LockoutPolicy, LoginRefusal};
+use ontap_keymgr::domain::model::{KeyManagerConfig, Role};
+use ontap_keymgr::domain::security::SecurityChanges;
+use ontap_keymgr::domain::settings::{KeyManagerConfigChanges, Settings};
+use ontap_keymgr::domain::users::AdminBootstrap;
 use ontap_keymgr::domain::{Service, ServiceOptions};
 use ontap_keymgr::store::read_model::ReadModel;
 use ontap_keymgr::store::secrets::SecretBox;
@@ -20,18 +33,28 @@ use ontap_keymgr::store::sqlite::SqliteStore;
 use test_support::pki::TestPki;
 use test_support::responder::KmipResponder;
 
-/// The service over a fresh in-memory store, presenting `version`.
-async fn service_presenting(version: &str) -> Service {
+/// A fresh in-memory store, behind the read model as the service runs it.
+fn fresh_store() -> Arc<ReadModel> {
     let store = SqliteStore::open_in_memory(SecretBox::from_key([9; 32])).expect("store");
+    Arc::new(ReadModel::new(Arc::new(store)))
+}
+
+/// A one-node cluster presenting `version`.
+fn cluster_presenting(version: &str) -> Cluster {
     let config = ClusterConfig {
         name: "domain-test".into(),
         version: OntapVersion::parse(version).expect("version"),
         metrocluster: false,
         nodes: vec!["node-01".into()],
     };
+    Cluster::new(&config, uuid_v4())
+}
+
+/// The service over a fresh in-memory store, presenting `version`.
+async fn service_presenting(version: &str) -> Service {
     let service = Service::new(
-        Arc::new(ReadModel::new(Arc::new(store))),
-        Cluster::new(&config, uuid_v4()),
+        fresh_store(),
+        cluster_presenting(version),
         ServiceOptions::default(),
     );
     service.load().await.expect("settings");
@@ -57,9 +80,8 @@ fn by_name(name: &str) -> CertificateRef {
 }
 
 /// Installs the test PKI's client certificate and CA for the cluster.
-async fn install_certificates(service: &Service, pki: &TestPki) {
-    service
-        .catalogue
+async fn install_certificates(catalogue: &Catalogue, pki: &TestPki) {
+    catalogue
         .install_certificate(NewCertificate {
             cert_type: "client".into(),
             public_certificate: Some(pki.client.cert_pem.clone()),
@@ -69,8 +91,7 @@ async fn install_certificates(service: &Service, pki: &TestPki) {
         })
         .await
         .expect("client certificate");
-    service
-        .catalogue
+    catalogue
         .install_certificate(NewCertificate {
             cert_type: "server_ca".into(),
             public_certificate: Some(pki.ca.cert_pem.clone()),
@@ -91,9 +112,8 @@ fn external(servers: Vec<NewKeyServer>) -> NewExternal {
 }
 
 /// The cluster's external key manager with one key server on `responder`.
-async fn external_key_manager(service: &Service, responder: &KmipResponder) -> KeyManagerId {
-    service
-        .catalogue
+async fn external_key_manager(catalogue: &Catalogue, responder: &KmipResponder) -> KeyManagerId {
+    catalogue
         .create_key_manager(NewKeyManager {
             svm: None,
             external: Some(external(vec![server(&responder.address.to_string())])),
@@ -171,8 +191,8 @@ async fn a_new_key_manager_is_checked_scope_then_shape_then_certificates_then_se
         "no server is contacted before the rules pass"
     );
     // With them, the server is checked, and the key manager made.
-    install_certificates(&service, &pki).await;
-    external_key_manager(&service, &kmip).await;
+    install_certificates(&service.catalogue, &pki).await;
+    external_key_manager(&service.catalogue, &kmip).await;
     assert_eq!(kmip.accepted(), 1);
     // One per scope.
     let again = service
@@ -200,8 +220,8 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
     let pki = TestPki::new();
     let kmip = responder(&pki).await;
     let service = service_presenting("9.14.1").await;
-    install_certificates(&service, &pki).await;
-    let key_manager = external_key_manager(&service, &kmip).await;
+    install_certificates(&service.catalogue, &pki).await;
+    let key_manager = external_key_manager(&service.catalogue, &kmip).await;
     let contacted = kmip.accepted();
 
     // A bad address and a duplicate in one request: the address is reported first.
@@ -293,4 +313,231 @@ async fn key_servers_are_checked_scope_then_shape_then_limit_then_the_server() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), 65536828, "{refused}");
+}
+
+// The accounts part, built alone.
+
+/// The refusal of a login, or the role it logs in as.
+async fn login(accounts: &Accounts, name: &str, password: &str) -> Result<Role, LoginRefusal> {
+    accounts
+        .authenticate(name, password, None)
+        .await
+        .map_err(|failure| failure.refusal)
+}
+
+#[tokio::test]
+async fn an_account_locks_at_the_limit_and_a_new_password_unlocks_it() {
+    let policy = LockoutPolicy {
+        max_failed_login_attempts: 2,
+        lockout_duration: Duration::from_secs(3_600),
+        max_failed_logins_per_address: 0,
+    };
+    let accounts = Accounts::new(fresh_store(), policy);
+    let outcome = accounts
+        .bootstrap_admin(Some("first-password"), false)
+        .await
+        .expect("admin");
+    assert_eq!(outcome, AdminBootstrap::Configured);
+    assert_eq!(
+        login(&accounts, "admin", "first-password").await,
+        Ok(Role::Admin)
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            login(&accounts, "admin", "wrong-password").await,
+            Err(LoginRefusal::WrongPassword)
+        );
+    }
+    // Locked: the right password, though verified before, is refused now.
+    assert_eq!(
+        login(&accounts, "admin", "first-password").await,
+        Err(LoginRefusal::Locked)
+    );
+    accounts
+        .set_password("admin", "second-password")
+        .await
+        .expect("new password");
+    assert_eq!(
+        login(&accounts, "admin", "second-password").await,
+        Ok(Role::Admin)
+    );
+    assert_eq!(
+        login(&accounts, "admin", "first-password").await,
+        Err(LoginRefusal::WrongPassword)
+    );
+    assert_eq!(
+        login(&accounts, "nobody", "first-password").await,
+        Err(LoginRefusal::UnknownUser)
+    );
+}
+
+#[tokio::test]
+async fn accounts_keep_ontaps_names_passwords_and_one_admin_at_least() {
+    let accounts = Accounts::new(fresh_store(), LockoutPolicy::default());
+    accounts
+        .bootstrap_admin(Some("admin-password"), false)
+        .await
+        .expect("admin");
+    let code = |result: Result<(), Error>| result.expect_err("refused").code();
+    let create = |name: &'static str, password: &'static str| {
+        accounts.create_user(name, password, Role::Readonly)
+    };
+    assert_eq!(
+        code(create("ab", "long-enough").await),
+        262197,
+        "short name"
+    );
+    assert_eq!(
+        code(create("reader", "short").await),
+        262197,
+        "short password"
+    );
+    create("reader", "long-enough").await.expect("reader");
+    assert_eq!(code(create("reader", "long-enough").await), 1, "taken name");
+    assert_eq!(
+        code(accounts.delete_user("admin").await),
+        8,
+        "the last admin"
+    );
+    accounts.delete_user("reader").await.expect("delete");
+    let names: Vec<String> = accounts
+        .users()
+        .await
+        .expect("users")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["admin"]);
+    // A second start keeps the admin as it is.
+    let again = accounts
+        .bootstrap_admin(Some("other-password"), false)
+        .await
+        .expect("again");
+    assert_eq!(again, AdminBootstrap::Existing);
+}
+
+// The settings part, built alone.
+
+fn settings_over(store: &Arc<ReadModel>, version: &str) -> Settings {
+    Settings::new(
+        Arc::clone(store) as _,
+        Arc::clone(store) as _,
+        Arc::new(cluster_presenting(version)),
+    )
+}
+
+#[tokio::test]
+async fn the_polling_interval_is_checked_range_then_version_then_key_managers() {
+    let store = fresh_store();
+    let interval = |minutes| KeyManagerConfigChanges {
+        health_monitor_polling_interval: Some(minutes),
+        ..KeyManagerConfigChanges::default()
+    };
+    let old = settings_over(&store, "9.9.1");
+    let code = |result: Result<KeyManagerConfig, Error>| result.expect_err("refused").code();
+    assert_eq!(
+        code(old.modify_key_manager_config(interval(14)).await),
+        262197
+    );
+    assert_eq!(
+        code(old.modify_key_manager_config(interval(20)).await),
+        65537303
+    );
+    let settings = settings_over(&store, "9.17.1");
+    assert_eq!(
+        code(settings.modify_key_manager_config(interval(20)).await),
+        65537304,
+        "no external key manager yet"
+    );
+    let common_criteria = KeyManagerConfigChanges {
+        cc_mode_enabled: Some(true),
+        ..KeyManagerConfigChanges::default()
+    };
+    assert_eq!(
+        code(settings.modify_key_manager_config(common_criteria).await),
+        65536809
+    );
+    // Nothing refused was kept.
+    assert_eq!(settings.key_manager_config(), KeyManagerConfig::default());
+}
+
+#[tokio::test]
+async fn a_settings_change_is_stored_and_another_instance_reloads_it() {
+    let store = fresh_store();
+    let here = settings_over(&store, "9.17.1");
+    let there = settings_over(&store, "9.17.1");
+    let fips = SecurityChanges {
+        fips: Some(true),
+        ..SecurityChanges::default()
+    };
+    let offer = here.modify_security(fips).await.expect("FIPS on");
+    assert!(offer.fips());
+    assert!(!there.tls_offer().fips(), "not read yet");
+    let reloaded = there.reload().await.expect("reload");
+    assert!(reloaded.tls_offer && !reloaded.key_manager_config);
+    assert_eq!(there.tls_offer(), offer);
+    assert!(!there.reload().await.expect("again").tls_offer, "no change");
+    // FIPS refuses what it does not allow, named by ONTAP's code.
+    let tls_1_0 = SecurityChanges {
+        protocol_versions: Some(vec!["TLSv1".into()]),
+        ..SecurityChanges::default()
+    };
+    let refused = here.modify_security(tls_1_0).await.expect_err("not FIPS");
+    assert_eq!(refused.code(), 52428824);
+    assert_eq!(here.tls_offer(), offer);
+}
+
+// The connectivity part, built alone over a catalogue's objects.
+
+#[tokio::test]
+async fn a_monitor_round_sees_a_key_server_go_away_and_come_back() {
+    let pki = TestPki::new();
+    let kmip = responder(&pki).await;
+    let store = fresh_store();
+    let cluster = Arc::new(cluster_presenting("9.17.1"));
+    let settings = Arc::new(settings_over(&store, "9.17.1"));
+    let connectivity = Arc::new(Connectivity::new(
+        Arc::clone(&store) as _,
+        Arc::clone(&store) as _,
+        Arc::clone(&cluster),
+        Arc::clone(&settings),
+        MonitorSettings::default(),
+    ));
+    let catalogue = Catalogue::new(store, cluster, settings, Arc::clone(&connectivity));
+    install_certificates(&catalogue, &pki).await;
+    let key_manager = external_key_manager(&catalogue, &kmip).await;
+    let servers = catalogue.key_servers(&key_manager).await.expect("servers");
+    let round = connectivity
+        .check_all_key_servers(Duration::ZERO)
+        .await
+        .expect("round");
+    assert_eq!((round.key_servers, round.not_available), (1, 0));
+    let available = |c: &[ServerConnectivity]| c[0].cluster_availability;
+    let seen = connectivity.of(&key_manager, &servers).await.expect("seen");
+    assert!(available(&seen), "{seen:?}");
+
+    let address = kmip.address;
+    drop(kmip);
+    let round = connectivity
+        .check_all_key_servers(Duration::ZERO)
+        .await
+        .expect("round");
+    assert_eq!(round.not_available, 1);
+    let seen = connectivity.of(&key_manager, &servers).await.expect("seen");
+    assert!(!available(&seen));
+    assert_eq!(seen[0].problem.as_ref().map(|p| p.code), Some(65536852));
+
+    let _back = KmipResponder::start_on(
+        address,
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        &pki.ca.cert_pem,
+    )
+    .await;
+    connectivity
+        .check_all_key_servers(Duration::ZERO)
+        .await
+        .expect("round");
+    let seen = connectivity.of(&key_manager, &servers).await.expect("seen");
+    assert!(available(&seen), "{seen:?}");
 }

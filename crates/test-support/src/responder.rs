@@ -37,6 +37,31 @@ impl KmipResponder {
         KmipResponder::start_slow(cert_pem, key_pem, ca_pem, Duration::ZERO).await
     }
 
+    /// The same on `address`, as a key server back on its old address after it went away; the
+    /// address may take a moment to be free again (at most 2 s).
+    pub async fn start_on(
+        address: SocketAddr,
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: &str,
+    ) -> KmipResponder {
+        let started = std::time::Instant::now();
+        let listener = loop {
+            match TcpListener::bind(address).await {
+                Ok(listener) => break listener,
+                Err(e) if started.elapsed() > Duration::from_secs(2) => {
+                    panic!("bind {address}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        KmipResponder::serving(
+            listener,
+            acceptor(cert_pem, key_pem, ca_pem),
+            Duration::ZERO,
+        )
+    }
+
     /// The same, answering each request only after `delay`: a slow key server.
     pub async fn start_slow(
         cert_pem: &str,
@@ -45,8 +70,11 @@ impl KmipResponder {
         delay: Duration,
     ) -> KmipResponder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        KmipResponder::serving(listener, acceptor(cert_pem, key_pem, ca_pem), delay)
+    }
+
+    fn serving(listener: TcpListener, acceptor: TlsAcceptor, delay: Duration) -> KmipResponder {
         let address = listener.local_addr().expect("address");
-        let acceptor = acceptor(cert_pem, key_pem, ca_pem);
         let counts = Arc::new(Counts::default());
         let task = tokio::spawn(serve_counting(
             listener,
