@@ -23,11 +23,13 @@ mod endpoint;
 mod error;
 pub mod message;
 mod offer;
+pub mod ontap;
 pub mod probe;
 mod resumption;
 pub mod round_trip;
 mod tls;
-pub mod ttlv;
+/// The TTLV codec, a crate of its own so that the test key servers share it.
+pub use ttlv;
 
 pub use certificate::{CertificateSummary, format_time, now};
 pub use client::{Handshake, Session, discover_versions, query};

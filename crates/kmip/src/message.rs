@@ -1,56 +1,13 @@
 //! The few KMIP messages we speak: DiscoverVersions and Query to check a server, and what ONTAP
-//! needs to keep a key on it (Register, Locate, Get, Revoke, Destroy of a 256-bit AES key), and
-//! the responses to them. Tag and enumeration values are those of the KMIP 1.x specification.
+//! needs to keep a key on it (Register of a 256-bit AES key with ONTAP's custom attributes,
+//! Locate by them, Get Attributes, Get, Revoke, Destroy), and the responses to them. Tag and enumeration values are those of the KMIP 1.x specification.
 
 use std::fmt;
 
 use crate::ttlv::{Item, Value};
 
-/// Tags of the KMIP specification (section 9.1.3.1), only those we use.
-pub mod tag {
-    pub const ATTRIBUTE: u32 = 0x420008;
-    pub const ATTRIBUTE_NAME: u32 = 0x42000A;
-    pub const ATTRIBUTE_VALUE: u32 = 0x42000B;
-    pub const AUTHENTICATION: u32 = 0x42000C;
-    pub const BATCH_COUNT: u32 = 0x42000D;
-    pub const BATCH_ITEM: u32 = 0x42000F;
-    pub const CREDENTIAL: u32 = 0x420023;
-    pub const CRYPTOGRAPHIC_ALGORITHM: u32 = 0x420028;
-    pub const CRYPTOGRAPHIC_LENGTH: u32 = 0x42002A;
-    pub const CREDENTIAL_TYPE: u32 = 0x420024;
-    pub const CREDENTIAL_VALUE: u32 = 0x420025;
-    pub const KEY_BLOCK: u32 = 0x420040;
-    pub const KEY_FORMAT_TYPE: u32 = 0x420042;
-    pub const KEY_MATERIAL: u32 = 0x420043;
-    pub const KEY_VALUE: u32 = 0x420045;
-    pub const NAME: u32 = 0x420053;
-    pub const NAME_TYPE: u32 = 0x420054;
-    pub const NAME_VALUE: u32 = 0x420055;
-    pub const OBJECT_TYPE: u32 = 0x420057;
-    pub const OPERATION: u32 = 0x42005C;
-    pub const PASSWORD: u32 = 0x4200A1;
-    pub const PROTOCOL_VERSION: u32 = 0x420069;
-    pub const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
-    pub const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
-    pub const QUERY_FUNCTION: u32 = 0x420074;
-    pub const REQUEST_HEADER: u32 = 0x420077;
-    pub const REQUEST_MESSAGE: u32 = 0x420078;
-    pub const REQUEST_PAYLOAD: u32 = 0x420079;
-    pub const RESPONSE_HEADER: u32 = 0x42007A;
-    pub const RESPONSE_MESSAGE: u32 = 0x42007B;
-    pub const RESPONSE_PAYLOAD: u32 = 0x42007C;
-    pub const RESULT_MESSAGE: u32 = 0x42007D;
-    pub const RESULT_REASON: u32 = 0x42007E;
-    pub const RESULT_STATUS: u32 = 0x42007F;
-    pub const REVOCATION_REASON: u32 = 0x420081;
-    pub const REVOCATION_REASON_CODE: u32 = 0x420082;
-    pub const SYMMETRIC_KEY: u32 = 0x42008F;
-    pub const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
-    pub const UNIQUE_IDENTIFIER: u32 = 0x420094;
-    pub const USERNAME: u32 = 0x420099;
-    pub const VENDOR_IDENTIFICATION: u32 = 0x42009D;
-    pub const SERVER_INFORMATION: u32 = 0x420088;
-}
+/// Tags of the KMIP specification, with the codec that carries them.
+pub use crate::ttlv::tag;
 
 const CREDENTIAL_TYPE_USERNAME_AND_PASSWORD: u32 = 0x01;
 
@@ -133,6 +90,7 @@ pub enum Operation {
     Register = 0x03,
     Locate = 0x08,
     Get = 0x0A,
+    GetAttributes = 0x0B,
     Revoke = 0x13,
     Destroy = 0x14,
     Query = 0x18,
@@ -143,7 +101,6 @@ pub enum Operation {
 const OBJECT_TYPE_SYMMETRIC_KEY: u32 = 0x02;
 const KEY_FORMAT_RAW: u32 = 0x01;
 const ALGORITHM_AES: u32 = 0x03;
-const NAME_TYPE_UNINTERPRETED_TEXT: u32 = 0x01;
 const USAGE_ENCRYPT_DECRYPT: i32 = 0x04 | 0x08;
 /// Revocation Reason Code "Cessation of Operation": the key is no longer needed.
 const CESSATION_OF_OPERATION: u32 = 0x05;
@@ -156,23 +113,46 @@ pub enum QueryFunction {
     ServerInformation = 0x03,
 }
 
+/// A KMIP 1.x custom attribute with a Text String value: a name of the client's own (`x-`...),
+/// as ONTAP names its keys (`x-NETAPP-KeyId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomAttribute {
+    pub name: String,
+    pub value: String,
+}
+
+impl CustomAttribute {
+    pub fn new(name: &str, value: &str) -> CustomAttribute {
+        CustomAttribute {
+            name: name.to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
 /// One batch item of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Which of these versions does the server speak? Empty: all it speaks.
     DiscoverVersions(Vec<ProtocolVersion>),
     Query(Vec<QueryFunction>),
-    /// Store this AES key (raw bytes) under this name; the answer gives its unique identifier.
+    /// Store this AES key (raw bytes) with these attributes; the answer gives its unique
+    /// identifier.
     Register {
-        name: String,
         key: Vec<u8>,
+        attributes: Vec<CustomAttribute>,
     },
-    /// The unique identifiers of the objects with this name.
+    /// The unique identifiers of the objects with all these attributes.
     Locate {
-        name: String,
+        attributes: Vec<CustomAttribute>,
     },
     Get {
         id: String,
+    },
+    /// These attributes of an object (by name).
+    GetAttributes {
+        id: String,
+        names: Vec<String>,
     },
     Revoke {
         id: String,
@@ -190,6 +170,7 @@ impl Request {
             Request::Register { .. } => Operation::Register,
             Request::Locate { .. } => Operation::Locate,
             Request::Get { .. } => Operation::Get,
+            Request::GetAttributes { .. } => Operation::GetAttributes,
             Request::Revoke { .. } => Operation::Revoke,
             Request::Destroy { .. } => Operation::Destroy,
         }
@@ -202,25 +183,33 @@ impl Request {
                 .iter()
                 .map(|f| Item::new(tag::QUERY_FUNCTION, Value::Enumeration(*f as u32)))
                 .collect(),
-            Request::Register { name, key } => vec![
+            Request::Register { key, attributes } => vec![
                 Item::new(
                     tag::OBJECT_TYPE,
                     Value::Enumeration(OBJECT_TYPE_SYMMETRIC_KEY),
                 ),
                 Item::new(
                     tag::TEMPLATE_ATTRIBUTE,
-                    Value::Structure(vec![
-                        attribute(
+                    Value::Structure(
+                        std::iter::once(attribute(
                             "Cryptographic Usage Mask",
                             Value::Integer(USAGE_ENCRYPT_DECRYPT),
-                        ),
-                        name_attribute(name),
-                    ]),
+                        ))
+                        .chain(attributes.iter().map(custom_attribute))
+                        .collect(),
+                    ),
                 ),
                 aes_key(key),
             ],
-            Request::Locate { name } => vec![name_attribute(name)],
+            Request::Locate { attributes } => attributes.iter().map(custom_attribute).collect(),
             Request::Get { id } | Request::Destroy { id } => vec![unique_identifier(id)],
+            Request::GetAttributes { id, names } => std::iter::once(unique_identifier(id))
+                .chain(
+                    names
+                        .iter()
+                        .map(|n| Item::new(tag::ATTRIBUTE_NAME, Value::TextString(n.clone()))),
+                )
+                .collect(),
             Request::Revoke { id } => vec![
                 unique_identifier(id),
                 Item::new(
@@ -255,17 +244,8 @@ fn attribute(name: &str, value: Value) -> Item {
     )
 }
 
-fn name_attribute(name: &str) -> Item {
-    attribute(
-        "Name",
-        Value::Structure(vec![
-            Item::new(tag::NAME_VALUE, Value::TextString(name.to_string())),
-            Item::new(
-                tag::NAME_TYPE,
-                Value::Enumeration(NAME_TYPE_UNINTERPRETED_TEXT),
-            ),
-        ]),
-    )
+fn custom_attribute(custom: &CustomAttribute) -> Item {
+    attribute(&custom.name, Value::TextString(custom.value.clone()))
 }
 
 fn unique_identifier(id: &str) -> Item {
@@ -431,6 +411,26 @@ impl BatchResult {
             .filter_map(|i| match &i.value {
                 Value::TextString(s) => Some(s.clone()),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// The Text String attributes a Get Attributes answer holds, by name (others are skipped).
+    pub fn text_attributes(&self) -> Vec<CustomAttribute> {
+        let Some(payload) = &self.payload else {
+            return Vec::new();
+        };
+        payload
+            .children(tag::ATTRIBUTE)
+            .filter_map(|attribute| {
+                let name = match &attribute.child(tag::ATTRIBUTE_NAME)?.value {
+                    Value::TextString(name) => name,
+                    _ => return None,
+                };
+                match &attribute.child(tag::ATTRIBUTE_VALUE)?.value {
+                    Value::TextString(value) => Some(CustomAttribute::new(name, value)),
+                    _ => None,
+                }
             })
             .collect()
     }

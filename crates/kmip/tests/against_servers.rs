@@ -8,6 +8,7 @@ use kmip::{
     TlsOffer, TlsVersion,
 };
 use test_support::fake::{FakeTlsServer, HandshakeFailureServer, SilentListener};
+use test_support::kmip_server::{Faults, KmipObjectServer};
 use test_support::pki::{Issued, KeyKind, TestPki};
 use test_support::pykmip::{PyKmip, PyKmipConfig};
 use test_support::responder::KmipResponder;
@@ -308,40 +309,156 @@ async fn a_handshake_failure_alert_is_a_tls_failure() {
     assert!(error.detail.contains("handshake"), "{error}");
 }
 
-#[tokio::test]
-async fn a_key_round_trip_stores_reads_and_removes_a_key() {
-    let server = good_server();
-    let endpoint = local(server.port);
+/// The key round trip against a server, on one session.
+async fn round_trip_on(endpoint: &Endpoint) -> kmip::round_trip::RoundTrip {
     let mut session = connector()
-        .connect(&endpoint, TIMEOUT)
+        .connect(endpoint, TIMEOUT)
         .await
         .expect("handshake");
     let trip = kmip::round_trip::key_round_trip(&mut session, None).await;
     session.close().await;
+    trip
+}
+
+fn object_server(faults: Faults) -> impl std::future::Future<Output = KmipObjectServer> {
+    let server = &pki().server;
+    KmipObjectServer::start(
+        &server.cert_pem,
+        &server.key_pem,
+        &pki().ca.cert_pem,
+        faults,
+    )
+}
+
+/// PyKMIP cannot keep ONTAP's keys: it refuses ONTAP's custom attributes, and the round trip
+/// says so in PyKMIP's own words, with nothing left behind.
+#[tokio::test]
+async fn pykmip_refuses_ontaps_key_attributes_by_name() {
+    let server = good_server();
+    let trip = round_trip_on(&local(server.port)).await;
+    assert!(!trip.succeeded(), "{trip:?}");
+    let operations: Vec<(&str, bool)> = trip.steps.iter().map(|s| (s.operation, s.ok)).collect();
+    assert_eq!(operations, [("Register", false)]);
+    let error = trip.error.as_ref().expect("error");
+    assert_eq!(error.failure, Failure::OperationFailed, "{error}");
+    assert!(
+        error
+            .detail
+            .contains("The x-NETAPP-KeyId attribute is unsupported."),
+        "{error}"
+    );
+    assert!(!trip.key_left_behind());
+}
+
+/// A server that keeps ONTAP's attributes: the key is stored, found by its key id, confirmed,
+/// read back and destroyed, and nothing is left on the server.
+#[tokio::test]
+async fn a_key_round_trip_stores_a_key_as_ontap_does_and_removes_it() {
+    let server = object_server(Faults::default()).await;
+    let endpoint = local(server.address.port());
+    let trip = round_trip_on(&endpoint).await;
     assert!(trip.succeeded(), "{trip:?}");
+    assert!(trip.warnings.is_empty(), "{:?}", trip.warnings);
     assert!(!trip.key_left_behind());
     let operations: Vec<&str> = trip.steps.iter().map(|s| s.operation).collect();
     assert_eq!(
         operations,
-        ["Register", "Locate", "Get", "Destroy", "Locate"]
+        [
+            "Register",
+            "Locate",
+            "Get Attributes",
+            "Get",
+            "Destroy",
+            "Locate"
+        ]
     );
+    assert_eq!(trip.key_id.len(), 80);
+    assert!(server.is_empty(), "{:?}", server.attributes());
 
-    // Asked afresh, the server holds nothing by that name, nor under that identifier.
+    // Asked afresh, the server holds nothing under that key id, nor that identifier.
     let mut session = connector()
         .connect(&endpoint, TIMEOUT)
         .await
         .expect("handshake");
-    let locate = kmip::message::Request::Locate {
-        name: trip.name.clone(),
-    };
-    let found = session.call(&locate, None).await.expect("locate");
-    assert!(found.unique_identifiers().is_empty(), "{found:?}");
-    let get = kmip::message::Request::Get {
-        id: trip.key_id.clone().expect("registered"),
-    };
-    let error = session.call(&get, None).await.unwrap_err();
+    let located = kmip::ontap::locate(&mut session, None, &trip.key_id)
+        .await
+        .expect("locate");
+    assert_eq!(located, kmip::ontap::Located::default());
+    let id = trip.unique_identifier.clone().expect("registered");
+    let error = kmip::ontap::get(&mut session, None, &id).await.unwrap_err();
     assert_eq!(error.failure, Failure::OperationFailed, "{error}");
     session.close().await;
+}
+
+/// While the key is there, the server holds it with every attribute ONTAP writes.
+#[tokio::test]
+async fn a_key_is_registered_with_ontaps_attributes() {
+    let server = object_server(Faults::default()).await;
+    let mut session = connector()
+        .connect(&local(server.address.port()), TIMEOUT)
+        .await
+        .expect("handshake");
+    let key = kmip::ontap::OntapKey::generate(
+        kmip::ontap::KeyKind::Authentication,
+        kmip::round_trip::test_labels(),
+    )
+    .expect("key");
+    let id = kmip::ontap::register(&mut session, None, &key)
+        .await
+        .expect("register");
+    session.close().await;
+    let stored = server.attributes();
+    let attributes: Vec<(&str, &str)> = stored[&id]
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        attributes,
+        [
+            ("x-NETAPP-KeyId", key.key_id.as_str()),
+            ("x-NETAPP-ClusterName", "ontap-keymgr-check"),
+            ("x-NETAPP-ClusterId", "00000000-0000-0000-0000-000000000000"),
+            ("x-NETAPP-NodeId", "00000000-0000-0000-0000-000000000000"),
+            ("x-NETAPP-VserverId", "00000000-0000-0000-0000-000000000000"),
+            ("x-NETAPP-KeyType", "vek"),
+            ("x-NETAPP-Product", "Data ONTAP"),
+        ]
+    );
+}
+
+/// A server whose Locate ignores ONTAP's filter answers another client's key too: the round
+/// trip confirms its own key by its attributes, warns of the other, and leaves it alone; a
+/// server that demands revocation gets one before Destroy.
+#[tokio::test]
+async fn an_over_broad_locate_is_a_warning_and_revocation_is_given_when_demanded() {
+    let faults = Faults {
+        locate_ignores_filter: true,
+        destroy_demands_revocation: true,
+    };
+    let server = object_server(faults).await;
+    let other = server.insert(&[7; 32], &[("x-NETAPP-KeyId", "someone-else")]);
+    let trip = round_trip_on(&local(server.address.port())).await;
+    assert!(trip.succeeded(), "{trip:?}");
+    assert_eq!(trip.warnings.len(), 1, "{:?}", trip.warnings);
+    assert!(
+        trip.warnings[0].contains("ignores ONTAP's filter") && trip.warnings[0].contains(&other),
+        "{:?}",
+        trip.warnings
+    );
+    let operations: Vec<&str> = trip.steps.iter().map(|s| s.operation).collect();
+    assert_eq!(
+        operations,
+        [
+            "Register",
+            "Locate",
+            "Get Attributes",
+            "Get",
+            "Revoke",
+            "Destroy",
+            "Locate"
+        ]
+    );
+    assert_eq!(server.attributes().keys().collect::<Vec<_>>(), [&other]);
 }
 
 /// Whether a connection's handshake resumed a session; the answer is read, since TLS 1.3

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use test_support::fake::HandshakeFailureServer;
+use test_support::kmip_server::{Faults, KmipObjectServer};
 use test_support::openssl::OpenSslServer;
 use test_support::pki::{Issued, TestPki};
 use test_support::pykmip::{PyKmip, PyKmipConfig};
@@ -248,32 +249,112 @@ fn the_json_report_of_a_good_server_field_by_field() {
     assert_eq!(report["key_round_trip"], Value::Null);
 }
 
+/// The steps of a report's key round trip, and whether each succeeded.
+fn round_trip_steps(report: &Value) -> Vec<(String, bool)> {
+    report["key_round_trip"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["operation"].as_str().unwrap_or("").to_string(),
+                s["ok"] == true,
+            )
+        })
+        .collect()
+}
+
+fn steps(expected: &[&str]) -> Vec<(String, bool)> {
+    expected.iter().map(|s| (s.to_string(), true)).collect()
+}
+
+/// PyKMIP refuses ONTAP's custom attributes: the round trip fails at Register (65536921, exit 7)
+/// and quotes PyKMIP's own reason; nothing is left behind.
 #[test]
-fn the_key_round_trip_leaves_nothing_on_pykmip() {
+fn the_key_round_trip_quotes_pykmips_refusal_of_ontaps_attributes() {
     let pki = TestPki::new();
     let files = Files::new(&pki);
     let server = start(&pki.server, &pki.ca);
     let (code, report) = check_json(&files, &server.address(), &["--key-round-trip"]);
+    assert_eq!(code, Some(7), "{report:#}");
+    let trip = &report["key_round_trip"];
+    assert_eq!(trip["ok"], false);
+    assert_eq!(trip["left_on_server"], false);
+    assert_eq!(round_trip_steps(&report), [("Register".to_string(), false)]);
+    assert_eq!(report["error"]["ontap_code"], 65536921);
+    let message = report["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("The x-NETAPP-KeyId attribute is unsupported."),
+        "{message}"
+    );
+}
+
+/// A server that keeps ONTAP's attributes (test-support's object server): the key is stored
+/// with them, found by its `x-NETAPP-KeyId`, confirmed, read back and destroyed.
+#[test]
+fn the_key_round_trip_stores_a_key_as_ontap_does_and_leaves_nothing() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(object_server(&pki, Faults::default()));
+    let (code, report) = check_json(&files, &server.address.to_string(), &["--key-round-trip"]);
     assert_eq!(code, Some(0), "{report:#}");
     let trip = &report["key_round_trip"];
     assert_eq!(trip["ok"], true);
     assert_eq!(trip["left_on_server"], false);
-    let steps: Vec<(&str, bool)> = trip["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| (s["operation"].as_str().unwrap_or(""), s["ok"] == true))
-        .collect();
+    assert_eq!(trip["key_id"].as_str().map(str::len), Some(80));
     assert_eq!(
-        steps,
-        [
-            ("Register", true),
-            ("Locate", true),
-            ("Get", true),
-            ("Destroy", true),
-            ("Locate", true)
-        ]
+        round_trip_steps(&report),
+        steps(&[
+            "Register",
+            "Locate",
+            "Get Attributes",
+            "Get",
+            "Destroy",
+            "Locate"
+        ])
     );
+    assert_eq!(report["warnings"], serde_json::json!([]));
+    assert!(server.is_empty());
+}
+
+/// A server whose Locate ignores ONTAP's filter: a warning names it; the round trip itself, on
+/// its own key, succeeds and leaves the other client's key alone.
+#[test]
+fn an_over_broad_locate_is_a_warning_of_the_key_round_trip() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let faults = Faults {
+        locate_ignores_filter: true,
+        ..Faults::default()
+    };
+    let server = runtime.block_on(object_server(&pki, faults));
+    server.insert(&[1; 32], &[("x-NETAPP-KeyId", "another-cluster-key")]);
+    let (code, report) = check_json(&files, &server.address.to_string(), &["--key-round-trip"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap_or("").contains("ignores ONTAP's filter")),
+        "{warnings:?}"
+    );
+    assert_eq!(server.len(), 1);
+    // The text report shows it too.
+    let output = check(&files, &server.address.to_string(), &["--key-round-trip"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("warning: Locate by x-NETAPP-KeyId"), "{text}");
+}
+
+async fn object_server(pki: &TestPki, faults: Faults) -> KmipObjectServer {
+    KmipObjectServer::start(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        &pki.ca.cert_pem,
+        faults,
+    )
+    .await
 }
 
 /// An `openssl s_server` answers no KMIP: the check ends waiting for the KMIP response (65536852,

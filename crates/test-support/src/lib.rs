@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake;
+pub mod kmip_server;
 pub mod openssl;
 pub mod pki;
 pub mod postgres;

@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::kmip_server::discover_versions_reply;
+
 /// KMIP messages are at most this long here: a DiscoverVersions request is about 100 bytes.
 const MAX_REQUEST: usize = 64 * 1024;
 
@@ -180,69 +182,4 @@ async fn serve_counting(
             let _ = tls.shutdown().await;
         });
     }
-}
-
-// TTLV, written by hand for one fixed message: the kmip crate depends on this crate for its
-// tests, so this crate does not depend on it.
-const STRUCTURE: u8 = 0x01;
-const INTEGER: u8 = 0x02;
-const ENUMERATION: u8 = 0x05;
-const RESPONSE_MESSAGE: u32 = 0x42007B;
-const RESPONSE_HEADER: u32 = 0x42007A;
-const PROTOCOL_VERSION: u32 = 0x420069;
-const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
-const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
-const BATCH_COUNT: u32 = 0x42000D;
-const BATCH_ITEM: u32 = 0x42000F;
-const OPERATION: u32 = 0x42005C;
-const RESULT_STATUS: u32 = 0x42007F;
-const RESPONSE_PAYLOAD: u32 = 0x42007C;
-const DISCOVER_VERSIONS: u32 = 0x1E;
-
-fn item(tag: u32, kind: u8, value: &[u8]) -> Vec<u8> {
-    let mut bytes = tag.to_be_bytes()[1..].to_vec();
-    bytes.push(kind);
-    bytes.extend_from_slice(&u32::try_from(value.len()).expect("short").to_be_bytes());
-    bytes.extend_from_slice(value);
-    bytes.resize(bytes.len().next_multiple_of(8), 0);
-    bytes
-}
-
-fn structure(tag: u32, children: &[Vec<u8>]) -> Vec<u8> {
-    item(tag, STRUCTURE, &children.concat())
-}
-
-fn four_bytes(tag: u32, kind: u8, value: u32) -> Vec<u8> {
-    item(tag, kind, &value.to_be_bytes())
-}
-
-fn version(major: u32, minor: u32) -> Vec<u8> {
-    structure(
-        PROTOCOL_VERSION,
-        &[
-            four_bytes(PROTOCOL_VERSION_MAJOR, INTEGER, major),
-            four_bytes(PROTOCOL_VERSION_MINOR, INTEGER, minor),
-        ],
-    )
-}
-
-/// The answer to a DiscoverVersions: success, KMIP 1.4 and 1.2.
-pub fn discover_versions_reply() -> Vec<u8> {
-    structure(
-        RESPONSE_MESSAGE,
-        &[
-            structure(
-                RESPONSE_HEADER,
-                &[version(1, 2), four_bytes(BATCH_COUNT, INTEGER, 1)],
-            ),
-            structure(
-                BATCH_ITEM,
-                &[
-                    four_bytes(OPERATION, ENUMERATION, DISCOVER_VERSIONS),
-                    four_bytes(RESULT_STATUS, ENUMERATION, 0),
-                    structure(RESPONSE_PAYLOAD, &[version(1, 4), version(1, 2)]),
-                ],
-            ),
-        ],
-    )
 }

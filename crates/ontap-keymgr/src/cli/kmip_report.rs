@@ -90,8 +90,10 @@ pub struct Suite {
 #[derive(Debug, Serialize)]
 pub struct KeyRoundTrip {
     pub ok: bool,
-    pub name: String,
-    pub key_id: Option<String>,
+    /// The test key's `x-NETAPP-KeyId`.
+    pub key_id: String,
+    /// Its unique identifier on the server, once registered.
+    pub unique_identifier: Option<String>,
     pub left_on_server: bool,
     pub steps: Vec<RoundTripStep>,
 }
@@ -197,8 +199,8 @@ impl Report {
     pub fn round_trip(&mut self, trip: &RoundTrip) {
         self.key_round_trip = Some(KeyRoundTrip {
             ok: trip.succeeded(),
-            name: trip.name.clone(),
             key_id: trip.key_id.clone(),
+            unique_identifier: trip.unique_identifier.clone(),
             left_on_server: trip.key_left_behind(),
             steps: trip
                 .steps
@@ -210,6 +212,7 @@ impl Report {
                 })
                 .collect(),
         });
+        self.warnings.extend(trip.warnings.iter().cloned());
         if let Some(error) = &trip.error {
             self.fail(error);
         }
@@ -337,13 +340,13 @@ impl Report {
         }
         if let Some(trip) = &self.key_round_trip {
             out.push(format!(
-                "Key round trip ({}): {}",
-                trip.name,
+                "Key round trip as ONTAP stores keys (x-NETAPP-KeyId {}): {}",
+                trip.key_id,
                 if trip.ok { "ok" } else { "FAILED" }
             ));
             for step in &trip.steps {
                 let mark = if step.ok { "ok" } else { "FAILED" };
-                out.push(format!("  {:<9} {mark}: {}", step.operation, step.detail));
+                out.push(format!("  {:<14} {mark}: {}", step.operation, step.detail));
             }
         }
         if let Some(suites) = &self.suites {

@@ -4,9 +4,58 @@
 //! Hand-written rather than taken from `kmip-ttlv`: that crate maps TTLV onto serde, which makes
 //! "any byte sequence gives a value or an error" and the size and depth bounds hard to see at a
 //! glance. We need ten types and a handful of messages; this decoder is one small total function
-//! over a byte slice, with its bounds checked before anything is buffered (see `fuzz/`).
+//! over a byte slice, with its bounds checked before anything is buffered (fuzzed by
+//! `crates/kmip/fuzz/`).
+
+#![forbid(unsafe_code)]
 
 use std::fmt;
+
+/// Tags of the KMIP specification (section 9.1.3.1), those the client and the test servers use.
+pub mod tag {
+    pub const ATTRIBUTE: u32 = 0x420008;
+    pub const ATTRIBUTE_NAME: u32 = 0x42000A;
+    pub const ATTRIBUTE_VALUE: u32 = 0x42000B;
+    pub const AUTHENTICATION: u32 = 0x42000C;
+    pub const BATCH_COUNT: u32 = 0x42000D;
+    pub const BATCH_ITEM: u32 = 0x42000F;
+    pub const CREDENTIAL: u32 = 0x420023;
+    pub const CRYPTOGRAPHIC_ALGORITHM: u32 = 0x420028;
+    pub const CRYPTOGRAPHIC_LENGTH: u32 = 0x42002A;
+    pub const CREDENTIAL_TYPE: u32 = 0x420024;
+    pub const CREDENTIAL_VALUE: u32 = 0x420025;
+    pub const KEY_BLOCK: u32 = 0x420040;
+    pub const KEY_FORMAT_TYPE: u32 = 0x420042;
+    pub const KEY_MATERIAL: u32 = 0x420043;
+    pub const KEY_VALUE: u32 = 0x420045;
+    pub const NAME: u32 = 0x420053;
+    pub const NAME_TYPE: u32 = 0x420054;
+    pub const NAME_VALUE: u32 = 0x420055;
+    pub const OBJECT_TYPE: u32 = 0x420057;
+    pub const OPERATION: u32 = 0x42005C;
+    pub const PASSWORD: u32 = 0x4200A1;
+    pub const PROTOCOL_VERSION: u32 = 0x420069;
+    pub const PROTOCOL_VERSION_MAJOR: u32 = 0x42006A;
+    pub const PROTOCOL_VERSION_MINOR: u32 = 0x42006B;
+    pub const QUERY_FUNCTION: u32 = 0x420074;
+    pub const REQUEST_HEADER: u32 = 0x420077;
+    pub const REQUEST_MESSAGE: u32 = 0x420078;
+    pub const REQUEST_PAYLOAD: u32 = 0x420079;
+    pub const RESPONSE_HEADER: u32 = 0x42007A;
+    pub const RESPONSE_MESSAGE: u32 = 0x42007B;
+    pub const RESPONSE_PAYLOAD: u32 = 0x42007C;
+    pub const RESULT_MESSAGE: u32 = 0x42007D;
+    pub const RESULT_REASON: u32 = 0x42007E;
+    pub const RESULT_STATUS: u32 = 0x42007F;
+    pub const REVOCATION_REASON: u32 = 0x420081;
+    pub const REVOCATION_REASON_CODE: u32 = 0x420082;
+    pub const SYMMETRIC_KEY: u32 = 0x42008F;
+    pub const TEMPLATE_ATTRIBUTE: u32 = 0x420091;
+    pub const UNIQUE_IDENTIFIER: u32 = 0x420094;
+    pub const USERNAME: u32 = 0x420099;
+    pub const VENDOR_IDENTIFICATION: u32 = 0x42009D;
+    pub const SERVER_INFORMATION: u32 = 0x420088;
+}
 
 /// A message larger than this (header included) is refused before it is read.
 pub const MAX_MESSAGE_LEN: usize = 1 << 20;
