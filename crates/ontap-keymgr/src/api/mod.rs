@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod auth_keys;
 pub mod body;
 pub mod certificates;
 pub mod cluster;
@@ -91,6 +92,12 @@ pub fn router(service: Arc<Service>) -> Router {
             }
             ("/api/security/key-managers/{uuid}/key-servers/{server}", "delete") => {
                 delete(key_servers::delete)
+            }
+            ("/api/security/key-managers/{uuid}/auth-keys", "get") => get(auth_keys::list),
+            ("/api/security/key-managers/{uuid}/auth-keys", "post") => post(auth_keys::create),
+            ("/api/security/key-managers/{uuid}/auth-keys/{key_id}", "get") => get(auth_keys::get),
+            ("/api/security/key-managers/{uuid}/auth-keys/{key_id}", "delete") => {
+                delete(auth_keys::delete)
             }
             (SECURITY, "get") => get(security::get),
             (SECURITY, "patch") => patch(security::modify),

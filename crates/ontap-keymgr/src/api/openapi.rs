@@ -108,6 +108,29 @@ const KEY_SERVER: Resource = Resource {
     schema: &super::key_servers::KEY_SERVER_SCHEMA,
 };
 
+const AUTH_KEY: Resource = Resource {
+    name: "key_manager_auth_key",
+    description: "An NSE authentication key of the cluster's external key manager, stored on \
+                  every key server as ONTAP stores keys (`x-NETAPP-KeyId` and ONTAP's other \
+                  attributes). `passphrase` may be sent, never read back.",
+    schema: &super::auth_keys::AUTH_KEY_SCHEMA,
+};
+
+/// What the authentication key operations answer besides the common codes: not the cluster's
+/// external key manager, and what storing or destroying a key on a server meets.
+const AUTH_KEY_CODES: [u64; 10] = [
+    NOT_FOUND,
+    65538802,
+    65536048,
+    65537201,
+    65536821,
+    KMIP_CHECK_CODES[0],
+    KMIP_CHECK_CODES[1],
+    KMIP_CHECK_CODES[2],
+    KMIP_CHECK_CODES[3],
+    KMIP_CHECK_CODES[4],
+];
+
 const ACCOUNT: Resource = Resource {
     name: "account",
     description: "A user of the API and its role (`admin` or `readonly`). `password` may be sent, never read back.",
@@ -420,6 +443,56 @@ pub const PATHS: &[Path] = &[
                     KMIP_CHECK_CODES[3],
                     KMIP_CHECK_CODES[4],
                 ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/auth-keys",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List the authentication keys of the cluster's external key manager",
+                resource: &AUTH_KEY,
+                query: true,
+                body: None,
+                body_optional: false,
+                status: 200,
+                codes: &[NOT_FOUND, 65538802],
+            },
+            Operation {
+                method: "post",
+                summary: "Create an authentication key and store it on every key server",
+                resource: &AUTH_KEY,
+                query: false,
+                body: Some(super::auth_keys::POST_BODY),
+                body_optional: false,
+                status: 201,
+                codes: &AUTH_KEY_CODES,
+            },
+        ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/auth-keys/{key_id}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve an authentication key",
+                resource: &AUTH_KEY,
+                query: true,
+                body: None,
+                body_optional: false,
+                status: 200,
+                codes: &[NOT_FOUND, 65538802],
+            },
+            Operation {
+                method: "delete",
+                summary: "Destroy an authentication key on every key server",
+                resource: &AUTH_KEY,
+                query: false,
+                body: None,
+                body_optional: false,
+                status: 200,
+                codes: &[NOT_FOUND, 65538802, 66060296],
             },
         ],
     },

@@ -202,6 +202,20 @@ pub enum Error {
     KeyServersUnreadable(String),
     #[error("{}", kmip_message(.0))]
     Kmip(kmip::Error),
+    #[error(
+        "Authentication keys are kept by the admin SVM's external key manager only: key manager {0} is not it."
+    )]
+    AuthKeysNeedClusterExternal(String),
+    #[error(
+        "The key servers already store the most authentication keys allowed ({0}): delete unused keys first."
+    )]
+    AuthKeyLimit(usize),
+    #[error(
+        "There are no key servers configured for key manager {0}: a key has nowhere to be stored."
+    )]
+    NoKeyServers(String),
+    #[error("Failed to delete the key from key server \"{server}\": {reason}")]
+    KeyDestroyFailed { server: String, reason: String },
     #[error("Missing username: a password is given but no username is configured.")]
     MissingUsername,
     #[error("Missing password: a username is given without its password.")]
@@ -283,6 +297,10 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
         "A maximum of 4 active primary key servers are allowed.",
     ),
     (
+        65536048,
+        "The key management servers already store the maximum number of authentication keys.",
+    ),
+    (
         65536139,
         "The existing passphrase value provided does not match the configured passphrase.",
     ),
@@ -350,6 +368,10 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
         "Unable to execute the command on the KMIP server.",
     ),
     (
+        65537201,
+        "There are no key servers configured for this SVM in the local cluster.",
+    ),
+    (
         65537303,
         "Modifying polling period requires an effective cluster version of ONTAP 9.10 or later.",
     ),
@@ -378,8 +400,16 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
         "A secondary key server is also a primary key server.",
     ),
     (
+        65538802,
+        "This operation is only supported for the admin SVM's external key manager.",
+    ),
+    (
         65539216,
         "The Admin SVM has a key manager already configured.",
+    ),
+    (
+        66060296,
+        "Failed to delete the key from one or more key servers.",
     ),
     (
         66060338,
@@ -488,6 +518,10 @@ impl Error {
             CommonCriteriaUnavailable => 65536809,
             PollingUnsupportedVersion(_) => 65537303,
             PollingWithoutExternalKeyManager => 65537304,
+            AuthKeysNeedClusterExternal(_) => 65538802,
+            AuthKeyLimit(_) => 65536048,
+            NoKeyServers(_) => 65537201,
+            KeyDestroyFailed { .. } => 66060296,
         }
     }
 

@@ -184,10 +184,15 @@ impl Catalogue {
     pub async fn delete_key_manager(&self, uuid: &KeyManagerId) -> Result<()> {
         let key_manager = self.key_manager(uuid).await?;
         self.cluster.check_multitenant(key_manager.svm.as_ref())?;
-        self.store
-            .delete_key_manager(uuid)
-            .await
-            .map_err(write_error(Error::NotFound { target: "uuid" }))?;
+        self.store.delete_key_manager(uuid).await.map_err(|e| {
+            StoreFailure {
+                conflict: Error::InUse(format!(
+                    "Key manager {uuid} still holds authentication keys: delete them first."
+                )),
+                ..StoreFailure::default()
+            }
+            .into_error(e)
+        })?;
         self.connectivity.forget(uuid);
         Ok(())
     }

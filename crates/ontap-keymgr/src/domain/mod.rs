@@ -15,6 +15,7 @@ pub mod health_monitor;
 pub mod ids;
 pub mod key_managers;
 pub mod key_servers;
+pub mod keys;
 pub mod kmip_check;
 pub mod limits;
 pub mod login;

@@ -342,3 +342,23 @@ mod tests {
         assert_ne!(Secret::new(""), Secret::new("x"));
     }
 }
+
+/// An NSE authentication key of the cluster's external key manager, as the service records it:
+/// the key itself lives only on the key servers, never in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthKey {
+    pub key_manager: KeyManagerId,
+    /// ONTAP's key id (80 hexadecimal digits), its `x-NETAPP-KeyId` on the servers.
+    pub key_id: String,
+    pub key_tag: String,
+    /// Where it is stored: each primary key server's address and the key's unique identifier
+    /// there.
+    pub stored_on: Vec<StoredOn>,
+}
+
+/// A copy of a key on one key server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredOn {
+    pub server: String,
+    pub unique_identifier: String,
+}

@@ -1,5 +1,5 @@
 //! The domain's composition root: the [`Service`] builds the parts — accounts, settings,
-//! connectivity (with the health monitor), the catalogue and the audit trail — each owning its
+//! connectivity (with the health monitor), the catalogue, keys and the audit trail — each owning its
 //! state, and holds the few operations that span parts: bringing every part up to date with
 //! what other instances committed, logging in after that, and the settings changes that make
 //! connectivity forget or wake the monitor.
@@ -14,6 +14,7 @@ use super::catalogue::Catalogue;
 use super::cluster::Cluster;
 use super::connectivity::{Connectivity, MonitorSettings};
 use super::error::Result;
+use super::keys::Keys;
 use super::login::{LockoutPolicy, LoginFailure, LoginRefusal};
 use super::model::{KeyManagerConfig, Role};
 use super::security::SecurityChanges;
@@ -47,6 +48,7 @@ pub struct Service {
     pub settings: Arc<Settings>,
     pub connectivity: Arc<Connectivity>,
     pub catalogue: Catalogue,
+    pub keys: Keys,
     pub audit: AuditTrail,
 }
 
@@ -74,6 +76,12 @@ impl Service {
                 Arc::clone(&cluster),
                 Arc::clone(&settings),
                 Arc::clone(&connectivity),
+            ),
+            keys: Keys::new(
+                Arc::clone(&store) as _,
+                Arc::clone(&store) as _,
+                Arc::clone(&cluster),
+                Arc::clone(&settings),
             ),
             audit: AuditTrail::new(Arc::clone(&store) as _, options.audit_retention),
             settings,

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use super::error::Error;
 
 use super::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
+    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -71,7 +71,9 @@ pub struct Changes {
 /// No method has a default: a store, or a layer in front of one (the read model), that forgot
 /// one would otherwise do nothing, silently.
 #[async_trait]
-pub trait Store: ObjectStore + AccountStore + SettingsStore + CheckStore + AuditStore {
+pub trait Store:
+    ObjectStore + KeyStore + AccountStore + SettingsStore + CheckStore + AuditStore
+{
     /// Called at the start of each request. A store only this process writes (SQLite) knows of
     /// every change already, and answers none without any I/O.
     async fn refresh(&self) -> StoreResult<Changes>;
@@ -125,6 +127,16 @@ pub trait ObjectStore: Send + Sync + 'static {
         server: KeyServer,
     ) -> StoreResult<()>;
     async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()>;
+}
+
+/// The records of the keys key managers hold (the keys live on the key servers).
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// A key manager's authentication keys, oldest first.
+    async fn list_auth_keys(&self, key_manager: &KeyManagerId) -> StoreResult<Vec<AuthKey>>;
+    /// Fails with `Conflict` when the key id is taken, `NotFound` without the key manager.
+    async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()>;
+    async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()>;
 }
 
 /// The API's accounts and their failed logins.

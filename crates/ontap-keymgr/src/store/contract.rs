@@ -538,6 +538,60 @@ pub(crate) async fn deleting_a_key_manager_deletes_its_servers_and_frees_its_cer
     store.delete_svm(&id("svm-0")).await.expect("delete svm");
 }
 
+pub(crate) async fn auth_keys_are_kept_in_order_and_hold_their_key_manager(store: &dyn Store) {
+    use crate::domain::model::{AuthKey, StoredOn};
+    with_key_manager(store, &["ks1.example.com"]).await;
+    let key = |key_id: &str| AuthKey {
+        key_manager: id("km"),
+        key_id: key_id.into(),
+        key_tag: format!("tag of {key_id}"),
+        stored_on: vec![StoredOn {
+            server: "ks1.example.com:5696".into(),
+            unique_identifier: format!("uid-{key_id}"),
+        }],
+    };
+    for key_id in ["b", "a", "c"] {
+        store.insert_auth_key(key(key_id)).await.expect("insert");
+    }
+    let listed = store.list_auth_keys(&id("km")).await.expect("list");
+    assert_eq!(listed, [key("b"), key("a"), key("c")]);
+    assert!(matches!(
+        store.insert_auth_key(key("a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let elsewhere = AuthKey {
+        key_manager: id("missing"),
+        ..key("d")
+    };
+    assert_eq!(
+        store.insert_auth_key(elsewhere).await,
+        Err(StoreError::NotFound)
+    );
+    // A key manager that holds keys stays until they are gone.
+    assert!(matches!(
+        store.delete_key_manager(&id("km")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for key_id in ["a", "b", "c"] {
+        store
+            .delete_auth_key(&id("km"), key_id)
+            .await
+            .expect("delete");
+    }
+    assert_eq!(
+        store.delete_auth_key(&id("km"), "a").await,
+        Err(StoreError::NotFound)
+    );
+    assert!(
+        store
+            .list_auth_keys(&id("km"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    store.delete_key_manager(&id("km")).await.expect("delete");
+}
+
 /// One `#[tokio::test]` per rule of this suite, each on a fresh store from `$fresh` (an async
 /// function answering the store and whatever must live as long as it).
 macro_rules! contract_tests {
@@ -557,7 +611,8 @@ macro_rules! contract_tests {
                 failed_logins_lock_an_account_at_the_limit_and_a_success_clears_them,
                 updating_a_key_manager_replaces_its_settings_but_not_its_servers,
                 an_onboard_passphrase_is_updated,
-                deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates
+                deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates,
+                auth_keys_are_kept_in_order_and_hold_their_key_manager
             );
         }
     };

@@ -55,6 +55,9 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> StoreResult<Copied> {
         copied.key_servers += key_manager.servers().len();
         to.insert_key_manager(key_manager.clone()).await?;
         copied.key_managers += 1;
+        for key in from.list_auth_keys(&key_manager.uuid).await? {
+            to.insert_auth_key(key).await?;
+        }
     }
     if let Some(security) = from.load_security().await? {
         to.save_security(security).await?;
@@ -118,8 +121,15 @@ async fn read_back(from: &dyn Store, to: &dyn Store) -> StoreResult<()> {
     if from.list_certificates().await? != to.list_certificates().await? {
         return Err(differs("certificates"));
     }
-    if from.list_key_managers().await? != to.list_key_managers().await? {
+    let key_managers = from.list_key_managers().await?;
+    if key_managers != to.list_key_managers().await? {
         return Err(differs("key managers"));
+    }
+    for key_manager in key_managers.iter() {
+        let uuid = &key_manager.uuid;
+        if from.list_auth_keys(uuid).await? != to.list_auth_keys(uuid).await? {
+            return Err(differs("authentication keys"));
+        }
     }
     if from.load_security().await? != to.load_security().await?
         || from.load_key_manager_config().await? != to.load_key_manager_config().await?

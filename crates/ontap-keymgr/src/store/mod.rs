@@ -13,8 +13,8 @@ pub mod secrets;
 pub mod sqlite;
 
 pub use crate::domain::store::{
-    AccountStore, AuditStore, CheckStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore, SettingsStore,
-    Store, StoreError, StoreResult,
+    AccountStore, AuditStore, CheckStore, KeyStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore,
+    SettingsStore, Store, StoreError, StoreResult,
 };
 
 use crate::domain::model::{
@@ -153,4 +153,14 @@ pub(crate) fn certificate_name_taken(certificate: &Certificate) -> StoreError {
         certificate.name,
         scope_description(certificate.svm.as_ref())
     ))
+}
+
+/// Where a key is stored, as both stores keep it: a JSON list of servers and unique identifiers.
+pub(crate) fn encode_stored_on(stored_on: &[crate::domain::model::StoredOn]) -> String {
+    serde_json::to_string(stored_on).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn decode_stored_on(text: &str) -> StoreResult<Vec<crate::domain::model::StoredOn>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Unreadable(format!("invalid data in the database: {e}")))
 }

@@ -8,6 +8,7 @@ mod support;
 
 mod api;
 mod audit_trail;
+mod auth_keys;
 mod hostile_input;
 mod key_servers;
 mod openapi;

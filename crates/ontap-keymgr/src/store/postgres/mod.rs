@@ -25,6 +25,7 @@
 //! - Secrets are sealed before they reach SQL, bound to their column and row, as in SQLite.
 
 mod checks;
+mod keys;
 mod objects;
 mod schema;
 mod settings;
@@ -43,12 +44,12 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::secrets::SecretBox;
 use super::{
-    AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreError,
+    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreError,
     StoreResult,
 };
 use crate::domain::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
+    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -481,6 +482,28 @@ impl ObjectStore for PostgresStore {
     async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()> {
         self.write(Changed::Data, async |t, _| {
             objects::delete_key_server(t, key_manager.as_str(), server).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn list_auth_keys(&self, key_manager: &KeyManagerId) -> StoreResult<Vec<AuthKey>> {
+        self.read(async |t, _| keys::list_auth_keys(t, key_manager).await)
+            .await
+    }
+
+    async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()> {
+        self.write(Changed::Data, async |t, _| {
+            keys::insert_auth_key(t, &key).await
+        })
+        .await
+    }
+
+    async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
+        self.write(Changed::Data, async |t, _| {
+            keys::delete_auth_key(t, key_manager, key_id).await
         })
         .await
     }

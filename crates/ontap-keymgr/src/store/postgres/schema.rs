@@ -14,7 +14,19 @@ const MIGRATION_LOCK: i64 = 0x6b65_796d_6772;
 /// One migration per version: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
 /// Append new versions; never edit one that has shipped. The tables are SQLite's (same names,
 /// same constraints) in PostgreSQL's types, with what instances share besides.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+
+/// The records of authentication keys, as SQLite's fifth migration.
+const MIGRATION_4: &str = r#"
+CREATE TABLE auth_keys (
+    key_manager_uuid TEXT NOT NULL REFERENCES key_managers (uuid) ON DELETE RESTRICT,
+    key_id TEXT NOT NULL,
+    key_tag TEXT NOT NULL,
+    stored_on TEXT NOT NULL,
+    position BIGSERIAL NOT NULL,
+    PRIMARY KEY (key_manager_uuid, key_id)
+);
+"#;
 
 /// A counter of its own for the security and key manager configurations, so that other writes
 /// do not make every instance read them again.

@@ -19,10 +19,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreResult};
+use super::{
+    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreResult,
+};
 use crate::domain::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
+    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -219,6 +221,24 @@ impl ObjectStore for ReadModel {
 
     async fn delete_key_server(&self, key_manager: &KeyManagerId, server: &str) -> StoreResult<()> {
         self.write(self.inner.delete_key_server(key_manager, server))
+            .await
+    }
+}
+
+/// Keys are read rarely and never polled: not cached, but a write still ends what was loaded
+/// before it (a key manager with keys cannot be deleted).
+#[async_trait]
+impl KeyStore for ReadModel {
+    async fn list_auth_keys(&self, key_manager: &KeyManagerId) -> StoreResult<Vec<AuthKey>> {
+        self.inner.list_auth_keys(key_manager).await
+    }
+
+    async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()> {
+        self.write(self.inner.insert_auth_key(key)).await
+    }
+
+    async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
+        self.write(self.inner.delete_auth_key(key_manager, key_id))
             .await
     }
 }

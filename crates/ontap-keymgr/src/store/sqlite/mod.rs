@@ -20,6 +20,7 @@ mod audit;
 mod certificates;
 mod key_managers;
 mod key_servers;
+mod keys;
 mod schema;
 mod security;
 mod svms;
@@ -40,13 +41,13 @@ use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
 pub(super) use super::secrets::{column, open};
 use super::{
-    AccountStore, AuditStore, CheckStore, ObjectStore, SettingsStore, Store, StoreError,
+    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreError,
     StoreResult,
 };
 use crate::domain::ids::Id;
 use crate::domain::model::{
-    AuditRecord, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId, KeyServer,
-    SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
+    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User,
 };
 use crate::domain::store::Changes;
 
@@ -460,6 +461,26 @@ impl ObjectStore for SqliteStore {
             key_servers::delete_key_server(connection, &key_manager, &server)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn list_auth_keys(&self, key_manager: &KeyManagerId) -> StoreResult<Vec<AuthKey>> {
+        let key_manager = key_manager.clone();
+        self.read(move |connection, _| keys::list_auth_keys(connection, &key_manager))
+            .await
+    }
+
+    async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()> {
+        self.write(move |connection, _| keys::insert_auth_key(connection, &key))
+            .await
+    }
+
+    async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
+        let (key_manager, key_id) = (key_manager.clone(), key_id.to_string());
+        self.write(move |connection, _| keys::delete_auth_key(connection, &key_manager, &key_id))
+            .await
     }
 }
 

@@ -16,7 +16,25 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one migration per version: `MIGRATIONS[i]` takes the database from version `i` to
 /// `i + 1` (`PRAGMA user_version`). Append new versions; never edit one that has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub(super) const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
+
+/// The records of authentication keys: a key manager with keys cannot be deleted.
+const MIGRATION_5: &str = r#"
+CREATE TABLE auth_keys (
+    key_manager_uuid TEXT NOT NULL REFERENCES key_managers (uuid) ON DELETE RESTRICT,
+    key_id TEXT NOT NULL,
+    key_tag TEXT NOT NULL,
+    stored_on TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (key_manager_uuid, key_id)
+) STRICT;
+"#;
 
 /// The key manager configuration (`/api/security/key-manager-configs`): one row once changed.
 const MIGRATION_4: &str = r#"

@@ -1,0 +1,327 @@
+//! The keys part: NSE authentication keys (`/api/security/key-managers/{uuid}/auth-keys`, ONTAP
+//! 9.12+), kept as ONTAP keeps them — on every primary key server of the cluster's external key
+//! manager, with ONTAP's attributes (`kmip::ontap`). The store records which key is on which
+//! server; the key itself is only on the servers. A server that cannot keep a key (PyKMIP refuses
+//! ONTAP's attributes) fails the request with ONTAP's code and the server's own reason, and
+//! whatever was stored on the other servers is destroyed again.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use sha2::{Digest, Sha256};
+
+use kmip::ontap::{self, KeyKind, KeyLabels, OntapKey};
+
+use super::cluster::Cluster;
+use super::error::{Error, Result};
+use super::kmip_check::credential_of;
+use super::lookups::{self, ExternalKeyManager};
+use super::model::{AuthKey, KeyManagerId, KeyManagerKind, KeyServer, Secret, StoredOn};
+use super::settings::Settings;
+use super::store::{KeyStore, ObjectStore, StoreFailure, internal};
+
+/// ONTAP's limit of authentication keys ("more than 256 AKs", `security key-manager key create`).
+pub const MAX_AUTH_KEYS: usize = 256;
+/// ONTAP's `key_tag`: 0 to 32 characters.
+const KEY_TAG_MAX: usize = 32;
+/// ONTAP's `passphrase`: 20 to 32 characters.
+const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 20..=32;
+/// What ONTAP's `x-NETAPP-KeyType` says of an authentication key (its REST name).
+const AUTH_KEY_TYPE: &str = "nse_ak";
+
+/// An authentication key as a client asks to create it.
+#[derive(Debug, Clone, Default)]
+pub struct NewAuthKey {
+    pub key_tag: Option<String>,
+    pub passphrase: Option<Secret>,
+}
+
+pub struct Keys {
+    store: Arc<dyn KeyStore>,
+    objects: Arc<dyn ObjectStore>,
+    cluster: Arc<Cluster>,
+    settings: Arc<Settings>,
+}
+
+impl Keys {
+    pub fn new(
+        store: Arc<dyn KeyStore>,
+        objects: Arc<dyn ObjectStore>,
+        cluster: Arc<Cluster>,
+        settings: Arc<Settings>,
+    ) -> Keys {
+        Keys {
+            store,
+            objects,
+            cluster,
+            settings,
+        }
+    }
+
+    /// The authentication keys of the cluster's external key manager, oldest first.
+    pub async fn auth_keys(&self, key_manager: &KeyManagerId) -> Result<Vec<AuthKey>> {
+        self.cluster_external(key_manager).await?;
+        self.store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)
+    }
+
+    /// One authentication key, or 404 with target `key_id`.
+    pub async fn auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> Result<AuthKey> {
+        self.auth_keys(key_manager)
+            .await?
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(Error::NotFound { target: "key_id" })
+    }
+
+    /// Makes an authentication key and stores it on every primary key server, all or none.
+    pub async fn create_auth_key(
+        &self,
+        key_manager: &KeyManagerId,
+        new: NewAuthKey,
+    ) -> Result<AuthKey> {
+        let external = self.cluster_external(key_manager).await?;
+        let key_tag = self.key_tag(new.key_tag)?;
+        let passphrase = match new.passphrase {
+            Some(passphrase) => check_passphrase(passphrase)?,
+            None => generate_passphrase(),
+        };
+        let existing = self
+            .store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)?;
+        if existing.len() >= MAX_AUTH_KEYS {
+            return Err(Error::AuthKeyLimit(MAX_AUTH_KEYS));
+        }
+        if external.servers.is_empty() {
+            return Err(Error::NoKeyServers(key_manager.to_string()));
+        }
+        let key = self.authentication_key(&passphrase)?;
+        let connector = self.connector(&external).await?;
+        let mut stored_on = Vec::new();
+        for server in &external.servers {
+            match register_on(&connector, server, &key).await {
+                Ok(stored) => stored_on.push(stored),
+                Err(error) => {
+                    destroy_everywhere(&connector, &external.servers, &stored_on).await;
+                    return Err(error);
+                }
+            }
+        }
+        let record = AuthKey {
+            key_manager: key_manager.clone(),
+            key_id: key.key_id.clone(),
+            key_tag,
+            stored_on,
+        };
+        if let Err(error) = self.store.insert_auth_key(record.clone()).await {
+            destroy_everywhere(&connector, &external.servers, &record.stored_on).await;
+            return Err(internal(error));
+        }
+        Ok(record)
+    }
+
+    /// Destroys the key on every server that holds it (a copy already gone counts as
+    /// destroyed), then forgets it; a server that fails leaves the record, to be tried again.
+    pub async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> Result<()> {
+        let external = self.cluster_external(key_manager).await?;
+        let key = self.auth_key(key_manager, key_id).await?;
+        let connector = self.connector(&external).await?;
+        for copy in &key.stored_on {
+            let Some(server) = configured(&external.servers, &copy.server) else {
+                continue;
+            };
+            destroy_on(&connector, server, &copy.unique_identifier)
+                .await
+                .map_err(|error| Error::KeyDestroyFailed {
+                    server: copy.server.clone(),
+                    reason: error.to_string(),
+                })?;
+        }
+        self.store
+            .delete_auth_key(key_manager, key_id)
+            .await
+            .map_err(|e| {
+                StoreFailure {
+                    missing: Error::NotFound { target: "key_id" },
+                    ..StoreFailure::default()
+                }
+                .into_error(e)
+            })
+    }
+
+    /// Authentication keys live on the admin SVM's (the cluster's) external key manager only.
+    async fn cluster_external(&self, key_manager: &KeyManagerId) -> Result<ExternalKeyManager> {
+        let found = lookups::key_manager(&*self.objects, key_manager).await?;
+        if found.svm.is_some() || !matches!(found.kind, KeyManagerKind::External { .. }) {
+            return Err(Error::AuthKeysNeedClusterExternal(key_manager.to_string()));
+        }
+        lookups::external_key_manager(&*self.objects, &self.cluster, key_manager).await
+    }
+
+    /// The tag given (0 to 32 characters), or ONTAP's default: the node's name.
+    fn key_tag(&self, given: Option<String>) -> Result<String> {
+        let tag = given.unwrap_or_else(|| {
+            self.cluster
+                .first_node()
+                .map(|n| n.name.clone())
+                .unwrap_or_default()
+        });
+        match tag.chars().count() <= KEY_TAG_MAX {
+            true => Ok(tag),
+            false => Err(Error::InvalidValue {
+                field: "key_tag".into(),
+                message: format!("The key tag must have at most {KEY_TAG_MAX} characters."),
+            }),
+        }
+    }
+
+    /// A new key labelled as the cluster's, its material derived from `passphrase`.
+    fn authentication_key(&self, passphrase: &Secret) -> Result<OntapKey> {
+        let node = self.cluster.first_node();
+        let labels = KeyLabels {
+            cluster_name: self.cluster.name.clone(),
+            cluster_id: self.cluster.uuid.to_string(),
+            node_id: node.map(|n| n.uuid.clone()).unwrap_or_default(),
+            // The admin SVM is the cluster.
+            vserver_id: self.cluster.uuid.to_string(),
+            key_type: AUTH_KEY_TYPE.into(),
+        };
+        let mut key = OntapKey::generate(KeyKind::Authentication, labels).map_err(Error::Kmip)?;
+        key.material = Sha256::digest(passphrase.expose().as_bytes()).into();
+        Ok(key)
+    }
+
+    async fn connector(&self, external: &ExternalKeyManager) -> Result<kmip::Connector> {
+        lookups::key_manager_connector(
+            &*self.objects,
+            &self.settings.tls_offer(),
+            &external.client_certificate,
+            &external.server_ca_certificates,
+        )
+        .await
+    }
+}
+
+fn check_passphrase(passphrase: Secret) -> Result<Secret> {
+    match PASSPHRASE_LEN.contains(&passphrase.expose().chars().count()) {
+        true => Ok(passphrase),
+        false => Err(Error::InvalidValue {
+            field: "passphrase".into(),
+            message: format!(
+                "The passphrase must have {} to {} characters.",
+                PASSPHRASE_LEN.start(),
+                PASSPHRASE_LEN.end()
+            ),
+        }),
+    }
+}
+
+fn generate_passphrase() -> Secret {
+    let text: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(*PASSPHRASE_LEN.end())
+        .map(char::from)
+        .collect();
+    Secret::new(text)
+}
+
+fn configured<'a>(servers: &'a [KeyServer], address: &str) -> Option<&'a KeyServer> {
+    servers.iter().find(|s| s.server.as_str() == address)
+}
+
+/// Registers `key` on one server and confirms it is found there by its key id; a `Locate` that
+/// answers other objects too is logged (ONTAP would take them for its key).
+async fn register_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    key: &OntapKey,
+) -> Result<StoredOn> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await
+        .map_err(Error::Kmip)?;
+    let stored = async {
+        let id = ontap::register(&mut session, credential.as_ref(), key).await?;
+        let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
+        if !located.foreign.is_empty() {
+            tracing::warn!(
+                server = server.server.as_str(),
+                answered = located.foreign.len(),
+                "the key server's Locate ignores ONTAP's x-NETAPP-KeyId filter"
+            );
+        }
+        Ok(id)
+    }
+    .await;
+    session.close().await;
+    let id = stored.map_err(Error::Kmip)?;
+    Ok(StoredOn {
+        server: server.server.to_string(),
+        unique_identifier: id,
+    })
+}
+
+/// KMIP's Result Reason "Item Not Found": a copy already gone.
+const ITEM_NOT_FOUND: u32 = 0x01;
+
+async fn destroy_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    unique_identifier: &str,
+) -> std::result::Result<(), kmip::Error> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await?;
+    let destroyed = ontap::destroy(&mut session, credential.as_ref(), unique_identifier).await;
+    session.close().await;
+    match destroyed {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.result, Some((_, Some(ITEM_NOT_FOUND)))) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes back what a failed creation stored: failures are logged, the request's error stands.
+async fn destroy_everywhere(
+    connector: &kmip::Connector,
+    servers: &[KeyServer],
+    stored_on: &[StoredOn],
+) {
+    for copy in stored_on {
+        let Some(server) = configured(servers, &copy.server) else {
+            continue;
+        };
+        if let Err(error) = destroy_on(connector, server, &copy.unique_identifier).await {
+            tracing::warn!(
+                server = copy.server.as_str(),
+                %error,
+                "cannot destroy a key stored before the creation failed: destroy it on the server"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrases_are_ontaps_length_and_generated_ones_fit() {
+        assert!(check_passphrase(Secret::new("x".repeat(19))).is_err());
+        assert!(check_passphrase(Secret::new("x".repeat(20))).is_ok());
+        assert!(check_passphrase(Secret::new("é".repeat(32))).is_ok());
+        let error = check_passphrase(Secret::new("x".repeat(33))).unwrap_err();
+        assert_eq!(
+            (error.code(), error.target()),
+            (262197, Some("passphrase".into()))
+        );
+        assert!(check_passphrase(generate_passphrase()).is_ok());
+    }
+}

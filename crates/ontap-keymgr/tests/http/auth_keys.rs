@@ -1,0 +1,223 @@
+//! Authentication keys end to end (`/api/security/key-managers/{uuid}/auth-keys`): the real
+//! binary, the cluster's external key manager on test-support's KMIP object servers (which keep
+//! ONTAP's attributes) and on PyKMIP (which refuses them), curl-like requests and NetApp's own
+//! Python client.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use test_support::kmip_server::{Faults, KmipObjectServer};
+use test_support::pki::TestPki;
+use test_support::pykmip::python;
+
+use crate::support::{Keymgr, create_key_manager, create_svm, good_kmip};
+
+/// Two object servers on a runtime of their own (the tests are synchronous).
+struct ObjectServers {
+    servers: Vec<KmipObjectServer>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl ObjectServers {
+    fn start(pki: &TestPki, count: usize) -> ObjectServers {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let servers = (0..count)
+            .map(|_| {
+                runtime.block_on(KmipObjectServer::start(
+                    &pki.server.cert_pem,
+                    &pki.server.key_pem,
+                    &pki.ca.cert_pem,
+                    Faults::default(),
+                ))
+            })
+            .collect();
+        ObjectServers {
+            servers,
+            _runtime: runtime,
+        }
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.address.to_string()).collect()
+    }
+
+    /// The `x-NETAPP-*` attributes of every key each server holds.
+    fn attributes(&self) -> Vec<Vec<Vec<(String, String)>>> {
+        self.servers
+            .iter()
+            .map(|s| s.attributes().into_values().collect())
+            .collect()
+    }
+}
+
+fn auth_keys_path(key_manager: &str) -> String {
+    format!("/api/security/key-managers/{key_manager}/auth-keys")
+}
+
+fn attribute<'a>(attributes: &'a [(String, String)], name: &str) -> &'a str {
+    attributes
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_authentication_key_is_stored_on_every_key_server_as_ontap_stores_it() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 2);
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &kmip.addresses());
+    let path = auth_keys_path(&key_manager);
+    let passphrase = "AuthenticationKey_01";
+
+    let created = keymgr.post(
+        &path,
+        &json!({ "key_tag": "ak-1", "passphrase": passphrase }),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let location = created.location.clone().expect("Location");
+    let key_id = location.rsplit('/').next().expect("key id").to_string();
+    assert_eq!(location, format!("{path}/{key_id}"));
+    assert_eq!(key_id.len(), 80);
+    assert!(
+        key_id.starts_with("00000000000000000200000000000100"),
+        "{key_id}"
+    );
+
+    // On both servers, once, with ONTAP's attributes.
+    for held in kmip.attributes() {
+        assert_eq!(held.len(), 1, "{held:?}");
+        let attributes = &held[0];
+        assert_eq!(attribute(attributes, "x-NETAPP-KeyId"), key_id);
+        assert_eq!(attribute(attributes, "x-NETAPP-KeyType"), "nse_ak");
+        assert_eq!(attribute(attributes, "x-NETAPP-Product"), "Data ONTAP");
+        assert!(!attribute(attributes, "x-NETAPP-ClusterId").is_empty());
+    }
+
+    // Listed and read, never with the passphrase.
+    let listed = keymgr.get(&format!("{path}?fields=*"));
+    assert_eq!(listed.body["num_records"], 1, "{listed:?}");
+    let record = &listed.body["records"][0];
+    assert_eq!(record["key_id"], key_id.as_str());
+    assert_eq!(record["key_tag"], "ak-1");
+    assert_eq!(record["security_key_manager"]["uuid"], key_manager.as_str());
+    let one = keymgr.get(&location);
+    assert_eq!(one.body["key_tag"], "ak-1", "{one:?}");
+    for text in [listed.body.to_string(), one.body.to_string()] {
+        assert!(!text.contains(passphrase), "{text}");
+    }
+
+    // Without a passphrase one is made; the tag defaults to the node's name.
+    let generated = keymgr.post(&format!("{path}?return_records=true"), &json!({}));
+    assert_eq!(generated.status, 201, "{generated:?}");
+    assert_eq!(generated.body["records"][0]["key_tag"], "node-01");
+    assert!(generated.body["records"][0].get("passphrase").is_none());
+
+    // ONTAP's checks; nothing is stored when they refuse.
+    let refusals = [
+        (json!({ "passphrase": "short" }), "passphrase"),
+        (json!({ "key_tag": "t".repeat(33) }), "key_tag"),
+    ];
+    for (body, target) in refusals {
+        let refused = keymgr.post(&path, &body);
+        refused.assert_error(400, "262197");
+        assert_eq!(refused.target(), target);
+    }
+    assert!(kmip.attributes().iter().all(|held| held.len() == 2));
+
+    // The key manager keeps its keys until they are deleted.
+    keymgr
+        .delete(&format!("/api/security/key-managers/{key_manager}"))
+        .assert_error(409, "8");
+
+    // Deleting destroys it on every server.
+    assert_eq!(keymgr.delete(&location).status, 200);
+    keymgr.get(&location).assert_error(404, "4");
+    keymgr.delete(&location).assert_error(404, "4");
+    for held in kmip.attributes() {
+        assert!(
+            held.iter()
+                .all(|a| attribute(a, "x-NETAPP-KeyId") != key_id)
+        );
+        assert_eq!(held.len(), 1);
+    }
+}
+
+/// PyKMIP refuses ONTAP's attributes: the key is refused with ONTAP's code and PyKMIP's own
+/// reason, and the copy already stored on the first server is destroyed again.
+#[test]
+fn a_server_that_refuses_ontaps_attributes_fails_the_key_on_every_server() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 1);
+    let pykmip = good_kmip(&pki);
+    let keymgr = Keymgr::start();
+    let servers = [kmip.addresses()[0].clone(), pykmip.address()];
+    let key_manager = create_key_manager(&keymgr, &pki, None, &servers);
+    let refused = keymgr.post(&auth_keys_path(&key_manager), &json!({}));
+    refused.assert_error(400, "65536921");
+    assert!(
+        refused
+            .message()
+            .contains("The x-NETAPP-KeyId attribute is unsupported."),
+        "{refused:?}"
+    );
+    assert!(refused.message().contains(&pykmip.address()), "{refused:?}");
+    assert_eq!(kmip.attributes(), [Vec::<Vec<(String, String)>>::new()]);
+    let listed = keymgr.get(&auth_keys_path(&key_manager));
+    assert_eq!(listed.body["num_records"], 0, "{listed:?}");
+}
+
+#[test]
+fn only_the_clusters_external_key_manager_keeps_authentication_keys() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 1);
+    let keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let svm_key_manager = create_key_manager(&keymgr, &pki, Some("svm1"), &kmip.addresses());
+    let path = auth_keys_path(&svm_key_manager);
+    keymgr.post(&path, &json!({})).assert_error(400, "65538802");
+    keymgr.get(&path).assert_error(400, "65538802");
+    keymgr
+        .get(&auth_keys_path("11111111-2222-3333-4444-555555555555"))
+        .assert_error(404, "4");
+    assert!(kmip.attributes()[0].is_empty());
+}
+
+/// netapp-ontap's `KeyManagerAuthKey`, unmodified: create, list, read, a refusal, delete.
+#[test]
+fn netapp_ontap_manages_authentication_keys() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 1);
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &kmip.addresses());
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/auth_keys_client.py");
+    let output = Command::new(python())
+        .arg(&script)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NETAPP_TEST_HOST", "127.0.0.1")
+        .env("NETAPP_TEST_PORT", keymgr.port.to_string())
+        .env("NETAPP_TEST_USER", &keymgr.user)
+        .env("NETAPP_TEST_PASSWORD", &keymgr.password)
+        .env("NETAPP_TEST_KEY_MANAGER", &key_manager)
+        .output()
+        .expect("run the client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        keymgr.log()
+    );
+    let key_id = stdout.lines().last().unwrap_or_default();
+    assert_eq!(key_id.len(), 80, "{stdout}");
+    // Created on the server, then destroyed by the client's delete.
+    assert!(kmip.attributes()[0].is_empty());
+    let audit: Value = keymgr.get("/api/security/audit/messages?fields=*").body;
+    let trail = audit.to_string();
+    assert!(trail.contains("auth-keys"), "{trail}");
+    assert!(!trail.contains("AuthenticationKey_01"), "{trail}");
+}
