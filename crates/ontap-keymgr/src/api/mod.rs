@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 #[cfg(test)]
 mod hostile_text_tests;
+pub mod key_ids;
 pub mod key_manager_configs;
 pub mod key_managers;
 pub mod key_servers;
@@ -98,6 +99,12 @@ pub fn router(service: Arc<Service>) -> Router {
             ("/api/security/key-managers/{uuid}/auth-keys/{key_id}", "get") => get(auth_keys::get),
             ("/api/security/key-managers/{uuid}/auth-keys/{key_id}", "delete") => {
                 delete(auth_keys::delete)
+            }
+            ("/api/security/key-managers/{uuid}/keys/{node_uuid}/key-ids", "get") => {
+                get(key_ids::list)
+            }
+            ("/api/security/key-managers/{uuid}/keys/{node_uuid}/key-ids/{key_id}", "get") => {
+                get(key_ids::get)
             }
             (SECURITY, "get") => get(security::get),
             (SECURITY, "patch") => patch(security::modify),

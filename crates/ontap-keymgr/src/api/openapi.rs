@@ -131,6 +131,13 @@ const AUTH_KEY_CODES: [u64; 10] = [
     KMIP_CHECK_CODES[4],
 ];
 
+const KEY_ID: Resource = Resource {
+    name: "key_manager_keys",
+    description: "A key a key manager holds, as a node sees it, with the key server that keeps \
+                  it (ONTAP's `security key-manager key query`).",
+    schema: &super::key_ids::KEY_ID_SCHEMA,
+};
+
 const ACCOUNT: Resource = Resource {
     name: "account",
     description: "A user of the API and its role (`admin` or `readonly`). `password` may be sent, never read back.",
@@ -495,6 +502,32 @@ pub const PATHS: &[Path] = &[
                 codes: &[NOT_FOUND, 65538802, 66060296],
             },
         ],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/keys/{node_uuid}/key-ids",
+        operations: &[Operation {
+            method: "get",
+            summary: "List the keys a key manager holds, as a node sees them",
+            resource: &KEY_ID,
+            query: true,
+            body: None,
+            body_optional: false,
+            status: 200,
+            codes: &[NOT_FOUND],
+        }],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/keys/{node_uuid}/key-ids/{key_id}",
+        operations: &[Operation {
+            method: "get",
+            summary: "Retrieve a key a key manager holds",
+            resource: &KEY_ID,
+            query: true,
+            body: None,
+            body_optional: false,
+            status: 200,
+            codes: &[NOT_FOUND],
+        }],
     },
     Path {
         path: "/api/security/key-managers/{uuid}/key-servers/{server}",

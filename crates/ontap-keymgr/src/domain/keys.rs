@@ -77,6 +77,21 @@ impl Keys {
             .ok_or(Error::NotFound { target: "key_id" })
     }
 
+    /// The keys a key manager holds, as node `node` sees them: its authentication keys (the
+    /// only keys made here so far), each kept by the servers it was stored on.
+    pub async fn held_keys(&self, key_manager: &KeyManagerId, node: &str) -> Result<Vec<AuthKey>> {
+        lookups::key_manager(&*self.objects, key_manager).await?;
+        if !self.cluster.nodes.iter().any(|n| n.uuid == node) {
+            return Err(Error::NotFound {
+                target: "node.uuid",
+            });
+        }
+        self.store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)
+    }
+
     /// Makes an authentication key and stores it on every primary key server, all or none.
     pub async fn create_auth_key(
         &self,

@@ -50,6 +50,14 @@ impl ObjectServers {
     }
 }
 
+fn node_uuid(keymgr: &Keymgr) -> String {
+    let nodes = keymgr.get("/api/cluster/nodes");
+    nodes.body["records"][0]["uuid"]
+        .as_str()
+        .expect("a node")
+        .to_string()
+}
+
 fn auth_keys_path(key_manager: &str) -> String {
     format!("/api/security/key-managers/{key_manager}/auth-keys")
 }
@@ -107,6 +115,30 @@ fn an_authentication_key_is_stored_on_every_key_server_as_ontap_stores_it() {
     for text in [listed.body.to_string(), one.body.to_string()] {
         assert!(!text.contains(passphrase), "{text}");
     }
+
+    // The key-ids of the node show it, kept by the first server.
+    let node = node_uuid(&keymgr);
+    let key_ids = format!("/api/security/key-managers/{key_manager}/keys/{node}/key-ids");
+    let held = keymgr.get(&format!("{key_ids}?fields=*"));
+    assert_eq!(held.body["num_records"], 1, "{held:?}");
+    let record = &held.body["records"][0];
+    assert_eq!(record["key_id"], key_id.as_str());
+    assert_eq!(record["key_type"], "nse_ak");
+    assert_eq!(record["key_tag"], "ak-1");
+    assert_eq!(record["key_store"], "external");
+    assert_eq!(record["key_server"], kmip.addresses()[0].as_str());
+    assert_eq!(record["restored"], true);
+    assert_eq!(record["node"]["uuid"], node.as_str());
+    let one = keymgr.get(&format!("{key_ids}/{key_id}?fields=key_type"));
+    assert_eq!(one.body["key_type"], "nse_ak", "{one:?}");
+    keymgr
+        .get(&format!(
+            "/api/security/key-managers/{key_manager}/keys/nowhere/key-ids"
+        ))
+        .assert_error(404, "4");
+    keymgr
+        .get(&format!("{key_ids}/{}", "0".repeat(80)))
+        .assert_error(404, "4");
 
     // Without a passphrase one is made; the tag defaults to the node's name.
     let generated = keymgr.post(&format!("{path}?return_records=true"), &json!({}));
@@ -203,6 +235,7 @@ fn netapp_ontap_manages_authentication_keys() {
         .env("NETAPP_TEST_USER", &keymgr.user)
         .env("NETAPP_TEST_PASSWORD", &keymgr.password)
         .env("NETAPP_TEST_KEY_MANAGER", &key_manager)
+        .env("NETAPP_TEST_NODE", node_uuid(&keymgr))
         .output()
         .expect("run the client");
     let stdout = String::from_utf8_lossy(&output.stdout);

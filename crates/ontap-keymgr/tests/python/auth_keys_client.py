@@ -3,7 +3,8 @@
 
 Run by `crates/ontap-keymgr/tests/http/auth_keys.rs`, which starts the service, a KMIP object
 server that keeps ONTAP's attributes, and the cluster's external key manager on it; everything
-comes through environment variables (NETAPP_TEST_*). Uses only `KeyManagerAuthKey`, as an
+comes through environment variables (NETAPP_TEST_*). Uses only `KeyManagerAuthKey` and
+`KeyManagerKeys`, as an
 automation script would. Prints the created key's id on its last line; exits 0 when every step
 passed.
 """
@@ -11,7 +12,7 @@ passed.
 import os
 
 from netapp_ontap import HostConnection, NetAppRestError, config
-from netapp_ontap.resources import KeyManagerAuthKey
+from netapp_ontap.resources import KeyManagerAuthKey, KeyManagerKeys
 
 
 def env(name):
@@ -53,6 +54,15 @@ def main():
         error = err.response_body["error"]
         assert (err.status_code, error["code"], error["target"]) == (400, "262197", "passphrase"), error
     print("ok   a short passphrase is refused", flush=True)
+
+    held = list(KeyManagerKeys.get_collection(key_manager, env("NODE"), fields="*"))
+    assert [(k.key_id, k.key_type, k.key_store) for k in held] == [
+        (key.key_id, "nse_ak", "external")
+    ], held
+    one = KeyManagerKeys(key_manager, env("NODE"), key_id=key.key_id)
+    one.get()
+    assert one.key_server and one.restored is True, one
+    print("ok   held keys listed by key id", flush=True)
 
     again.delete()
     assert list(KeyManagerAuthKey.get_collection(key_manager)) == []
