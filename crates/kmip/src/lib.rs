@@ -25,6 +25,7 @@ pub mod message;
 mod offer;
 pub mod ontap;
 pub mod probe;
+pub mod replication;
 mod resumption;
 pub mod round_trip;
 mod tls;

@@ -347,6 +347,72 @@ fn an_over_broad_locate_is_a_warning_of_the_key_round_trip() {
     assert!(text.contains("warning: Locate by x-NETAPP-KeyId"), "{text}");
 }
 
+/// A key stored through the primary reaches a secondary that replicates it, and not one that
+/// does not: the report says which, per secondary, and the check fails (65536921, exit 7).
+#[test]
+fn replication_is_checked_per_secondary_by_the_keys_id() {
+    let pki = TestPki::new();
+    let files = Files::new(&pki);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let primary = runtime.block_on(object_server(&pki, Faults::default()));
+    let replica = runtime.block_on(primary.replica(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        &pki.ca.cert_pem,
+    ));
+    let alone = runtime.block_on(object_server(&pki, Faults::default()));
+    let secondary = replica.address.to_string();
+    let (code, report) = check_json(
+        &files,
+        &primary.address.to_string(),
+        &["--replication", "--secondary", &secondary],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    let replication = &report["replication"];
+    assert_eq!(replication["ok"], true);
+    assert_eq!(replication["cleaned_up"], true);
+    assert_eq!(replication["secondaries"][0]["server"], secondary.as_str());
+    assert_eq!(replication["secondaries"][0]["ok"], true);
+    assert!(replication["secondaries"][0]["found_after_ms"].is_u64());
+    assert!(primary.is_empty(), "the test key is destroyed");
+
+    let stale = alone.address.to_string();
+    let (code, report) = check_json(
+        &files,
+        &primary.address.to_string(),
+        &[
+            "--replication",
+            "--secondary",
+            &secondary,
+            "--secondary",
+            &stale,
+            "--replication-wait",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(7), "{report:#}");
+    let secondaries = &report["replication"]["secondaries"];
+    assert_eq!(secondaries[0]["ok"], true);
+    assert_eq!(secondaries[1]["ok"], false);
+    assert_eq!(secondaries[1]["found_after_ms"], Value::Null);
+    assert!(
+        secondaries[1]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not replicated within 1 s"),
+        "{secondaries}"
+    );
+    assert_eq!(report["error"]["ontap_code"], 65536921);
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&stale),
+        "{report:#}"
+    );
+    assert!(primary.is_empty() && alone.is_empty());
+}
+
 async fn object_server(pki: &TestPki, faults: Faults) -> KmipObjectServer {
     KmipObjectServer::start(
         &pki.server.cert_pem,

@@ -4,7 +4,7 @@
 //! Query and DiscoverVersions. PyKMIP refuses ONTAP's attributes, and no other KMIP server is in the test
 //! world, so this is where keys stored as ONTAP stores them can succeed. Two faults of real
 //! servers can be switched on: a `Locate` that ignores its filter, and refusing to destroy a key
-//! that was not revoked first.
+//! that was not revoked first. A replica shares one's objects: a secondary that replicates at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,10 +47,26 @@ pub struct KmipObjectServer {
 impl KmipObjectServer {
     /// Listens on 127.0.0.1 (port 0) with this certificate and key, trusting clients of `ca_pem`.
     pub async fn start(cert_pem: &str, key_pem: &str, ca_pem: &str, faults: Faults) -> Self {
+        let objects = Arc::new(Mutex::new(Objects::default()));
+        Self::serving(objects, cert_pem, key_pem, ca_pem, faults).await
+    }
+
+    /// Another server on the same objects, as a secondary that replicates at once.
+    pub async fn replica(&self, cert_pem: &str, key_pem: &str, ca_pem: &str) -> Self {
+        let objects = Arc::clone(&self.objects);
+        Self::serving(objects, cert_pem, key_pem, ca_pem, Faults::default()).await
+    }
+
+    async fn serving(
+        objects: Arc<Mutex<Objects>>,
+        cert_pem: &str,
+        key_pem: &str,
+        ca_pem: &str,
+        faults: Faults,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let acceptor = crate::responder::acceptor(cert_pem, key_pem, ca_pem);
-        let objects = Arc::new(Mutex::new(Objects::default()));
         let shared = Arc::clone(&objects);
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {

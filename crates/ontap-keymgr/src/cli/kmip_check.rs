@@ -1,6 +1,7 @@
 //! `ontap-keymgr kmip check`: the key server check of the service, alone, from files, as a
 //! pre-flight report: the connection and its TLS facts, both certificates, what the server says
-//! in KMIP, and on request which suites it accepts and whether it can store a key.
+//! in KMIP, and on request which suites it accepts, whether it can store a key as ONTAP does, and
+//! whether its secondaries receive the keys stored through it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,18 @@ pub struct CheckArgs {
     /// keys. It writes to the key server.
     #[arg(long)]
     key_round_trip: bool,
+    /// Also store a throw-away key through the server (the primary) and check that each
+    /// `--secondary` has it, found by its `x-NETAPP-KeyId`, within `--replication-wait`. It writes
+    /// to the primary.
+    #[arg(long, requires = "secondary")]
+    replication: bool,
+    /// A secondary key server of the primary (HOST[:PORT]); repeat for several. Reached with the
+    /// same certificates and credential.
+    #[arg(long, value_name = "HOST[:PORT]", requires = "replication")]
+    secondary: Vec<Endpoint>,
+    /// Seconds each secondary may take to have the key.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    replication_wait: u64,
     /// `text` for people, `json` for automation (one object; see docs/cli.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -154,6 +167,18 @@ async fn check(args: &CheckArgs, connector: &Connector, credential: Option<&Cred
                     if args.key_round_trip {
                         let trip = kmip::round_trip::key_round_trip(&mut session, credential).await;
                         report.round_trip(&trip);
+                    }
+                    if args.replication {
+                        let replication = kmip::replication::check_replication(
+                            &mut session,
+                            credential,
+                            connector,
+                            &args.secondary,
+                            timeout,
+                            Duration::from_secs(args.replication_wait),
+                        )
+                        .await;
+                        report.replication(&replication);
                     }
                 }
             }

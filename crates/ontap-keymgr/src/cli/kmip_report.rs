@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use kmip::probe::{Pick, SuiteVerdict};
+use kmip::replication::Replication as ReplicationCheck;
 use kmip::round_trip::RoundTrip;
 use kmip::{
     CertificateSummary, Connector, Endpoint, Failure, Handshake, ProtocolVersion, QueryAnswer,
@@ -32,6 +33,7 @@ pub struct Report {
     pub kmip: Option<Kmip>,
     pub suites: Option<Vec<Suite>>,
     pub key_round_trip: Option<KeyRoundTrip>,
+    pub replication: Option<Replication>,
     pub warnings: Vec<String>,
     pub error: Option<Problem>,
     #[serde(skip)]
@@ -99,6 +101,25 @@ pub struct KeyRoundTrip {
 }
 
 #[derive(Debug, Serialize)]
+pub struct Replication {
+    pub ok: bool,
+    /// The test key's `x-NETAPP-KeyId`.
+    pub key_id: String,
+    /// Whether the test key was destroyed on the primary at the end.
+    pub cleaned_up: bool,
+    pub secondaries: Vec<ReplicatedTo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicatedTo {
+    pub server: String,
+    pub ok: bool,
+    /// Milliseconds after the key was stored on the primary; `null` when not within the wait.
+    pub found_after_ms: Option<u128>,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
 pub struct RoundTripStep {
     pub operation: &'static str,
     pub ok: bool,
@@ -139,6 +160,7 @@ impl Report {
             kmip: None,
             suites: None,
             key_round_trip: None,
+            replication: None,
             warnings: Vec::new(),
             error: None,
             failure: None,
@@ -215,6 +237,43 @@ impl Report {
         self.warnings.extend(trip.warnings.iter().cloned());
         if let Some(error) = &trip.error {
             self.fail(error);
+        }
+    }
+
+    pub fn replication(&mut self, check: &ReplicationCheck) {
+        self.replication = Some(Replication {
+            ok: check.succeeded(),
+            key_id: check.key_id.clone(),
+            cleaned_up: check.cleaned_up,
+            secondaries: check
+                .secondaries
+                .iter()
+                .map(|s| ReplicatedTo {
+                    server: s.server.clone(),
+                    ok: s.found_after.is_some(),
+                    found_after_ms: s.found_after.map(|d| d.as_millis()),
+                    detail: s.detail.clone(),
+                })
+                .collect(),
+        });
+        if !check.cleaned_up {
+            self.warn(format!(
+                "the replication test key (x-NETAPP-KeyId {}) is left on the primary: destroy it there",
+                check.key_id
+            ));
+        }
+        if let Some(error) = &check.error {
+            self.fail(error);
+        } else if let Some(missing) = check.secondaries.iter().find(|s| s.found_after.is_none()) {
+            self.fail(&kmip::Error {
+                server: missing.server.clone(),
+                failure: Failure::OperationFailed,
+                detail: format!(
+                    "the key stored through the primary did not reach it: {}",
+                    missing.detail
+                ),
+                result: None,
+            });
         }
     }
 
@@ -347,6 +406,20 @@ impl Report {
             for step in &trip.steps {
                 let mark = if step.ok { "ok" } else { "FAILED" };
                 out.push(format!("  {:<14} {mark}: {}", step.operation, step.detail));
+            }
+        }
+        if let Some(replication) = &self.replication {
+            out.push(format!(
+                "Replication of a key stored through the primary (x-NETAPP-KeyId {}): {}",
+                replication.key_id,
+                if replication.ok { "ok" } else { "FAILED" }
+            ));
+            for secondary in &replication.secondaries {
+                let mark = if secondary.ok { "ok" } else { "FAILED" };
+                out.push(format!(
+                    "  {} {mark}: {}",
+                    secondary.server, secondary.detail
+                ));
             }
         }
         if let Some(suites) = &self.suites {
