@@ -168,6 +168,55 @@ pub async fn locate(
     Ok(located)
 }
 
+/// The objects whose attributes include every one of `filter` (ONTAP's keys of a cluster, of an
+/// SVM...), each with its ONTAP attributes; objects the server answers that do not have them
+/// are left out, and counted in the answer's second part.
+pub async fn locate_labelled(
+    session: &mut Session,
+    credential: Option<&Credential>,
+    filter: &[CustomAttribute],
+) -> Result<(Vec<(String, Vec<CustomAttribute>)>, usize), Error> {
+    let request = Request::Locate {
+        attributes: filter.to_vec(),
+    };
+    let answered = session
+        .call(&request, credential)
+        .await?
+        .unique_identifiers();
+    let mut labelled = Vec::new();
+    let mut foreign = 0;
+    for id in answered {
+        let attributes = attributes_of(session, credential, &id).await?;
+        match filter.iter().all(|f| attributes.contains(f)) {
+            true => labelled.push((id, attributes)),
+            false => foreign += 1,
+        }
+    }
+    Ok((labelled, foreign))
+}
+
+/// ONTAP's attributes of an object (those it has).
+pub async fn attributes_of(
+    session: &mut Session,
+    credential: Option<&Credential>,
+    id: &str,
+) -> Result<Vec<CustomAttribute>, Error> {
+    let names = [
+        attribute::KEY_ID,
+        attribute::CLUSTER_NAME,
+        attribute::CLUSTER_ID,
+        attribute::NODE_ID,
+        attribute::VSERVER_ID,
+        attribute::KEY_TYPE,
+        attribute::PRODUCT,
+    ];
+    let request = Request::GetAttributes {
+        id: id.to_string(),
+        names: names.iter().map(|n| n.to_string()).collect(),
+    };
+    Ok(session.call(&request, credential).await?.text_attributes())
+}
+
 /// The `x-NETAPP-KeyId` of an object, if it has one.
 pub async fn key_id_of(
     session: &mut Session,

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 #[cfg(test)]
 mod hostile_text_tests;
+pub mod jobs;
 pub mod key_ids;
 pub mod key_manager_configs;
 pub mod key_managers;
@@ -106,6 +107,9 @@ pub fn router(service: Arc<Service>) -> Router {
             ("/api/security/key-managers/{uuid}/keys/{node_uuid}/key-ids/{key_id}", "get") => {
                 get(key_ids::get)
             }
+            ("/api/security/key-managers/{uuid}/restore", "post") => post(jobs::restore),
+            ("/api/cluster/jobs", "get") => get(jobs::list),
+            ("/api/cluster/jobs/{uuid}", "get") => get(jobs::get),
             (SECURITY, "get") => get(security::get),
             (SECURITY, "patch") => patch(security::modify),
             (CONFIGS, "get") => get(key_manager_configs::get),
@@ -225,8 +229,25 @@ pub fn path_id<K>(text: &str) -> ApiResult<crate::domain::ids::Id<K>> {
     crate::domain::ids::Id::parse(text).ok_or_else(|| Error::NotFound { target: "uuid" }.into())
 }
 
+/// ONTAP's `return_timeout` of an asynchronous operation: 0 (the default) to 120 seconds.
+pub fn return_timeout(pairs: &[(String, String)]) -> ApiResult<u64> {
+    let mut seconds = 0;
+    for (name, value) in pairs.iter().filter(|(name, _)| name == "return_timeout") {
+        seconds = value
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= crate::domain::jobs::MAX_RETURN_TIMEOUT)
+            .ok_or_else(|| Error::InvalidFieldsValue {
+                field: name.clone(),
+                value: value.clone(),
+            })?;
+    }
+    Ok(seconds)
+}
+
 /// The query parameters a write accepts: `return_records` (default false) and
-/// `return_timeout` (accepted, the service always answers synchronously).
+/// `return_timeout` (accepted; synchronous writes always answer when done, asynchronous ones
+/// read it with [`return_timeout`]).
 pub fn return_records(pairs: &[(String, String)]) -> ApiResult<bool> {
     let mut return_records = false;
     for (name, value) in pairs {

@@ -138,6 +138,14 @@ const KEY_ID: Resource = Resource {
     schema: &super::key_ids::KEY_ID_SCHEMA,
 };
 
+const JOB: Resource = Resource {
+    name: "job",
+    description: "An asynchronous operation (restoring keys): `queued`, `running`, then \
+                  `success` or `failure` with ONTAP's `code` and a `message`; kept 300 s after \
+                  it ends.",
+    schema: &super::jobs::JOB_SCHEMA,
+};
+
 const ACCOUNT: Resource = Resource {
     name: "account",
     description: "A user of the API and its role (`admin` or `readonly`). `password` may be sent, never read back.",
@@ -522,6 +530,55 @@ pub const PATHS: &[Path] = &[
             method: "get",
             summary: "Retrieve a key a key manager holds",
             resource: &KEY_ID,
+            query: true,
+            body: None,
+            body_optional: false,
+            status: 200,
+            codes: &[NOT_FOUND],
+        }],
+    },
+    Path {
+        path: "/api/security/key-managers/{uuid}/restore",
+        operations: &[Operation {
+            method: "post",
+            summary: "Restore the keys the key servers hold for the key manager (a job)",
+            resource: &JOB,
+            query: false,
+            body: Some(super::jobs::RESTORE_BODY),
+            body_optional: true,
+            status: 202,
+            codes: &[
+                NOT_FOUND,
+                65536828,
+                65536843,
+                65536821,
+                KMIP_CHECK_CODES[0],
+                KMIP_CHECK_CODES[1],
+                KMIP_CHECK_CODES[2],
+                KMIP_CHECK_CODES[3],
+                KMIP_CHECK_CODES[4],
+            ],
+        }],
+    },
+    Path {
+        path: "/api/cluster/jobs",
+        operations: &[Operation {
+            method: "get",
+            summary: "List the jobs",
+            resource: &JOB,
+            query: true,
+            body: None,
+            body_optional: false,
+            status: 200,
+            codes: &[],
+        }],
+    },
+    Path {
+        path: "/api/cluster/jobs/{uuid}",
+        operations: &[Operation {
+            method: "get",
+            summary: "Retrieve a job",
+            resource: &JOB,
             query: true,
             body: None,
             body_optional: false,

@@ -214,6 +214,11 @@ pub enum Error {
         "There are no key servers configured for key manager {0}: a key has nowhere to be stored."
     )]
     NoKeyServers(String),
+    /// A job that ended in failure, as a request that waited for it answers it.
+    #[error("{message}")]
+    JobFailed { code: u64, message: String },
+    #[error("Some keys could not be restored: {details}")]
+    RestoreIncomplete { code: u64, details: String },
     #[error("Failed to delete the key from key server \"{server}\": {reason}")]
     KeyDestroyFailed { server: String, reason: String },
     #[error("Missing username: a password is given but no username is configured.")]
@@ -522,6 +527,7 @@ impl Error {
             AuthKeyLimit(_) => 65536048,
             NoKeyServers(_) => 65537201,
             KeyDestroyFailed { .. } => 66060296,
+            RestoreIncomplete { code, .. } | JobFailed { code, .. } => *code,
         }
     }
 

@@ -11,10 +11,12 @@ use rand::Rng;
 use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
 
+use kmip::message::CustomAttribute;
 use kmip::ontap::{self, KeyKind, KeyLabels, OntapKey};
 
 use super::cluster::Cluster;
 use super::error::{Error, Result};
+use super::key_servers::find_server;
 use super::kmip_check::credential_of;
 use super::lookups::{self, ExternalKeyManager};
 use super::model::{AuthKey, KeyManagerId, KeyManagerKind, KeyServer, Secret, StoredOn};
@@ -29,6 +31,14 @@ const KEY_TAG_MAX: usize = 32;
 const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 20..=32;
 /// What ONTAP's `x-NETAPP-KeyType` says of an authentication key (its REST name).
 const AUTH_KEY_TYPE: &str = "nse_ak";
+
+/// What a restore is limited to (ONTAP's `key_id`, `key_server`, `key_tag`); nothing: every key.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreFilter {
+    pub key_id: Option<String>,
+    pub key_server: Option<String>,
+    pub key_tag: Option<String>,
+}
 
 /// An authentication key as a client asks to create it.
 #[derive(Debug, Clone, Default)]
@@ -169,6 +179,112 @@ impl Keys {
             })
     }
 
+    /// The checks a restore makes before it becomes a job: an external key manager, and the
+    /// key server named, if one is.
+    pub async fn check_restore(
+        &self,
+        key_manager: &KeyManagerId,
+        filter: &RestoreFilter,
+    ) -> Result<()> {
+        let external =
+            lookups::external_key_manager(&*self.objects, &self.cluster, key_manager).await?;
+        if let Some(server) = &filter.key_server {
+            find_server(&external.servers, server)?;
+        }
+        Ok(())
+    }
+
+    /// ONTAP's restore (`security key-manager external restore`): reads back from the key
+    /// servers every key they hold for the key manager's scope (or those `filter` names),
+    /// confirms each by its attributes and its material, and records the authentication keys
+    /// this node lacked. Fails, naming each, when a server or a key cannot be read.
+    pub async fn restore(
+        &self,
+        key_manager: &KeyManagerId,
+        filter: RestoreFilter,
+    ) -> Result<String> {
+        let external =
+            lookups::external_key_manager(&*self.objects, &self.cluster, key_manager).await?;
+        let servers: Vec<&KeyServer> = match &filter.key_server {
+            Some(server) => vec![find_server(&external.servers, server)?],
+            None => external.servers.iter().collect(),
+        };
+        let scope = external
+            .key_manager
+            .svm
+            .as_ref()
+            .map(|s| s.uuid.to_string())
+            .unwrap_or_else(|| self.cluster.uuid.clone());
+        let labels = [
+            CustomAttribute::new(ontap::attribute::CLUSTER_ID, &self.cluster.uuid),
+            CustomAttribute::new(ontap::attribute::VSERVER_ID, &scope),
+        ];
+        let connector = self.connector(&external).await?;
+        let mut known = self
+            .store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)?;
+        let mut restored = std::collections::BTreeSet::new();
+        let mut failures = Vec::new();
+        let mut first_code = None;
+        for server in &servers {
+            let found = match read_back(&connector, server, &labels, &filter, &mut failures).await {
+                Ok(found) => found,
+                Err(error) => {
+                    first_code.get_or_insert(error.code());
+                    failures.push(format!("{}: {error}", server.server));
+                    continue;
+                }
+            };
+            for key in found {
+                let tag_matches = |record: &AuthKey| {
+                    filter
+                        .key_tag
+                        .as_ref()
+                        .is_none_or(|tag| *tag == record.key_tag)
+                };
+                match known.iter().find(|k| k.key_id == key.key_id) {
+                    Some(record) if tag_matches(record) => {
+                        restored.insert(key.key_id);
+                    }
+                    Some(_) => {}
+                    None if key.key_type == AUTH_KEY_TYPE && filter.key_tag.is_none() => {
+                        let record = AuthKey {
+                            key_manager: key_manager.clone(),
+                            key_id: key.key_id.clone(),
+                            key_tag: String::new(),
+                            stored_on: vec![StoredOn {
+                                server: server.server.to_string(),
+                                unique_identifier: key.unique_identifier,
+                            }],
+                        };
+                        self.store
+                            .insert_auth_key(record.clone())
+                            .await
+                            .map_err(internal)?;
+                        known.push(record);
+                        restored.insert(key.key_id);
+                    }
+                    None => {
+                        restored.insert(key.key_id);
+                    }
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::RestoreIncomplete {
+                code: first_code.unwrap_or(65536921),
+                details: failures.join("; "),
+            });
+        }
+        Ok(format!(
+            "Restored {} key(s) from {} key server(s).",
+            restored.len(),
+            servers.len()
+        ))
+    }
+
     /// Authentication keys live on the admin SVM's (the cluster's) external key manager only.
     async fn cluster_external(&self, key_manager: &KeyManagerId) -> Result<ExternalKeyManager> {
         let found = lookups::key_manager(&*self.objects, key_manager).await?;
@@ -280,6 +396,77 @@ async fn register_on(
         server: server.server.to_string(),
         unique_identifier: id,
     })
+}
+
+/// The keys `server` holds with `labels` (and the filter's key id), each read back whole; a key
+/// that cannot be read is a failure of its own, the others still count.
+async fn read_back(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    labels: &[CustomAttribute],
+    filter: &RestoreFilter,
+    failures: &mut Vec<String>,
+) -> Result<Vec<FoundOn>> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await
+        .map_err(Error::Kmip)?;
+    let result = async {
+        let (labelled, foreign) =
+            ontap::locate_labelled(&mut session, credential.as_ref(), labels).await?;
+        if foreign > 0 {
+            tracing::warn!(
+                server = server.server.as_str(),
+                answered = foreign,
+                "the key server's Locate ignores ONTAP's filter"
+            );
+        }
+        let mut found = Vec::new();
+        for (id, attributes) in labelled {
+            let value = |name: &str| {
+                attributes
+                    .iter()
+                    .find(|a| a.name == name)
+                    .map(|a| a.value.clone())
+                    .unwrap_or_default()
+            };
+            let (key_id, key_type) = (
+                value(ontap::attribute::KEY_ID),
+                value(ontap::attribute::KEY_TYPE),
+            );
+            if filter
+                .key_id
+                .as_ref()
+                .is_some_and(|wanted| *wanted != key_id)
+            {
+                continue;
+            }
+            match ontap::get(&mut session, credential.as_ref(), &id).await {
+                Ok(material) if material.len() == 32 => found.push(FoundOn {
+                    key_id,
+                    key_type,
+                    unique_identifier: id,
+                }),
+                Ok(_) => failures.push(format!(
+                    "{}: key {key_id} is not a 256-bit key",
+                    server.server
+                )),
+                Err(error) => failures.push(format!("{}: key {key_id}: {error}", server.server)),
+            }
+        }
+        Ok::<_, kmip::Error>(found)
+    }
+    .await;
+    session.close().await;
+    result.map_err(Error::Kmip)
+}
+
+/// A key read back from a server, with its identifier there.
+struct FoundOn {
+    key_id: String,
+    key_type: String,
+    unique_identifier: String,
 }
 
 /// KMIP's Result Reason "Item Not Found": a copy already gone.

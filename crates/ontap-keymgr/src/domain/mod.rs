@@ -13,6 +13,7 @@ pub mod connectivity;
 pub mod error;
 pub mod health_monitor;
 pub mod ids;
+pub mod jobs;
 pub mod key_managers;
 pub mod key_servers;
 pub mod keys;

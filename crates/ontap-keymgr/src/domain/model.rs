@@ -362,3 +362,52 @@ pub struct StoredOn {
     pub server: String,
     pub unique_identifier: String,
 }
+
+/// ONTAP's job states (`paused` never happens here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    Running,
+    Success,
+    Failure,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failure => "failure",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Success,
+            JobState::Failure,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    pub fn ended(self) -> bool {
+        matches!(self, JobState::Success | JobState::Failure)
+    }
+}
+
+/// An asynchronous operation, as ONTAP's `/api/cluster/jobs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub uuid: String,
+    pub description: String,
+    pub state: JobState,
+    pub message: String,
+    /// ONTAP's code of the outcome: 0 for success.
+    pub code: u64,
+    /// Seconds since the epoch.
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+}

@@ -14,9 +14,10 @@ use super::catalogue::Catalogue;
 use super::cluster::Cluster;
 use super::connectivity::{Connectivity, MonitorSettings};
 use super::error::Result;
-use super::keys::Keys;
+use super::jobs::{Jobs, Outcome};
+use super::keys::{Keys, RestoreFilter};
 use super::login::{LockoutPolicy, LoginFailure, LoginRefusal};
-use super::model::{KeyManagerConfig, Role};
+use super::model::{Job, KeyManagerConfig, KeyManagerId, Role};
 use super::security::SecurityChanges;
 use super::settings::{KeyManagerConfigChanges, Settings};
 use super::store::{Store, internal};
@@ -48,7 +49,8 @@ pub struct Service {
     pub settings: Arc<Settings>,
     pub connectivity: Arc<Connectivity>,
     pub catalogue: Catalogue,
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
+    pub jobs: Jobs,
     pub audit: AuditTrail,
 }
 
@@ -77,12 +79,13 @@ impl Service {
                 Arc::clone(&settings),
                 Arc::clone(&connectivity),
             ),
-            keys: Keys::new(
+            keys: Arc::new(Keys::new(
                 Arc::clone(&store) as _,
                 Arc::clone(&store) as _,
                 Arc::clone(&cluster),
                 Arc::clone(&settings),
-            ),
+            )),
+            jobs: Jobs::new(Arc::clone(&store) as _),
             audit: AuditTrail::new(Arc::clone(&store) as _, options.audit_retention),
             settings,
             connectivity,
@@ -147,6 +150,24 @@ impl Service {
         let config = self.settings.modify_key_manager_config(changes).await?;
         self.connectivity.wake_monitor();
         Ok(config)
+    }
+
+    /// Restores a key manager's keys from its key servers, as a job (after the checks that
+    /// need no key server).
+    pub async fn restore_keys(
+        &self,
+        key_manager: &KeyManagerId,
+        filter: RestoreFilter,
+    ) -> Result<(Job, Outcome)> {
+        self.keys.check_restore(key_manager, &filter).await?;
+        let keys = Arc::clone(&self.keys);
+        let key_manager = key_manager.clone();
+        let description = format!("Restore the keys of key manager {key_manager}");
+        self.jobs
+            .start(&description, async move {
+                keys.restore(&key_manager, filter).await
+            })
+            .await
     }
 
     /// Runs the health monitor until `shutdown` resolves, each round after a refresh.

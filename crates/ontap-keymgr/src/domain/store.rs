@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use super::error::Error;
 
 use super::model::{
-    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
-    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -72,7 +72,7 @@ pub struct Changes {
 /// one would otherwise do nothing, silently.
 #[async_trait]
 pub trait Store:
-    ObjectStore + KeyStore + AccountStore + SettingsStore + CheckStore + AuditStore
+    ObjectStore + KeyStore + JobStore + AccountStore + SettingsStore + CheckStore + AuditStore
 {
     /// Called at the start of each request. A store only this process writes (SQLite) knows of
     /// every change already, and answers none without any I/O.
@@ -137,6 +137,27 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Fails with `Conflict` when the key id is taken, `NotFound` without the key manager.
     async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()>;
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()>;
+}
+
+/// ONTAP's jobs, kept a while after they end so that clients can read how they ended.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Inserts the job, or replaces the one with its uuid.
+    async fn save_job(&self, job: Job) -> StoreResult<()>;
+    /// Every job kept, oldest first.
+    async fn list_jobs(&self) -> StoreResult<Vec<Job>>;
+    /// Ends as failed, with `message` and `code`, every unfinished job started before
+    /// `started_before` (seconds): jobs no instance is running any more. Answers how many.
+    async fn fail_unfinished_jobs(
+        &self,
+        started_before: i64,
+        message: &str,
+        code: u64,
+        now: i64,
+    ) -> StoreResult<usize>;
+    /// Forgets the jobs that ended before `ended_before`, and the oldest ended ones beyond the
+    /// newest `keep`.
+    async fn prune_jobs(&self, ended_before: i64, keep: usize) -> StoreResult<()>;
 }
 
 /// The API's accounts and their failed logins.

@@ -592,6 +592,62 @@ pub(crate) async fn auth_keys_are_kept_in_order_and_hold_their_key_manager(store
     store.delete_key_manager(&id("km")).await.expect("delete");
 }
 
+pub(crate) async fn jobs_are_kept_failed_when_abandoned_and_pruned_when_old(store: &dyn Store) {
+    use crate::domain::model::{Job, JobState};
+    let job = |uuid: &str, start_time: i64, end_time: Option<i64>| Job {
+        uuid: uuid.into(),
+        description: format!("job {uuid}"),
+        state: match end_time {
+            Some(_) => JobState::Success,
+            None => JobState::Running,
+        },
+        message: String::new(),
+        code: 0,
+        start_time,
+        end_time,
+    };
+    store.save_job(job("old", 100, None)).await.expect("save");
+    store.save_job(job("new", 200, None)).await.expect("save");
+    store
+        .save_job(job("done", 50, Some(60)))
+        .await
+        .expect("save");
+    let uuids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.uuid).collect::<Vec<_>>();
+    assert_eq!(
+        uuids(store.list_jobs().await.expect("list")),
+        ["done", "old", "new"]
+    );
+    // Saving again replaces.
+    let ended = Job {
+        state: JobState::Success,
+        message: "ok".into(),
+        end_time: Some(250),
+        ..job("new", 200, None)
+    };
+    store.save_job(ended.clone()).await.expect("update");
+    // Only unfinished jobs started before the bound are failed.
+    let failed = store
+        .fail_unfinished_jobs(150, "interrupted", 262145, 300)
+        .await
+        .expect("fail");
+    assert_eq!(failed, 1);
+    let jobs = store.list_jobs().await.expect("list");
+    let old = jobs.iter().find(|j| j.uuid == "old").expect("old");
+    assert_eq!(
+        (old.state, old.message.as_str(), old.code, old.end_time),
+        (JobState::Failure, "interrupted", 262145, Some(300))
+    );
+    assert!(jobs.contains(&ended));
+    // Ended before 100: gone; of the rest, only the newest one is kept.
+    store.prune_jobs(100, 10).await.expect("prune");
+    assert_eq!(
+        uuids(store.list_jobs().await.expect("list")),
+        ["old", "new"]
+    );
+    store.prune_jobs(0, 1).await.expect("prune");
+    assert_eq!(uuids(store.list_jobs().await.expect("list")), ["old"]);
+}
+
 /// One `#[tokio::test]` per rule of this suite, each on a fresh store from `$fresh` (an async
 /// function answering the store and whatever must live as long as it).
 macro_rules! contract_tests {
@@ -612,7 +668,8 @@ macro_rules! contract_tests {
                 updating_a_key_manager_replaces_its_settings_but_not_its_servers,
                 an_onboard_passphrase_is_updated,
                 deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates,
-                auth_keys_are_kept_in_order_and_hold_their_key_manager
+                auth_keys_are_kept_in_order_and_hold_their_key_manager,
+                jobs_are_kept_failed_when_abandoned_and_pruned_when_old
             );
         }
     };

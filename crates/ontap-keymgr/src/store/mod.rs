@@ -13,7 +13,7 @@ pub mod secrets;
 pub mod sqlite;
 
 pub use crate::domain::store::{
-    AccountStore, AuditStore, CheckStore, KeyStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore,
+    AccountStore, AuditStore, CheckStore, JobStore, KeyStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore,
     SettingsStore, Store, StoreError, StoreResult,
 };
 

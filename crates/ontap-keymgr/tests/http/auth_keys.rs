@@ -254,3 +254,129 @@ fn netapp_ontap_manages_authentication_keys() {
     assert!(trail.contains("auth-keys"), "{trail}");
     assert!(!trail.contains("AuthenticationKey_01"), "{trail}");
 }
+
+/// Polls a job until it ends (bounded): its record.
+fn ended_job(keymgr: &Keymgr, href: &str) -> Value {
+    let mut job = Value::Null;
+    crate::support::wait_until("the job ends", std::time::Duration::from_secs(30), || {
+        job = keymgr.get(href).body;
+        matches!(job["state"].as_str(), Some("success" | "failure"))
+    });
+    job
+}
+
+fn cluster_uuid(keymgr: &Keymgr) -> String {
+    keymgr.get("/api/cluster").body["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string()
+}
+
+/// A key of this cluster that another node stored (the server has it, this node does not) is
+/// read back by a restore job, confirmed, and recorded; another cluster's key is left alone.
+#[test]
+fn a_restore_job_reads_back_the_keys_the_node_lacks() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 1);
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &kmip.addresses());
+    let made = keymgr.post(&auth_keys_path(&key_manager), &json!({ "key_tag": "here" }));
+    assert_eq!(made.status, 201, "{made:?}");
+    let cluster = cluster_uuid(&keymgr);
+    let lacking = format!(
+        "{}{}",
+        "0".repeat(16),
+        "02000000000001001234567890abcdef1234567890abcdef0000000000000000"
+    );
+    let ours = [
+        ("x-NETAPP-KeyId", lacking.as_str()),
+        ("x-NETAPP-ClusterId", cluster.as_str()),
+        ("x-NETAPP-VserverId", cluster.as_str()),
+        ("x-NETAPP-KeyType", "nse_ak"),
+    ];
+    kmip.servers[0].insert(&[3; 32], &ours);
+    let theirs = [
+        ("x-NETAPP-KeyId", "another-clusters-key"),
+        ("x-NETAPP-ClusterId", "another-cluster"),
+        ("x-NETAPP-VserverId", "another-cluster"),
+        ("x-NETAPP-KeyType", "nse_ak"),
+    ];
+    kmip.servers[0].insert(&[4; 32], &theirs);
+
+    let path = format!("/api/security/key-managers/{key_manager}/restore");
+    let accepted = keymgr.post(&path, &json!({}));
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let href = accepted.body["job"]["_links"]["self"]["href"]
+        .as_str()
+        .expect("job link")
+        .to_string();
+    let job = ended_job(&keymgr, &href);
+    assert_eq!(job["state"], "success", "{job}");
+    assert_eq!(job["code"], 0);
+    assert_eq!(job["message"], "Restored 2 key(s) from 1 key server(s).");
+    assert!(job["end_time"].is_string() && job["start_time"].is_string());
+
+    let listed = keymgr.get(&format!("{}?fields=key_id", auth_keys_path(&key_manager)));
+    let ids: Vec<&str> = listed.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["key_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed:?}");
+    assert!(ids.contains(&lacking.as_str()));
+
+    // Waiting for it: the outcome in the answer.
+    let waited = keymgr.post(
+        &format!("{path}?return_timeout=30"),
+        &json!({ "key_id": lacking }),
+    );
+    assert_eq!(waited.status, 200, "{waited:?}");
+    assert_eq!(waited.body["job"]["state"], "success");
+    assert_eq!(
+        waited.body["job"]["message"],
+        "Restored 1 key(s) from 1 key server(s)."
+    );
+
+    // The jobs are listed, and the request's checks come before any job.
+    let jobs = keymgr.get("/api/cluster/jobs?fields=state");
+    assert_eq!(jobs.body["num_records"], 2, "{jobs:?}");
+    keymgr
+        .post(&path, &json!({ "key_server": "elsewhere:5696" }))
+        .assert_error(404, "65536843");
+    keymgr
+        .post(&format!("{path}?return_timeout=121"), &json!({}))
+        .assert_error(400, "262197");
+    keymgr
+        .get("/api/cluster/jobs/nothing")
+        .assert_error(404, "4");
+}
+
+/// A key server that went away fails the restore job with ONTAP's code and the server's name,
+/// whether the request waits for the job or polls it.
+#[test]
+fn a_restore_fails_naming_the_key_server_it_could_not_read() {
+    let pki = TestPki::new();
+    let mut kmip = ObjectServers::start(&pki, 2);
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &kmip.addresses());
+    let gone = kmip.addresses()[1].clone();
+    drop(kmip.servers.pop());
+    let path = format!("/api/security/key-managers/{key_manager}/restore");
+    let waited = keymgr.post(&format!("{path}?return_timeout=60"), &json!({}));
+    waited.assert_error(400, "65536852");
+    assert!(waited.message().contains(&gone), "{waited:?}");
+    let accepted = keymgr.post(&path, &json!({}));
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let href = accepted.body["job"]["_links"]["self"]["href"]
+        .as_str()
+        .expect("job link")
+        .to_string();
+    let job = ended_job(&keymgr, &href);
+    assert_eq!(job["state"], "failure", "{job}");
+    assert_eq!(job["code"], 65536852);
+    assert!(
+        job["message"].as_str().unwrap_or("").contains(&gone),
+        "{job}"
+    );
+}

@@ -12,7 +12,7 @@ passed.
 import os
 
 from netapp_ontap import HostConnection, NetAppRestError, config
-from netapp_ontap.resources import KeyManagerAuthKey, KeyManagerKeys
+from netapp_ontap.resources import KeyManagerAuthKey, KeyManagerKeys, SecurityKeyManager
 
 
 def env(name):
@@ -63,6 +63,10 @@ def main():
     one.get()
     assert one.key_server and one.restored is True, one
     print("ok   held keys listed by key id", flush=True)
+
+    restored = SecurityKeyManager(uuid=key_manager).restore(poll_interval=1, poll_timeout=30)
+    assert restored.http_response.json()["state"] == "success", restored.http_response.text
+    print("ok   restored through a job", flush=True)
 
     again.delete()
     assert list(KeyManagerAuthKey.get_collection(key_manager)) == []

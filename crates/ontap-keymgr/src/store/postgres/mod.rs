@@ -25,6 +25,7 @@
 //! - Secrets are sealed before they reach SQL, bound to their column and row, as in SQLite.
 
 mod checks;
+mod jobs;
 mod keys;
 mod objects;
 mod schema;
@@ -44,12 +45,12 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::secrets::SecretBox;
 use super::{
-    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreError,
-    StoreResult,
+    AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::model::{
-    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
-    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -504,6 +505,39 @@ impl KeyStore for PostgresStore {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         self.write(Changed::Data, async |t, _| {
             keys::delete_auth_key(t, key_manager, key_id).await
+        })
+        .await
+    }
+}
+
+/// Jobs are cached by no instance: their writes move no change counter.
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn save_job(&self, job: Job) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| jobs::save_job(t, &job).await)
+            .await
+    }
+
+    async fn list_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.read(async |t, _| jobs::list_jobs(t).await).await
+    }
+
+    async fn fail_unfinished_jobs(
+        &self,
+        started_before: i64,
+        message: &str,
+        code: u64,
+        now: i64,
+    ) -> StoreResult<usize> {
+        self.write(Changed::Nothing, async |t, _| {
+            jobs::fail_unfinished_jobs(t, started_before, message, code, now).await
+        })
+        .await
+    }
+
+    async fn prune_jobs(&self, ended_before: i64, keep: usize) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| {
+            jobs::prune_jobs(t, ended_before, keep).await
         })
         .await
     }

@@ -14,7 +14,26 @@ const MIGRATION_LOCK: i64 = 0x6b65_796d_6772;
 /// One migration per version: `MIGRATIONS[i]` takes the database from version `i` to `i + 1`.
 /// Append new versions; never edit one that has shipped. The tables are SQLite's (same names,
 /// same constraints) in PostgreSQL's types, with what instances share besides.
-pub(super) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub(super) const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
+
+/// ONTAP's jobs, as SQLite's sixth migration.
+const MIGRATION_5: &str = r#"
+CREATE TABLE jobs (
+    uuid TEXT PRIMARY KEY NOT NULL,
+    description TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failure')),
+    message TEXT NOT NULL,
+    code BIGINT NOT NULL,
+    start_time BIGINT NOT NULL,
+    end_time BIGINT
+);
+"#;
 
 /// The records of authentication keys, as SQLite's fifth migration.
 const MIGRATION_4: &str = r#"

@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreResult,
+    AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
+    StoreResult,
 };
 use crate::domain::model::{
-    AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
-    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
 };
 use crate::domain::store::Changes;
 
@@ -240,6 +241,34 @@ impl KeyStore for ReadModel {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         self.write(self.inner.delete_auth_key(key_manager, key_id))
             .await
+    }
+}
+
+/// Jobs are not objects the read model keeps: passed through.
+#[async_trait]
+impl JobStore for ReadModel {
+    async fn save_job(&self, job: Job) -> StoreResult<()> {
+        self.inner.save_job(job).await
+    }
+
+    async fn list_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.inner.list_jobs().await
+    }
+
+    async fn fail_unfinished_jobs(
+        &self,
+        started_before: i64,
+        message: &str,
+        code: u64,
+        now: i64,
+    ) -> StoreResult<usize> {
+        self.inner
+            .fail_unfinished_jobs(started_before, message, code, now)
+            .await
+    }
+
+    async fn prune_jobs(&self, ended_before: i64, keep: usize) -> StoreResult<()> {
+        self.inner.prune_jobs(ended_before, keep).await
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod audit;
 mod certificates;
+mod jobs;
 mod key_managers;
 mod key_servers;
 mod keys;
@@ -41,10 +42,12 @@ use self::schema::{configure, create_private_file, migrate};
 use super::secrets::SecretBox;
 pub(super) use super::secrets::{column, open};
 use super::{
-    AccountStore, AuditStore, CheckStore, KeyStore, ObjectStore, SettingsStore, Store, StoreError,
-    StoreResult,
+    AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
+    StoreError, StoreResult,
 };
 use crate::domain::ids::Id;
+/// ONTAP's jobs, apart from this store's own queue of jobs ([`Job`]).
+use crate::domain::model::Job as OntapJob;
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
     KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User,
@@ -480,6 +483,37 @@ impl KeyStore for SqliteStore {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         let (key_manager, key_id) = (key_manager.clone(), key_id.to_string());
         self.write(move |connection, _| keys::delete_auth_key(connection, &key_manager, &key_id))
+            .await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn save_job(&self, job: OntapJob) -> StoreResult<()> {
+        self.write(move |connection, _| jobs::save_job(connection, &job))
+            .await
+    }
+
+    async fn list_jobs(&self) -> StoreResult<Vec<OntapJob>> {
+        self.read(|connection, _| jobs::list_jobs(connection)).await
+    }
+
+    async fn fail_unfinished_jobs(
+        &self,
+        started_before: i64,
+        message: &str,
+        code: u64,
+        now: i64,
+    ) -> StoreResult<usize> {
+        let message = message.to_string();
+        self.write(move |connection, _| {
+            jobs::fail_unfinished_jobs(connection, started_before, &message, code, now)
+        })
+        .await
+    }
+
+    async fn prune_jobs(&self, ended_before: i64, keep: usize) -> StoreResult<()> {
+        self.write(move |connection, _| jobs::prune_jobs(connection, ended_before, keep))
             .await
     }
 }

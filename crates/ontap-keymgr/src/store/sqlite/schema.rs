@@ -22,7 +22,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
+
+/// ONTAP's jobs, kept a while after they end.
+const MIGRATION_6: &str = r#"
+CREATE TABLE jobs (
+    uuid TEXT PRIMARY KEY NOT NULL,
+    description TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'success', 'failure')),
+    message TEXT NOT NULL,
+    code INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER
+) STRICT;
+"#;
 
 /// The records of authentication keys: a key manager with keys cannot be deleted.
 const MIGRATION_5: &str = r#"
