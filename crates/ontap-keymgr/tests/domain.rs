@@ -21,7 +21,10 @@ use std::time::Duration;
 use ontap_keymgr::domain::accounts::Accounts;
 use ontap_keymgr::domain::catalogue::Catalogue;
 use ontap_keymgr::domain::connectivity::{Connectivity, MonitorSettings, ServerConnectivity};
+use ontap_keymgr::domain::jobs::{Jobs, MAX_RUNNING, MAX_UNFINISHED, wait_for};
+use ontap_keymgr::domain::keys::{Keys, MAX_AUTH_KEYS, NewAuthKey};
 use ontap_keymgr::domain::login::{LockoutPolicy, LoginRefusal};
+use ontap_keymgr::domain::model::JobState;
 use ontap_keymgr::domain::model::{KeyManagerConfig, Role};
 use ontap_keymgr::domain::security::SecurityChanges;
 use ontap_keymgr::domain::settings::{KeyManagerConfigChanges, Settings};
@@ -30,6 +33,7 @@ use ontap_keymgr::domain::{Service, ServiceOptions};
 use ontap_keymgr::store::read_model::ReadModel;
 use ontap_keymgr::store::secrets::SecretBox;
 use ontap_keymgr::store::sqlite::SqliteStore;
+use test_support::kmip_server::{Faults, KmipObjectServer};
 use test_support::pki::TestPki;
 use test_support::responder::KmipResponder;
 
@@ -540,4 +544,123 @@ async fn a_monitor_round_sees_a_key_server_go_away_and_come_back() {
         .expect("round");
     let seen = connectivity.of(&key_manager, &servers).await.expect("seen");
     assert!(available(&seen), "{seen:?}");
+}
+
+// The jobs part, built alone.
+
+/// At most four jobs run at once and 64 are unfinished: the 65th is refused as busy; each ends
+/// with its outcome, a failure with its ONTAP code.
+#[tokio::test]
+async fn jobs_run_a_few_at_once_and_refuse_beyond_their_bound() {
+    let jobs = Jobs::new(fresh_store());
+    let (release, gate) = tokio::sync::watch::channel(false);
+    let mut outcomes = Vec::new();
+    for _ in 0..MAX_UNFINISHED {
+        let mut gate = gate.clone();
+        let work = async move {
+            let _ = gate.wait_for(|open| *open).await;
+            Ok("done".to_string())
+        };
+        let (job, outcome) = jobs.start("waits", work).await.expect("job");
+        assert_eq!(job.state, JobState::Queued);
+        outcomes.push(outcome);
+    }
+    let refused = jobs
+        .start("one too many", async { Ok(String::new()) })
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Error::Busy.code());
+    let jobs = &jobs;
+    let count = |state| async move {
+        jobs.jobs()
+            .await
+            .expect("jobs")
+            .iter()
+            .filter(|j| j.state == state)
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while count(JobState::Running).await < MAX_RUNNING && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(JobState::Running).await, MAX_RUNNING);
+    assert_eq!(count(JobState::Queued).await, MAX_UNFINISHED - MAX_RUNNING);
+    release.send(true).expect("release");
+    for outcome in outcomes {
+        let ended = wait_for(outcome, 10).await.expect("ended");
+        assert_eq!(
+            (ended.state, ended.message.as_str()),
+            (JobState::Success, "done")
+        );
+    }
+    let (_, outcome) = jobs
+        .start("fails", async { Err(Error::NotFound { target: "uuid" }) })
+        .await
+        .expect("job");
+    let ended = wait_for(outcome, 10).await.expect("ended");
+    assert_eq!((ended.state, ended.code), (JobState::Failure, 4));
+    assert!(ended.end_time.is_some());
+}
+
+// The keys part, built alone over a catalogue's key manager.
+
+/// The 257th authentication key is refused (65536048), and nothing more is stored.
+#[tokio::test]
+async fn authentication_keys_stop_at_ontaps_limit() {
+    let pki = TestPki::new();
+    let kmip = KmipObjectServer::start(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        &pki.ca.cert_pem,
+        Faults::default(),
+    )
+    .await;
+    let store = fresh_store();
+    let cluster = Arc::new(cluster_presenting("9.17.1"));
+    let settings = Arc::new(settings_over(&store, "9.17.1"));
+    let connectivity = Arc::new(Connectivity::new(
+        Arc::clone(&store) as _,
+        Arc::clone(&store) as _,
+        Arc::clone(&cluster),
+        Arc::clone(&settings),
+        MonitorSettings::default(),
+    ));
+    let catalogue = Catalogue::new(
+        Arc::clone(&store) as _,
+        Arc::clone(&cluster),
+        Arc::clone(&settings),
+        connectivity,
+    );
+    install_certificates(&catalogue, &pki).await;
+    let key_manager = catalogue
+        .create_key_manager(NewKeyManager {
+            svm: None,
+            external: Some(external(vec![server(&kmip.address.to_string())])),
+            onboard: None,
+        })
+        .await
+        .expect("key manager")
+        .uuid;
+    let keys = Keys::new(
+        Arc::clone(&store) as _,
+        Arc::clone(&store) as _,
+        cluster,
+        settings,
+    );
+    for _ in 0..MAX_AUTH_KEYS {
+        keys.create_auth_key(&key_manager, NewAuthKey::default())
+            .await
+            .expect("key");
+    }
+    let refused = keys
+        .create_auth_key(&key_manager, NewAuthKey::default())
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), 65536048);
+    assert_eq!(kmip.len(), MAX_AUTH_KEYS);
+    assert_eq!(
+        keys.auth_keys(&key_manager).await.expect("keys").len(),
+        MAX_AUTH_KEYS
+    );
 }
