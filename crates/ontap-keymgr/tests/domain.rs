@@ -645,6 +645,7 @@ async fn authentication_keys_stop_at_ontaps_limit() {
     let keys = Keys::new(
         Arc::clone(&store) as _,
         Arc::clone(&store) as _,
+        Arc::clone(&store) as _,
         cluster,
         settings,
     );

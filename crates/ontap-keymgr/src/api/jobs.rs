@@ -103,25 +103,41 @@ pub async fn get(
     Ok(respond_instance(&query, job_json(&job)))
 }
 
-/// ONTAP's answer to an operation that became a job: 202 with the job's link while it runs.
-async fn answer(job: Job, outcome: Outcome, return_timeout: u64) -> ApiResult<Response> {
+/// ONTAP's answer to an operation that became a job: 202 with the job's link while it runs,
+/// `done` with the job when it succeeded within `return_timeout`, its error when it failed;
+/// `location` names what it makes.
+pub async fn answer(
+    job: Job,
+    outcome: Outcome,
+    return_timeout: u64,
+    done: StatusCode,
+    location: Option<&str>,
+) -> ApiResult<Response> {
     let ended = match return_timeout {
         0 => None,
         seconds => wait_for(outcome, seconds).await,
     };
-    match ended {
-        None => Ok(hal_json(
+    let mut response = match ended {
+        None => hal_json(
             StatusCode::ACCEPTED,
             &json!({ "job": { "uuid": job.uuid, "_links": self_link(&job_href(&job.uuid)) } }),
-        )),
+        ),
         Some(job) if job.state == JobState::Success => {
-            Ok(hal_json(StatusCode::OK, &json!({ "job": job_json(&job) })))
+            hal_json(done, &json!({ "job": job_json(&job) }))
         }
-        Some(job) => Err(ApiError(Error::JobFailed {
-            code: job.code,
-            message: job.message,
-        })),
+        Some(job) => {
+            return Err(ApiError(Error::JobFailed {
+                code: job.code,
+                message: job.message,
+            }));
+        }
+    };
+    if let Some(value) = location.and_then(|l| axum::http::HeaderValue::from_str(l).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
     }
+    Ok(response)
 }
 
 pub async fn restore(
@@ -146,5 +162,5 @@ pub async fn restore(
         .service
         .restore_keys(&super::path_id(&key_manager)?, filter)
         .await?;
-    answer(job, outcome, return_timeout).await
+    answer(job, outcome, return_timeout, StatusCode::OK, None).await
 }

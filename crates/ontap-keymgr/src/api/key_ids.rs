@@ -7,7 +7,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::cluster::Cluster;
-use crate::domain::model::{AuthKey, KeyManagerId};
+use crate::domain::keys::HeldKey;
+use crate::domain::model::KeyManagerId;
 
 use super::AppState;
 use super::envelope::{encode_segment, self_link};
@@ -49,39 +50,43 @@ fn key_ids_href(key_manager: &KeyManagerId, node: &str) -> String {
 }
 
 /// One key as ONTAP's `security key-manager key query` shows it: an authentication key of the
-/// cluster (the admin SVM), present on the node that made it, kept by its first key server.
-fn key_id_json(cluster: &Cluster, node: &str, key: &AuthKey) -> Value {
+/// cluster (the admin SVM) or a volume's key of its SVM, present on the node that made it, kept
+/// by its first key server.
+fn key_id_json(cluster: &Cluster, key_manager: &KeyManagerId, node: &str, key: &HeldKey) -> Value {
     let node_name = cluster
         .nodes
         .iter()
         .find(|n| n.uuid == node)
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    let server = key
-        .stored_on
-        .first()
-        .map(|s| s.server.clone())
-        .unwrap_or_default();
+    let (svm_name, svm_uuid) = match &key.svm {
+        Some(svm) => (svm.name.clone(), svm.uuid.to_string()),
+        None => (cluster.name.clone(), cluster.uuid.clone()),
+    };
+    let algorithm = match key.key_type {
+        "vek" => "XTS-AES-256",
+        _ => "AES-256",
+    };
     json!({
         "key_id": key.key_id,
         "key_tag": key.key_tag,
-        "key_type": "nse_ak",
-        "key_user": cluster.name,
+        "key_type": key.key_type,
+        "key_user": svm_name,
         "key_store": "external",
         "key_store_type": "kmip",
-        "key_manager": server,
-        "key_server": server,
+        "key_manager": key.server,
+        "key_server": key.server,
         "restored": true,
-        "encryption_algorithm": "AES-256",
-        "svm": { "name": cluster.name, "uuid": cluster.uuid },
+        "encryption_algorithm": algorithm,
+        "svm": { "name": svm_name, "uuid": svm_uuid },
         "node": { "name": node_name, "uuid": node },
         "security_key_manager": {
-            "uuid": key.key_manager,
-            "_links": self_link(&key_manager_href(&key.key_manager)),
+            "uuid": key_manager,
+            "_links": self_link(&key_manager_href(key_manager)),
         },
         "_links": self_link(&format!(
             "{}/{}",
-            key_ids_href(&key.key_manager, node),
+            key_ids_href(key_manager, node),
             encode_segment(&key.key_id)
         )),
     })
@@ -95,7 +100,10 @@ async fn held(
     let key_manager: KeyManagerId = super::path_id(key_manager)?;
     let keys = state.service.keys.held_keys(&key_manager, node).await?;
     let cluster = &state.service.cluster;
-    let records = keys.iter().map(|k| key_id_json(cluster, node, k)).collect();
+    let records = keys
+        .iter()
+        .map(|k| key_id_json(cluster, &key_manager, node, k))
+        .collect();
     Ok((key_manager, records))
 }
 

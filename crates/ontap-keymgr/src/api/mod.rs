@@ -26,6 +26,7 @@ pub mod security;
 pub mod svms;
 #[cfg(test)]
 mod test_app;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -109,6 +110,10 @@ pub fn router(service: Arc<Service>) -> Router {
             }
             ("/api/security/key-managers/{uuid}/restore", "post") => post(jobs::restore),
             ("/api/cluster/jobs", "get") => get(jobs::list),
+            ("/api/storage/volumes", "get") => get(volumes::list),
+            ("/api/storage/volumes", "post") => post(volumes::create),
+            ("/api/storage/volumes/{uuid}", "get") => get(volumes::get),
+            ("/api/storage/volumes/{uuid}", "delete") => delete(volumes::delete),
             ("/api/cluster/jobs/{uuid}", "get") => get(jobs::get),
             (SECURITY, "get") => get(security::get),
             (SECURITY, "patch") => patch(security::modify),

@@ -146,6 +146,14 @@ const JOB: Resource = Resource {
     schema: &super::jobs::JOB_SCHEMA,
 };
 
+const VOLUME: Resource = Resource {
+    name: "volume",
+    description: "A volume, minimal: name, SVM, size and encryption. An encrypted volume's key \
+                  (`vek`) is stored on the key servers of its SVM's key manager, or the \
+                  cluster's; creating and deleting run as jobs.",
+    schema: &super::volumes::VOLUME_SCHEMA,
+};
+
 const ACCOUNT: Resource = Resource {
     name: "account",
     description: "A user of the API and its role (`admin` or `readonly`). `password` may be sent, never read back.",
@@ -559,6 +567,66 @@ pub const PATHS: &[Path] = &[
                 KMIP_CHECK_CODES[4],
             ],
         }],
+    },
+    Path {
+        path: "/api/storage/volumes",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "List volumes",
+                resource: &VOLUME,
+                query: true,
+                body: None,
+                body_optional: false,
+                status: 200,
+                codes: &[],
+            },
+            Operation {
+                method: "post",
+                summary: "Create a volume, encrypted with a key on the key servers when asked (a job)",
+                resource: &VOLUME,
+                query: false,
+                body: Some(super::volumes::POST_BODY),
+                body_optional: false,
+                status: 202,
+                codes: &[
+                    1,
+                    2621462,
+                    65536828,
+                    65537201,
+                    KMIP_CHECK_CODES[0],
+                    KMIP_CHECK_CODES[1],
+                    KMIP_CHECK_CODES[2],
+                    KMIP_CHECK_CODES[3],
+                    KMIP_CHECK_CODES[4],
+                ],
+            },
+        ],
+    },
+    Path {
+        path: "/api/storage/volumes/{uuid}",
+        operations: &[
+            Operation {
+                method: "get",
+                summary: "Retrieve a volume",
+                resource: &VOLUME,
+                query: true,
+                body: None,
+                body_optional: false,
+                status: 200,
+                codes: &[NOT_FOUND],
+            },
+            Operation {
+                method: "delete",
+                summary: "Delete a volume and destroy its key on the key servers (a job)",
+                resource: &VOLUME,
+                query: false,
+                body: None,
+                body_optional: false,
+                status: 202,
+                codes: &[NOT_FOUND, 66060296],
+            },
+        ],
     },
     Path {
         path: "/api/cluster/jobs",

@@ -217,6 +217,10 @@ pub enum Error {
     /// A job that ended in failure, as a request that waited for it answers it.
     #[error("{message}")]
     JobFailed { code: u64, message: String },
+    #[error(
+        "No external key manager is configured for SVM \"{0}\" or for the cluster: an encrypted volume needs one to keep its key."
+    )]
+    NoKeyManagerForVolume(String),
     #[error("Some keys could not be restored: {details}")]
     RestoreIncomplete { code: u64, details: String },
     #[error("Failed to delete the key from key server \"{server}\": {reason}")]
@@ -524,6 +528,7 @@ impl Error {
             PollingUnsupportedVersion(_) => 65537303,
             PollingWithoutExternalKeyManager => 65537304,
             AuthKeysNeedClusterExternal(_) => 65538802,
+            NoKeyManagerForVolume(_) => 65536828,
             AuthKeyLimit(_) => 65536048,
             NoKeyServers(_) => 65537201,
             KeyDestroyFailed { .. } => 66060296,

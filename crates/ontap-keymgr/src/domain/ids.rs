@@ -17,10 +17,12 @@ pub struct Id<K> {
 pub enum KeyManagerKindMarker {}
 pub enum CertificateKindMarker {}
 pub enum SvmKindMarker {}
+pub enum VolumeKindMarker {}
 
 pub type KeyManagerId = Id<KeyManagerKindMarker>;
 pub type CertificateId = Id<CertificateKindMarker>;
 pub type SvmId = Id<SvmKindMarker>;
+pub type VolumeId = Id<VolumeKindMarker>;
 
 impl<K> Id<K> {
     /// A new, random identifier.

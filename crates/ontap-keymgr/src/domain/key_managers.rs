@@ -187,7 +187,7 @@ impl Catalogue {
         self.store.delete_key_manager(uuid).await.map_err(|e| {
             StoreFailure {
                 conflict: Error::InUse(format!(
-                    "Key manager {uuid} still holds authentication keys: delete them first."
+                    "Key manager {uuid} still holds keys (authentication keys or volumes' keys): delete them first."
                 )),
                 ..StoreFailure::default()
             }

@@ -16,12 +16,15 @@ use kmip::ontap::{self, KeyKind, KeyLabels, OntapKey};
 
 use super::cluster::Cluster;
 use super::error::{Error, Result};
+use super::key_copies::{
+    AUTH_KEY_TYPE, VOLUME_KEY_TYPE, configured, destroy_everywhere, destroy_on, register_on,
+};
 use super::key_servers::find_server;
 use super::kmip_check::credential_of;
 use super::lookups::{self, ExternalKeyManager};
-use super::model::{AuthKey, KeyManagerId, KeyManagerKind, KeyServer, Secret, StoredOn};
+use super::model::{AuthKey, KeyManagerId, KeyManagerKind, KeyServer, Secret, StoredOn, SvmRef};
 use super::settings::Settings;
-use super::store::{KeyStore, ObjectStore, StoreFailure, internal};
+use super::store::{KeyStore, ObjectStore, StoreFailure, VolumeStore, internal};
 
 /// ONTAP's limit of authentication keys ("more than 256 AKs", `security key-manager key create`).
 pub const MAX_AUTH_KEYS: usize = 256;
@@ -29,8 +32,6 @@ pub const MAX_AUTH_KEYS: usize = 256;
 const KEY_TAG_MAX: usize = 32;
 /// ONTAP's `passphrase`: 20 to 32 characters.
 const PASSPHRASE_LEN: std::ops::RangeInclusive<usize> = 20..=32;
-/// What ONTAP's `x-NETAPP-KeyType` says of an authentication key (its REST name).
-const AUTH_KEY_TYPE: &str = "nse_ak";
 
 /// What a restore is limited to (ONTAP's `key_id`, `key_server`, `key_tag`); nothing: every key.
 #[derive(Debug, Clone, Default)]
@@ -47,8 +48,22 @@ pub struct NewAuthKey {
     pub passphrase: Option<Secret>,
 }
 
+/// A key a key manager holds, as a node's key table shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldKey {
+    pub key_id: String,
+    pub key_tag: String,
+    /// ONTAP's key type: `nse_ak`, `vek`.
+    pub key_type: &'static str,
+    /// The SVM whose key it is; `None`: the cluster's (the admin SVM's).
+    pub svm: Option<SvmRef>,
+    /// The first key server that keeps it.
+    pub server: String,
+}
+
 pub struct Keys {
     store: Arc<dyn KeyStore>,
+    volumes: Arc<dyn VolumeStore>,
     objects: Arc<dyn ObjectStore>,
     cluster: Arc<Cluster>,
     settings: Arc<Settings>,
@@ -57,12 +72,14 @@ pub struct Keys {
 impl Keys {
     pub fn new(
         store: Arc<dyn KeyStore>,
+        volumes: Arc<dyn VolumeStore>,
         objects: Arc<dyn ObjectStore>,
         cluster: Arc<Cluster>,
         settings: Arc<Settings>,
     ) -> Keys {
         Keys {
             store,
+            volumes,
             objects,
             cluster,
             settings,
@@ -87,19 +104,51 @@ impl Keys {
             .ok_or(Error::NotFound { target: "key_id" })
     }
 
-    /// The keys a key manager holds, as node `node` sees them: its authentication keys (the
-    /// only keys made here so far), each kept by the servers it was stored on.
-    pub async fn held_keys(&self, key_manager: &KeyManagerId, node: &str) -> Result<Vec<AuthKey>> {
+    /// The keys a key manager holds, as node `node` sees them: its authentication keys and its
+    /// volumes' keys (a volume's key tag is the volume's uuid, as ONTAP's).
+    pub async fn held_keys(&self, key_manager: &KeyManagerId, node: &str) -> Result<Vec<HeldKey>> {
         lookups::key_manager(&*self.objects, key_manager).await?;
         if !self.cluster.nodes.iter().any(|n| n.uuid == node) {
             return Err(Error::NotFound {
                 target: "node.uuid",
             });
         }
-        self.store
+        let first = |stored_on: &[StoredOn]| {
+            stored_on
+                .first()
+                .map(|s| s.server.clone())
+                .unwrap_or_default()
+        };
+        let auth_keys = self
+            .store
             .list_auth_keys(key_manager)
             .await
-            .map_err(internal)
+            .map_err(internal)?
+            .into_iter()
+            .map(|k| HeldKey {
+                server: first(&k.stored_on),
+                key_id: k.key_id,
+                key_tag: k.key_tag,
+                key_type: AUTH_KEY_TYPE,
+                svm: None,
+            });
+        let volume_keys = self
+            .volumes
+            .list_volumes()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter_map(|v| {
+                let key = v.key.filter(|k| &k.key_manager == key_manager)?;
+                Some(HeldKey {
+                    server: first(&key.stored_on),
+                    key_id: key.key_id,
+                    key_tag: v.uuid.to_string(),
+                    key_type: VOLUME_KEY_TYPE,
+                    svm: Some(v.svm),
+                })
+            });
+        Ok(auth_keys.chain(volume_keys).collect())
     }
 
     /// Makes an authentication key and stores it on every primary key server, all or none.
@@ -361,43 +410,6 @@ fn generate_passphrase() -> Secret {
     Secret::new(text)
 }
 
-fn configured<'a>(servers: &'a [KeyServer], address: &str) -> Option<&'a KeyServer> {
-    servers.iter().find(|s| s.server.as_str() == address)
-}
-
-/// Registers `key` on one server and confirms it is found there by its key id; a `Locate` that
-/// answers other objects too is logged (ONTAP would take them for its key).
-async fn register_on(
-    connector: &kmip::Connector,
-    server: &KeyServer,
-    key: &OntapKey,
-) -> Result<StoredOn> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await
-        .map_err(Error::Kmip)?;
-    let stored = async {
-        let id = ontap::register(&mut session, credential.as_ref(), key).await?;
-        let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
-        if !located.foreign.is_empty() {
-            tracing::warn!(
-                server = server.server.as_str(),
-                answered = located.foreign.len(),
-                "the key server's Locate ignores ONTAP's x-NETAPP-KeyId filter"
-            );
-        }
-        Ok(id)
-    }
-    .await;
-    session.close().await;
-    let id = stored.map_err(Error::Kmip)?;
-    Ok(StoredOn {
-        server: server.server.to_string(),
-        unique_identifier: id,
-    })
-}
-
 /// The keys `server` holds with `labels` (and the filter's key id), each read back whole; a key
 /// that cannot be read is a failure of its own, the others still count.
 async fn read_back(
@@ -467,47 +479,6 @@ struct FoundOn {
     key_id: String,
     key_type: String,
     unique_identifier: String,
-}
-
-/// KMIP's Result Reason "Item Not Found": a copy already gone.
-const ITEM_NOT_FOUND: u32 = 0x01;
-
-async fn destroy_on(
-    connector: &kmip::Connector,
-    server: &KeyServer,
-    unique_identifier: &str,
-) -> std::result::Result<(), kmip::Error> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await?;
-    let destroyed = ontap::destroy(&mut session, credential.as_ref(), unique_identifier).await;
-    session.close().await;
-    match destroyed {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.result, Some((_, Some(ITEM_NOT_FOUND)))) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Takes back what a failed creation stored: failures are logged, the request's error stands.
-async fn destroy_everywhere(
-    connector: &kmip::Connector,
-    servers: &[KeyServer],
-    stored_on: &[StoredOn],
-) {
-    for copy in stored_on {
-        let Some(server) = configured(servers, &copy.server) else {
-            continue;
-        };
-        if let Err(error) = destroy_on(connector, server, &copy.unique_identifier).await {
-            tracing::warn!(
-                server = copy.server.as_str(),
-                %error,
-                "cannot destroy a key stored before the creation failed: destroy it on the server"
-            );
-        }
-    }
 }
 
 #[cfg(test)]

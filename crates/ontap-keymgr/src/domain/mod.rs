@@ -14,6 +14,7 @@ pub mod error;
 pub mod health_monitor;
 pub mod ids;
 pub mod jobs;
+pub mod key_copies;
 pub mod key_managers;
 pub mod key_servers;
 pub mod keys;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod svms;
 pub mod users;
 pub mod versions;
+pub mod volumes;
 pub mod x509;
 
 pub use error::{Error, Result, Status};

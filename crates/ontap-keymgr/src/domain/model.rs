@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::address::KeyServerAddress;
-pub use super::ids::{CertificateId, KeyManagerId, SvmId};
+pub use super::ids::{CertificateId, KeyManagerId, SvmId, VolumeId};
 
 /// A secret: a KMIP password, a private key or a passphrase. It never shows in `Debug` output and
 /// is not serializable, so it cannot leak into a response or a log line by accident. The store
@@ -410,4 +410,24 @@ pub struct Job {
     /// Seconds since the epoch.
     pub start_time: i64,
     pub end_time: Option<i64>,
+}
+
+/// A volume, as far as keys concern it: its name, SVM and size, and the key that encrypts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub uuid: VolumeId,
+    pub name: String,
+    pub svm: SvmRef,
+    /// Bytes.
+    pub size: u64,
+    /// The volume encryption key, when the volume is encrypted.
+    pub key: Option<VolumeKey>,
+}
+
+/// A volume's encryption key (`vek`), kept by a key manager's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeKey {
+    pub key_id: String,
+    pub key_manager: KeyManagerId,
+    pub stored_on: Vec<StoredOn>,
 }

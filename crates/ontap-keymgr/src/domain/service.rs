@@ -17,11 +17,13 @@ use super::error::Result;
 use super::jobs::{Jobs, Outcome};
 use super::keys::{Keys, RestoreFilter};
 use super::login::{LockoutPolicy, LoginFailure, LoginRefusal};
-use super::model::{Job, KeyManagerConfig, KeyManagerId, Role};
+use super::model::{Job, KeyManagerConfig, KeyManagerId, Role, VolumeId};
 use super::security::SecurityChanges;
 use super::settings::{KeyManagerConfigChanges, Settings};
 use super::store::{Store, internal};
+use super::svms::SvmSelector;
 use super::versions::Versions;
+use super::volumes::{NewVolume, Volumes};
 
 /// How the service is built, from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub struct Service {
     pub catalogue: Catalogue,
     pub keys: Arc<Keys>,
     pub jobs: Jobs,
+    pub volumes: Arc<Volumes>,
     pub audit: AuditTrail,
 }
 
@@ -82,10 +85,17 @@ impl Service {
             keys: Arc::new(Keys::new(
                 Arc::clone(&store) as _,
                 Arc::clone(&store) as _,
+                Arc::clone(&store) as _,
                 Arc::clone(&cluster),
                 Arc::clone(&settings),
             )),
             jobs: Jobs::new(Arc::clone(&store) as _),
+            volumes: Arc::new(Volumes::new(
+                Arc::clone(&store) as _,
+                Arc::clone(&store) as _,
+                Arc::clone(&cluster),
+                Arc::clone(&settings),
+            )),
             audit: AuditTrail::new(Arc::clone(&store) as _, options.audit_retention),
             settings,
             connectivity,
@@ -166,6 +176,51 @@ impl Service {
         self.jobs
             .start(&description, async move {
                 keys.restore(&key_manager, filter).await
+            })
+            .await
+    }
+
+    /// Creates a volume as a job (after the checks that need no key server): answers the
+    /// volume's uuid with the job.
+    pub async fn create_volume(
+        &self,
+        name: String,
+        svm: &SvmSelector,
+        size: Option<i64>,
+        encrypted: bool,
+    ) -> Result<(VolumeId, Job, Outcome)> {
+        let svm = self.catalogue.resolve_svm(svm).await?;
+        let new = NewVolume {
+            name,
+            svm,
+            size,
+            encrypted,
+        };
+        self.volumes.check_new(&new).await?;
+        let uuid = VolumeId::new_random();
+        let volumes = Arc::clone(&self.volumes);
+        let description = format!("Create volume {}", new.name);
+        let created = uuid.clone();
+        let (job, outcome) = self
+            .jobs
+            .start(&description, async move {
+                let volume = volumes.create(new, created).await?;
+                Ok(format!("Volume {} created.", volume.name))
+            })
+            .await?;
+        Ok((uuid, job, outcome))
+    }
+
+    /// Deletes a volume (and destroys its key) as a job.
+    pub async fn delete_volume(&self, uuid: &VolumeId) -> Result<(Job, Outcome)> {
+        let volume = self.volumes.volume(uuid).await?;
+        let volumes = Arc::clone(&self.volumes);
+        let uuid = uuid.clone();
+        let description = format!("Delete volume {}", volume.name);
+        self.jobs
+            .start(&description, async move {
+                volumes.delete(&uuid).await?;
+                Ok(format!("Volume {} deleted.", volume.name))
             })
             .await
     }

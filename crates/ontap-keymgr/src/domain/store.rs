@@ -11,7 +11,7 @@ use super::error::Error;
 
 use super::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
-    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -72,7 +72,14 @@ pub struct Changes {
 /// one would otherwise do nothing, silently.
 #[async_trait]
 pub trait Store:
-    ObjectStore + KeyStore + JobStore + AccountStore + SettingsStore + CheckStore + AuditStore
+    ObjectStore
+    + KeyStore
+    + VolumeStore
+    + JobStore
+    + AccountStore
+    + SettingsStore
+    + CheckStore
+    + AuditStore
 {
     /// Called at the start of each request. A store only this process writes (SQLite) knows of
     /// every change already, and answers none without any I/O.
@@ -137,6 +144,17 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Fails with `Conflict` when the key id is taken, `NotFound` without the key manager.
     async fn insert_auth_key(&self, key: AuthKey) -> StoreResult<()>;
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()>;
+}
+
+/// Volumes and their keys' records: a volume holds its SVM and the key manager of its key.
+#[async_trait]
+pub trait VolumeStore: Send + Sync + 'static {
+    /// Every volume, by SVM name then name.
+    async fn list_volumes(&self) -> StoreResult<Vec<Volume>>;
+    /// `Conflict` when its SVM has a volume of that name, `NotFound` without its SVM (or its
+    /// key's key manager).
+    async fn insert_volume(&self, volume: Volume) -> StoreResult<()>;
+    async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()>;
 }
 
 /// ONTAP's jobs, kept a while after they end so that clients can read how they ended.

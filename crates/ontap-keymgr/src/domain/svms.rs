@@ -58,7 +58,7 @@ impl Catalogue {
         self.store.delete_svm(uuid).await.map_err(|e| {
             StoreFailure {
                 conflict: Error::InUse(format!(
-                    "SVM \"{}\" still has certificates or a key manager: delete them first.",
+                    "SVM \"{}\" still has certificates, a key manager or volumes: delete them first.",
                     svm.name
                 )),
                 ..StoreFailure::default()

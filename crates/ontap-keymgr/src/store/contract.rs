@@ -648,6 +648,78 @@ pub(crate) async fn jobs_are_kept_failed_when_abandoned_and_pruned_when_old(stor
     assert_eq!(uuids(store.list_jobs().await.expect("list")), ["old"]);
 }
 
+pub(crate) async fn volumes_hold_their_svm_and_their_keys_key_manager(store: &dyn Store) {
+    use crate::domain::model::{StoredOn, Volume, VolumeKey};
+    let vs0 = with_key_manager(store, &["ks1.example.com"]).await;
+    let volume = |uuid: &str, name: &str, encrypted: bool| Volume {
+        uuid: id(uuid),
+        name: name.into(),
+        svm: SvmRef::from(&vs0),
+        size: 20 << 20,
+        key: encrypted.then(|| VolumeKey {
+            key_id: format!("key of {name}"),
+            key_manager: id("km"),
+            stored_on: vec![StoredOn {
+                server: "ks1.example.com:5696".into(),
+                unique_identifier: "7".into(),
+            }],
+        }),
+    };
+    store
+        .insert_volume(volume("v2", "vol_b", true))
+        .await
+        .expect("insert");
+    store
+        .insert_volume(volume("v1", "vol_a", false))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.list_volumes().await.expect("list"),
+        [volume("v1", "vol_a", false), volume("v2", "vol_b", true)]
+    );
+    assert!(matches!(
+        store.insert_volume(volume("v3", "vol_a", false)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let elsewhere = Volume {
+        svm: SvmRef {
+            uuid: id("missing"),
+            name: "missing".into(),
+        },
+        ..volume("v4", "vol_c", false)
+    };
+    assert_eq!(
+        store.insert_volume(elsewhere).await,
+        Err(StoreError::NotFound)
+    );
+    // The SVM and the key manager stay while a volume needs them.
+    assert!(matches!(
+        store.delete_key_manager(&id("km")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_volume(&id("v2")).await.expect("delete");
+    assert_eq!(
+        store.delete_volume(&id("v2")).await,
+        Err(StoreError::NotFound)
+    );
+    store
+        .delete_key_manager(&id("km"))
+        .await
+        .expect("no key left");
+    for uuid in ["client-cert", "ca-1", "ca-2"] {
+        store
+            .delete_certificate(&id(uuid))
+            .await
+            .expect("certificate");
+    }
+    assert!(matches!(
+        store.delete_svm(&vs0.uuid).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_volume(&id("v1")).await.expect("delete");
+    store.delete_svm(&vs0.uuid).await.expect("empty");
+}
+
 /// One `#[tokio::test]` per rule of this suite, each on a fresh store from `$fresh` (an async
 /// function answering the store and whatever must live as long as it).
 macro_rules! contract_tests {
@@ -669,7 +741,8 @@ macro_rules! contract_tests {
                 an_onboard_passphrase_is_updated,
                 deleting_a_key_manager_deletes_its_servers_and_frees_its_certificates,
                 auth_keys_are_kept_in_order_and_hold_their_key_manager,
-                jobs_are_kept_failed_when_abandoned_and_pruned_when_old
+                jobs_are_kept_failed_when_abandoned_and_pruned_when_old,
+                volumes_hold_their_svm_and_their_keys_key_manager
             );
         }
     };

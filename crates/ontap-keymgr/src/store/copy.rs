@@ -59,6 +59,9 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> StoreResult<Copied> {
             to.insert_auth_key(key).await?;
         }
     }
+    for volume in from.list_volumes().await? {
+        to.insert_volume(volume).await?;
+    }
     if let Some(security) = from.load_security().await? {
         to.save_security(security).await?;
     }
@@ -124,6 +127,9 @@ async fn read_back(from: &dyn Store, to: &dyn Store) -> StoreResult<()> {
     let key_managers = from.list_key_managers().await?;
     if key_managers != to.list_key_managers().await? {
         return Err(differs("key managers"));
+    }
+    if from.list_volumes().await? != to.list_volumes().await? {
+        return Err(differs("volumes"));
     }
     for key_manager in key_managers.iter() {
         let uuid = &key_manager.uuid;

@@ -14,7 +14,7 @@ pub mod sqlite;
 
 pub use crate::domain::store::{
     AccountStore, AuditStore, CheckStore, JobStore, KeyStore, MAX_PRIMARY_KEY_SERVERS, ObjectStore,
-    SettingsStore, Store, StoreError, StoreResult,
+    SettingsStore, Store, StoreError, StoreResult, VolumeStore,
 };
 
 use crate::domain::model::{
@@ -163,4 +163,62 @@ pub(crate) fn encode_stored_on(stored_on: &[crate::domain::model::StoredOn]) -> 
 pub(crate) fn decode_stored_on(text: &str) -> StoreResult<Vec<crate::domain::model::StoredOn>> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Unreadable(format!("invalid data in the database: {e}")))
+}
+
+/// A `volumes` row joined with its SVM's name, as both stores read it.
+pub(crate) struct VolumeColumns {
+    pub uuid: String,
+    pub name: String,
+    pub svm_uuid: String,
+    pub svm_name: String,
+    pub size: i64,
+    pub key_id: Option<String>,
+    pub key_manager: Option<String>,
+    pub stored_on: Option<String>,
+}
+
+/// The query both stores list volumes with.
+pub(crate) const LIST_VOLUMES: &str = "SELECT v.uuid, v.name, v.svm_uuid, s.name, v.size, \
+     v.key_id, v.key_manager_uuid, v.stored_on FROM volumes v JOIN svms s ON s.uuid = v.svm_uuid \
+     ORDER BY s.name, v.name";
+
+impl VolumeColumns {
+    pub(crate) fn into_volume(self) -> StoreResult<crate::domain::model::Volume> {
+        use crate::domain::model::{SvmRef, Volume, VolumeKey};
+        let unreadable =
+            |what: &str| StoreError::Unreadable(format!("invalid data in the database: {what}"));
+        let key = match (self.key_id, self.key_manager, self.stored_on) {
+            (None, None, None) => None,
+            (Some(key_id), Some(key_manager), Some(stored_on)) => Some(VolumeKey {
+                key_id,
+                key_manager: crate::domain::ids::Id::from_stored(key_manager),
+                stored_on: decode_stored_on(&stored_on)?,
+            }),
+            _ => return Err(unreadable("a volume's key")),
+        };
+        Ok(Volume {
+            uuid: crate::domain::ids::Id::from_stored(self.uuid),
+            name: self.name,
+            svm: SvmRef {
+                uuid: crate::domain::ids::Id::from_stored(self.svm_uuid),
+                name: self.svm_name,
+            },
+            size: u64::try_from(self.size).map_err(|_| unreadable("a volume's size"))?,
+            key,
+        })
+    }
+}
+
+/// A volume's key as both stores write it: key id, key manager, where it is stored.
+pub(crate) fn volume_key_columns(
+    volume: &crate::domain::model::Volume,
+) -> (Option<String>, Option<String>, Option<String>) {
+    match &volume.key {
+        None => (None, None, None),
+        Some(key) => (
+            Some(key.key_id.clone()),
+            Some(key.key_manager.to_string()),
+            Some(encode_stored_on(&key.stored_on)),
+        ),
+    }
 }

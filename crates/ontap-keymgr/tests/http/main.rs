@@ -13,3 +13,4 @@ mod hostile_input;
 mod key_servers;
 mod openapi;
 mod security_config;
+mod volumes;

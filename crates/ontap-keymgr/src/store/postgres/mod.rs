@@ -31,6 +31,7 @@ mod objects;
 mod schema;
 mod settings;
 mod users;
+mod volumes;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,11 +47,11 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::secrets::SecretBox;
 use super::{
     AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
-    StoreError, StoreResult,
+    StoreError, StoreResult, VolumeStore,
 };
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
-    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
 };
 use crate::domain::store::Changes;
 
@@ -505,6 +506,28 @@ impl KeyStore for PostgresStore {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         self.write(Changed::Data, async |t, _| {
             keys::delete_auth_key(t, key_manager, key_id).await
+        })
+        .await
+    }
+}
+
+/// Volumes are not cached (the read model keeps the configuration objects only).
+#[async_trait]
+impl VolumeStore for PostgresStore {
+    async fn list_volumes(&self) -> StoreResult<Vec<Volume>> {
+        self.read(async |t, _| volumes::list_volumes(t).await).await
+    }
+
+    async fn insert_volume(&self, volume: Volume) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| {
+            volumes::insert_volume(t, &volume).await
+        })
+        .await
+    }
+
+    async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| {
+            volumes::delete_volume(t, uuid.as_str()).await
         })
         .await
     }

@@ -20,7 +20,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
+
+/// Volumes, as SQLite's seventh migration.
+const MIGRATION_6: &str = r#"
+CREATE TABLE volumes (
+    uuid TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    svm_uuid TEXT NOT NULL REFERENCES svms (uuid) ON DELETE RESTRICT,
+    size BIGINT NOT NULL,
+    key_id TEXT,
+    key_manager_uuid TEXT REFERENCES key_managers (uuid) ON DELETE RESTRICT,
+    stored_on TEXT,
+    UNIQUE (svm_uuid, name)
+);
+"#;
 
 /// ONTAP's jobs, as SQLite's sixth migration.
 const MIGRATION_5: &str = r#"

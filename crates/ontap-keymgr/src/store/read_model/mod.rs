@@ -21,11 +21,11 @@ use async_trait::async_trait;
 
 use super::{
     AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
-    StoreResult,
+    StoreResult, VolumeStore,
 };
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
-    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User,
+    KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
 };
 use crate::domain::store::Changes;
 
@@ -241,6 +241,22 @@ impl KeyStore for ReadModel {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         self.write(self.inner.delete_auth_key(key_manager, key_id))
             .await
+    }
+}
+
+/// Volumes are not objects the read model keeps: passed through.
+#[async_trait]
+impl VolumeStore for ReadModel {
+    async fn list_volumes(&self) -> StoreResult<Vec<Volume>> {
+        self.inner.list_volumes().await
+    }
+
+    async fn insert_volume(&self, volume: Volume) -> StoreResult<()> {
+        self.inner.insert_volume(volume).await
+    }
+
+    async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
+        self.inner.delete_volume(uuid).await
     }
 }
 

@@ -28,6 +28,7 @@ mod svms;
 #[cfg(test)]
 mod tests;
 mod users;
+mod volumes;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -43,14 +44,14 @@ use super::secrets::SecretBox;
 pub(super) use super::secrets::{column, open};
 use super::{
     AccountStore, AuditStore, CheckStore, JobStore, KeyStore, ObjectStore, SettingsStore, Store,
-    StoreError, StoreResult,
+    StoreError, StoreResult, VolumeStore,
 };
 use crate::domain::ids::Id;
 /// ONTAP's jobs, apart from this store's own queue of jobs ([`Job`]).
 use crate::domain::model::Job as OntapJob;
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
-    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User,
+    KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User, Volume, VolumeId,
 };
 use crate::domain::store::Changes;
 
@@ -483,6 +484,25 @@ impl KeyStore for SqliteStore {
     async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> StoreResult<()> {
         let (key_manager, key_id) = (key_manager.clone(), key_id.to_string());
         self.write(move |connection, _| keys::delete_auth_key(connection, &key_manager, &key_id))
+            .await
+    }
+}
+
+#[async_trait]
+impl VolumeStore for SqliteStore {
+    async fn list_volumes(&self) -> StoreResult<Vec<Volume>> {
+        self.read(|connection, _| volumes::list_volumes(connection))
+            .await
+    }
+
+    async fn insert_volume(&self, volume: Volume) -> StoreResult<()> {
+        self.write(move |connection, _| volumes::insert_volume(connection, &volume))
+            .await
+    }
+
+    async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
+        let uuid = uuid.to_string();
+        self.write(move |connection, _| volumes::delete_volume(connection, &uuid))
             .await
     }
 }

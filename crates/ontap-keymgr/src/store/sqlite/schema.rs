@@ -23,7 +23,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     MIGRATION_4,
     MIGRATION_5,
     MIGRATION_6,
+    MIGRATION_7,
 ];
+
+/// Volumes: an SVM with volumes, and a key manager with volume keys, cannot be deleted.
+const MIGRATION_7: &str = r#"
+CREATE TABLE volumes (
+    uuid TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    svm_uuid TEXT NOT NULL REFERENCES svms (uuid) ON DELETE RESTRICT,
+    size INTEGER NOT NULL,
+    key_id TEXT,
+    key_manager_uuid TEXT REFERENCES key_managers (uuid) ON DELETE RESTRICT,
+    stored_on TEXT,
+    UNIQUE (svm_uuid, name)
+) STRICT;
+"#;
 
 /// ONTAP's jobs, kept a while after they end.
 const MIGRATION_6: &str = r#"

@@ -1,0 +1,93 @@
+//! A key's copies on the key servers: storing one on a server (confirmed by its key id, an
+//! over-broad `Locate` logged), destroying one (a copy already gone counts as destroyed), and
+//! taking back what a failed operation stored. Used by the parts that keep keys (`keys.rs`,
+//! `volumes.rs`).
+
+use kmip::ontap::{self, OntapKey};
+
+use super::error::{Error, Result};
+use super::kmip_check::credential_of;
+use super::model::{KeyServer, StoredOn};
+
+/// What ONTAP's `x-NETAPP-KeyType` says of an authentication key (its REST name).
+pub const AUTH_KEY_TYPE: &str = "nse_ak";
+/// What ONTAP's `x-NETAPP-KeyType` says of a volume key (its REST name).
+pub const VOLUME_KEY_TYPE: &str = "vek";
+
+pub(super) fn configured<'a>(servers: &'a [KeyServer], address: &str) -> Option<&'a KeyServer> {
+    servers.iter().find(|s| s.server.as_str() == address)
+}
+
+/// Registers `key` on one server and confirms it is found there by its key id; a `Locate` that
+/// answers other objects too is logged (ONTAP would take them for its key).
+pub(super) async fn register_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    key: &OntapKey,
+) -> Result<StoredOn> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await
+        .map_err(Error::Kmip)?;
+    let stored = async {
+        let id = ontap::register(&mut session, credential.as_ref(), key).await?;
+        let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
+        if !located.foreign.is_empty() {
+            tracing::warn!(
+                server = server.server.as_str(),
+                answered = located.foreign.len(),
+                "the key server's Locate ignores ONTAP's x-NETAPP-KeyId filter"
+            );
+        }
+        Ok(id)
+    }
+    .await;
+    session.close().await;
+    let id = stored.map_err(Error::Kmip)?;
+    Ok(StoredOn {
+        server: server.server.to_string(),
+        unique_identifier: id,
+    })
+}
+
+/// KMIP's Result Reason "Item Not Found": a copy already gone.
+const ITEM_NOT_FOUND: u32 = 0x01;
+
+pub(super) async fn destroy_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    unique_identifier: &str,
+) -> std::result::Result<(), kmip::Error> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await?;
+    let destroyed = ontap::destroy(&mut session, credential.as_ref(), unique_identifier).await;
+    session.close().await;
+    match destroyed {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.result, Some((_, Some(ITEM_NOT_FOUND)))) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes back what a failed creation stored: failures are logged, the request's error stands.
+pub(super) async fn destroy_everywhere(
+    connector: &kmip::Connector,
+    servers: &[KeyServer],
+    stored_on: &[StoredOn],
+) {
+    for copy in stored_on {
+        let Some(server) = configured(servers, &copy.server) else {
+            continue;
+        };
+        if let Err(error) = destroy_on(connector, server, &copy.unique_identifier).await {
+            tracing::warn!(
+                server = copy.server.as_str(),
+                %error,
+                "cannot destroy a key stored before the creation failed: destroy it on the server"
+            );
+        }
+    }
+}
