@@ -267,7 +267,6 @@ pub async fn delete(
     super::return_records(&pairs)?;
     state
         .service
-        .catalogue
         .remove_key_server(&super::path_id(&key_manager)?, &server)
         .await?;
     Ok(empty_ok())

@@ -706,6 +706,7 @@ pub const PATHS: &[Path] = &[
                 status: 200,
                 codes: &[
                     NOT_FOUND,
+                    65536700,
                     KEY_SERVER_SCOPE_CODES[0],
                     KEY_SERVER_SCOPE_CODES[1],
                     KEY_SERVER_SCOPE_CODES[2],

@@ -221,6 +221,10 @@ pub enum Error {
         "No external key manager is configured for SVM \"{0}\" or for the cluster: an encrypted volume needs one to keep its key."
     )]
     NoKeyManagerForVolume(String),
+    #[error(
+        "The key server \"{server}\" holds the only copy of {keys} key(s) in use: delete those keys, or keep the server."
+    )]
+    KeysOnlyOnServer { server: String, keys: usize },
     #[error("Some keys could not be restored: {details}")]
     RestoreIncomplete { code: u64, details: String },
     #[error("Failed to delete the key from key server \"{server}\": {reason}")]
@@ -317,6 +321,10 @@ pub const ONTAP_MESSAGES: &[(u64, &str)] = &[
     (
         65536404,
         "The passphrase does not match the accepted length.",
+    ),
+    (
+        65536700,
+        "The key server contains keys that are currently in use and not available from any other configured key server in the SVM.",
     ),
     (
         65536809,
@@ -528,6 +536,7 @@ impl Error {
             PollingUnsupportedVersion(_) => 65537303,
             PollingWithoutExternalKeyManager => 65537304,
             AuthKeysNeedClusterExternal(_) => 65538802,
+            KeysOnlyOnServer { .. } => 65536700,
             NoKeyManagerForVolume(_) => 65536828,
             AuthKeyLimit(_) => 65536048,
             NoKeyServers(_) => 65537201,

@@ -151,6 +151,44 @@ impl Keys {
         Ok(auth_keys.chain(volume_keys).collect())
     }
 
+    /// How many of the key manager's keys (its authentication keys and its volumes' keys) have
+    /// their only copies, among its configured servers, on `server`: what removing it would lose.
+    pub async fn keys_only_on(&self, key_manager: &KeyManagerId, server: &str) -> Result<usize> {
+        let external =
+            lookups::external_key_manager(&*self.objects, &self.cluster, key_manager).await?;
+        let target = find_server(&external.servers, server)?.server.to_string();
+        let others: Vec<String> = external
+            .servers
+            .iter()
+            .map(|s| s.server.to_string())
+            .filter(|s| *s != target)
+            .collect();
+        let mut copies: Vec<Vec<StoredOn>> = self
+            .store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|k| k.stored_on)
+            .collect();
+        copies.extend(
+            self.volumes
+                .list_volumes()
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .filter_map(|v| v.key.filter(|k| &k.key_manager == key_manager))
+                .map(|k| k.stored_on),
+        );
+        Ok(copies
+            .iter()
+            .filter(|stored_on| {
+                stored_on.iter().any(|c| c.server == target)
+                    && !stored_on.iter().any(|c| others.contains(&c.server))
+            })
+            .count())
+    }
+
     /// Makes an authentication key and stores it on every primary key server, all or none.
     pub async fn create_auth_key(
         &self,

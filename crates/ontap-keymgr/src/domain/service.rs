@@ -162,6 +162,19 @@ impl Service {
         Ok(config)
     }
 
+    /// Removes a key server, unless it holds the only copy of a key the key manager still
+    /// needs (65536700), as ONTAP refuses.
+    pub async fn remove_key_server(&self, key_manager: &KeyManagerId, server: &str) -> Result<()> {
+        let keys = self.keys.keys_only_on(key_manager, server).await?;
+        if keys > 0 {
+            return Err(super::error::Error::KeysOnlyOnServer {
+                server: server.to_string(),
+                keys,
+            });
+        }
+        self.catalogue.remove_key_server(key_manager, server).await
+    }
+
     /// Restores a key manager's keys from its key servers, as a job (after the checks that
     /// need no key server).
     pub async fn restore_keys(

@@ -380,3 +380,31 @@ fn a_restore_fails_naming_the_key_server_it_could_not_read() {
         "{job}"
     );
 }
+
+/// A key server that holds the only copy of a key still in use stays (65536700); one whose keys
+/// another configured server also holds can go.
+#[test]
+fn a_key_server_with_the_only_copy_of_a_key_stays() {
+    let pki = TestPki::new();
+    let kmip = ObjectServers::start(&pki, 3);
+    let [a, b, c] = [0, 1, 2].map(|i| kmip.addresses()[i].clone());
+    let keymgr = Keymgr::start();
+    let key_manager = create_key_manager(&keymgr, &pki, None, &[a.clone(), b.clone()]);
+    let key = keymgr.post(&auth_keys_path(&key_manager), &json!({}));
+    assert_eq!(key.status, 201, "{key:?}");
+    let servers = format!("/api/security/key-managers/{key_manager}/key-servers");
+    // b also holds the key: a can go; then b holds its only copy.
+    assert_eq!(keymgr.delete(&format!("{servers}/{a}")).status, 200);
+    let refused = keymgr.delete(&format!("{servers}/{b}"));
+    refused.assert_error(400, "65536700");
+    assert!(refused.message().contains(&b), "{refused:?}");
+    // A server added later has no copy: b still holds the only one.
+    assert_eq!(keymgr.post(&servers, &json!({ "server": c })).status, 201);
+    keymgr
+        .delete(&format!("{servers}/{b}"))
+        .assert_error(400, "65536700");
+    // Once the key is gone, so can b be.
+    let location = key.location.clone().expect("Location");
+    assert_eq!(keymgr.delete(&location).status, 200);
+    assert_eq!(keymgr.delete(&format!("{servers}/{b}")).status, 200);
+}
