@@ -1,5 +1,5 @@
 //! `/api/cluster/jobs`: ONTAP's asynchronous operations, and the operations that run as jobs
-//! (`POST /api/security/key-managers/{uuid}/restore`). An operation answers 202 with its job's
+//! (`POST /api/security/key-managers/{uuid}/restore` and `.../migrate`). An operation answers 202 with its job's
 //! link, or — when `return_timeout` gives it time and it ends within it — the job's outcome:
 //! 200 with the job on success, ONTAP's error envelope on failure.
 
@@ -37,6 +37,9 @@ pub const JOB_SCHEMA: Schema = Schema {
     collection_default: &[],
     arrays: &[],
 };
+
+/// What a migration's body names: the destination key manager.
+pub const MIGRATE_BODY: &[Field] = &[("uuid", Type::String)];
 
 /// What the restore's body may name: the keys to restore, all of them when none.
 pub const RESTORE_BODY: &[Field] = &[
@@ -161,6 +164,31 @@ pub async fn restore(
     let (job, outcome) = state
         .service
         .restore_keys(&super::path_id(&key_manager)?, filter)
+        .await?;
+    answer(job, outcome, return_timeout, StatusCode::OK, None).await
+}
+
+pub async fn migrate(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    QueryParams(pairs): QueryParams<Pairs>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    super::return_records(&pairs)?;
+    let return_timeout = super::return_timeout(&pairs)?;
+    let mut body = Body::parse(&bytes)?;
+    body.allow_in(MIGRATE_BODY)?;
+    let destination = body
+        .string("uuid")?
+        .ok_or_else(|| Error::MissingValue("uuid".into()))?;
+    let destination =
+        crate::domain::ids::Id::parse(&destination).ok_or_else(|| Error::InvalidValue {
+            field: "uuid".into(),
+            message: format!("There is no key manager {destination}."),
+        })?;
+    let (job, outcome) = state
+        .service
+        .migrate_keys(&super::path_id(&source)?, &destination)
         .await?;
     answer(job, outcome, return_timeout, StatusCode::OK, None).await
 }

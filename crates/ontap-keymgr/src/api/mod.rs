@@ -109,6 +109,7 @@ pub fn router(service: Arc<Service>) -> Router {
                 get(key_ids::get)
             }
             ("/api/security/key-managers/{uuid}/restore", "post") => post(jobs::restore),
+            ("/api/security/key-managers/{uuid}/migrate", "post") => post(jobs::migrate),
             ("/api/cluster/jobs", "get") => get(jobs::list),
             ("/api/storage/volumes", "get") => get(volumes::list),
             ("/api/storage/volumes", "post") => post(volumes::create),

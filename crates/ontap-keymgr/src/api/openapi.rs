@@ -629,6 +629,29 @@ pub const PATHS: &[Path] = &[
         ],
     },
     Path {
+        path: "/api/security/key-managers/{uuid}/migrate",
+        operations: &[Operation {
+            method: "post",
+            summary: "Migrate an SVM's keys between the cluster's key manager and the SVM's (a job)",
+            resource: &JOB,
+            query: false,
+            body: Some(super::jobs::MIGRATE_BODY),
+            body_optional: false,
+            status: 202,
+            codes: &[
+                NOT_FOUND,
+                65536828,
+                65537201,
+                65536821,
+                KMIP_CHECK_CODES[0],
+                KMIP_CHECK_CODES[1],
+                KMIP_CHECK_CODES[2],
+                KMIP_CHECK_CODES[3],
+                KMIP_CHECK_CODES[4],
+            ],
+        }],
+    },
+    Path {
         path: "/api/cluster/jobs",
         operations: &[Operation {
             method: "get",

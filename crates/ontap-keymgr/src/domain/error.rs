@@ -225,8 +225,12 @@ pub enum Error {
         "The key server \"{server}\" holds the only copy of {keys} key(s) in use: delete those keys, or keep the server."
     )]
     KeysOnlyOnServer { server: String, keys: usize },
-    #[error("Some keys could not be restored: {details}")]
-    RestoreIncomplete { code: u64, details: String },
+    #[error("Some keys could not be {action}: {details}")]
+    KeysIncomplete {
+        action: &'static str,
+        code: u64,
+        details: String,
+    },
     #[error("Failed to delete the key from key server \"{server}\": {reason}")]
     KeyDestroyFailed { server: String, reason: String },
     #[error("Missing username: a password is given but no username is configured.")]
@@ -541,7 +545,7 @@ impl Error {
             AuthKeyLimit(_) => 65536048,
             NoKeyServers(_) => 65537201,
             KeyDestroyFailed { .. } => 66060296,
-            RestoreIncomplete { code, .. } | JobFailed { code, .. } => *code,
+            KeysIncomplete { code, .. } | JobFailed { code, .. } => *code,
         }
     }
 

@@ -91,3 +91,51 @@ pub(super) async fn destroy_everywhere(
         }
     }
 }
+
+/// The material of a copy, read back from `server`.
+pub(super) async fn read_material(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    unique_identifier: &str,
+) -> std::result::Result<Vec<u8>, kmip::Error> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await?;
+    let material = ontap::get(&mut session, credential.as_ref(), unique_identifier).await;
+    session.close().await;
+    material
+}
+
+/// A copy of `key` on `server`: the one already there (found by its key id, with the same
+/// material), or a new one. Storing twice where a copy exists is what this avoids, so that an
+/// operation stopped half way can be run again.
+pub(super) async fn copy_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+    key: &OntapKey,
+) -> Result<StoredOn> {
+    let credential = credential_of(server);
+    let mut session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await
+        .map_err(Error::Kmip)?;
+    let found = async {
+        let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
+        for id in located.confirmed {
+            if ontap::get(&mut session, credential.as_ref(), &id).await? == key.material {
+                return Ok(Some(id));
+            }
+        }
+        Ok::<_, kmip::Error>(None)
+    }
+    .await;
+    session.close().await;
+    match found.map_err(Error::Kmip)? {
+        Some(id) => Ok(StoredOn {
+            server: server.server.to_string(),
+            unique_identifier: id,
+        }),
+        None => register_on(connector, server, key).await,
+    }
+}

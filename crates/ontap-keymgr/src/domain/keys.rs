@@ -360,7 +360,8 @@ impl Keys {
             }
         }
         if !failures.is_empty() {
-            return Err(Error::RestoreIncomplete {
+            return Err(Error::KeysIncomplete {
+                action: "restored",
                 code: first_code.unwrap_or(65536921),
                 details: failures.join("; "),
             });

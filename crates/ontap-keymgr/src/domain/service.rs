@@ -238,6 +238,27 @@ impl Service {
             .await
     }
 
+    /// Migrates an SVM's keys between the cluster's key manager and the SVM's, as a job (after
+    /// the checks that need no key server).
+    pub async fn migrate_keys(
+        &self,
+        source: &KeyManagerId,
+        destination: &KeyManagerId,
+    ) -> Result<(Job, Outcome)> {
+        let svm = self.volumes.check_migrate(source, destination).await?;
+        let volumes = Arc::clone(&self.volumes);
+        let (source, destination) = (source.clone(), destination.clone());
+        let description = format!(
+            "Migrate the keys of SVM {} to key manager {destination}",
+            svm.name
+        );
+        self.jobs
+            .start(&description, async move {
+                volumes.migrate(&source, &destination).await
+            })
+            .await
+    }
+
     /// Runs the health monitor until `shutdown` resolves, each round after a refresh.
     pub async fn run_health_monitor(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         let refresh = || self.refresh();

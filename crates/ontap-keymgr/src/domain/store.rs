@@ -12,6 +12,7 @@ use super::error::Error;
 use super::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
     KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
+    VolumeKey,
 };
 
 /// ONTAP allows at most this many primary key servers per key manager.
@@ -155,6 +156,9 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// key's key manager).
     async fn insert_volume(&self, volume: Volume) -> StoreResult<()>;
     async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()>;
+    /// Replaces a volume's key (its key manager and copies, after a migration); `NotFound`
+    /// without the volume.
+    async fn update_volume_key(&self, uuid: &VolumeId, key: VolumeKey) -> StoreResult<()>;
 }
 
 /// ONTAP's jobs, kept a while after they end so that clients can read how they ended.

@@ -10,10 +10,13 @@ use kmip::ontap::{KeyKind, KeyLabels, OntapKey};
 
 use super::cluster::Cluster;
 use super::error::{Error, Result};
-use super::key_copies::{VOLUME_KEY_TYPE, configured, destroy_everywhere, destroy_on, register_on};
+use super::key_copies::{
+    VOLUME_KEY_TYPE, configured, copy_on, destroy_everywhere, destroy_on, read_material,
+    register_on,
+};
 use super::limits::check_room;
 use super::lookups::{self, ExternalKeyManager};
-use super::model::{KeyManagerKind, SvmRef, Volume, VolumeId, VolumeKey};
+use super::model::{KeyManagerId, KeyManagerKind, SvmRef, Volume, VolumeId, VolumeKey};
 use super::settings::Settings;
 use super::store::{ObjectStore, StoreFailure, VolumeStore, internal};
 
@@ -155,6 +158,183 @@ impl Volumes {
             .map_err(|e| StoreFailure::default().into_error(e))
     }
 
+    /// ONTAP's checks of a migration, before it becomes a job: both key managers exist and are
+    /// external, and one is the cluster's, the other an SVM's. Answers the SVM whose keys move.
+    pub async fn check_migrate(
+        &self,
+        source: &KeyManagerId,
+        destination: &KeyManagerId,
+    ) -> Result<SvmRef> {
+        let from = lookups::external_key_manager(&*self.objects, &self.cluster, source).await?;
+        let to = lookups::external_key_manager(&*self.objects, &self.cluster, destination)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::InvalidValue {
+                    field: "uuid".into(),
+                    message: format!("There is no key manager {destination}."),
+                },
+                other => other,
+            })?;
+        match (&from.key_manager.svm, &to.key_manager.svm) {
+            (Some(svm), None) | (None, Some(svm)) => Ok(svm.clone()),
+            _ => Err(Error::InvalidValue {
+                field: "uuid".into(),
+                message: "Keys migrate between the cluster's key manager and an SVM's key \
+                          manager: one of the two must be the cluster's, the other an SVM's."
+                    .into(),
+            }),
+        }
+    }
+
+    /// Moves the SVM's volume keys from `source` to `destination`: each is stored (and found)
+    /// on every destination server first, then the volume names its new key manager, and only
+    /// then are the source's copies destroyed. Stopped half way, nothing is lost: a volume names
+    /// a key manager that holds its key, and running the migration again finishes it.
+    pub async fn migrate(
+        &self,
+        source: &KeyManagerId,
+        destination: &KeyManagerId,
+    ) -> Result<String> {
+        let svm = self.check_migrate(source, destination).await?;
+        let from = lookups::external_key_manager(&*self.objects, &self.cluster, source).await?;
+        let to = lookups::external_key_manager(&*self.objects, &self.cluster, destination).await?;
+        if to.servers.is_empty() {
+            return Err(Error::NoKeyServers(destination.to_string()));
+        }
+        let (from_connector, to_connector) =
+            (self.connector(&from).await?, self.connector(&to).await?);
+        let moving: Vec<Volume> = self
+            .volumes()
+            .await?
+            .into_iter()
+            .filter(|v| v.svm.uuid == svm.uuid)
+            .filter(|v| v.key.as_ref().is_some_and(|k| &k.key_manager == source))
+            .collect();
+        let mut failures = Vec::new();
+        let mut first_code = None;
+        let mut left_behind = 0;
+        for volume in &moving {
+            match self
+                .move_key(volume, (&from, &from_connector), (&to, &to_connector))
+                .await
+            {
+                Ok(left) => left_behind += left,
+                Err(error) => {
+                    first_code.get_or_insert(error.code());
+                    failures.push(format!("volume {}: {error}", volume.name));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::KeysIncomplete {
+                action: "migrated",
+                code: first_code.unwrap_or(65536921),
+                details: failures.join("; "),
+            });
+        }
+        let mut message = format!(
+            "Migrated {} key(s) of SVM {} to key manager {destination}.",
+            moving.len(),
+            svm.name
+        );
+        if left_behind > 0 {
+            message.push_str(&format!(
+                " {left_behind} copy(ies) could not be destroyed on the source's key servers."
+            ));
+        }
+        Ok(message)
+    }
+
+    /// One volume's key: read from a source copy, copied to every destination server, the
+    /// volume updated, the source's copies destroyed. Answers how many source copies stayed.
+    async fn move_key(
+        &self,
+        volume: &Volume,
+        (from, from_connector): (&ExternalKeyManager, &kmip::Connector),
+        (to, to_connector): (&ExternalKeyManager, &kmip::Connector),
+    ) -> Result<usize> {
+        let Some(key) = &volume.key else {
+            return Ok(0);
+        };
+        let mut material = None;
+        let mut last_error = None;
+        for copy in &key.stored_on {
+            let Some(server) = configured(&from.servers, &copy.server) else {
+                continue;
+            };
+            match read_material(from_connector, server, &copy.unique_identifier).await {
+                Ok(read) => {
+                    material = Some(read);
+                    break;
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        let material: [u8; 32] = match material.map(<[u8; 32]>::try_from) {
+            Some(Ok(material)) => material,
+            Some(Err(_)) => {
+                return Err(Error::Internal(format!(
+                    "the key of volume {} is not a 256-bit key",
+                    volume.name
+                )));
+            }
+            None => {
+                return Err(last_error
+                    .map(Error::Kmip)
+                    .unwrap_or_else(|| Error::NoKeyServers(from.key_manager.uuid.to_string())));
+            }
+        };
+        let moved = OntapKey {
+            key_id: key.key_id.clone(),
+            material,
+            labels: self.labels(volume),
+        };
+        let mut stored_on = Vec::new();
+        for server in &to.servers {
+            stored_on.push(copy_on(to_connector, server, &moved).await?);
+        }
+        let new_key = VolumeKey {
+            key_id: key.key_id.clone(),
+            key_manager: to.key_manager.uuid.clone(),
+            stored_on,
+        };
+        self.store
+            .update_volume_key(&volume.uuid, new_key)
+            .await
+            .map_err(internal)?;
+        let mut left = 0;
+        for copy in &key.stored_on {
+            let Some(server) = configured(&from.servers, &copy.server) else {
+                left += 1;
+                continue;
+            };
+            if let Err(error) = destroy_on(from_connector, server, &copy.unique_identifier).await {
+                tracing::warn!(
+                    server = copy.server.as_str(),
+                    %error,
+                    "cannot destroy a migrated key's old copy: destroy it on the server"
+                );
+                left += 1;
+            }
+        }
+        Ok(left)
+    }
+
+    /// ONTAP's labels of a volume's key.
+    fn labels(&self, volume: &Volume) -> KeyLabels {
+        KeyLabels {
+            cluster_name: self.cluster.name.clone(),
+            cluster_id: self.cluster.uuid.clone(),
+            node_id: self
+                .cluster
+                .first_node()
+                .map(|n| n.uuid.clone())
+                .unwrap_or_default(),
+            vserver_id: volume.svm.uuid.to_string(),
+            key_type: VOLUME_KEY_TYPE.into(),
+        }
+    }
+
     /// The SVM's external key manager, or the cluster's when the SVM has none.
     async fn key_manager_for(&self, svm: &SvmRef) -> Result<ExternalKeyManager> {
         let key_managers = self
@@ -177,18 +357,7 @@ impl Volumes {
         if external.servers.is_empty() {
             return Err(Error::NoKeyServers(external.key_manager.uuid.to_string()));
         }
-        let labels = KeyLabels {
-            cluster_name: self.cluster.name.clone(),
-            cluster_id: self.cluster.uuid.clone(),
-            node_id: self
-                .cluster
-                .first_node()
-                .map(|n| n.uuid.clone())
-                .unwrap_or_default(),
-            vserver_id: volume.svm.uuid.to_string(),
-            key_type: VOLUME_KEY_TYPE.into(),
-        };
-        let key = OntapKey::generate(KeyKind::Volume, labels).map_err(Error::Kmip)?;
+        let key = OntapKey::generate(KeyKind::Volume, self.labels(volume)).map_err(Error::Kmip)?;
         let connector = self.connector(external).await?;
         let mut stored_on = Vec::new();
         for server in &external.servers {

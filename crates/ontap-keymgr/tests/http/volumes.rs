@@ -267,3 +267,74 @@ fn netapp_ontap_creates_and_deletes_an_encrypted_volume() {
         "the key is destroyed"
     );
 }
+
+/// An SVM's volume keys migrate to the cluster's key manager and back: stored on the
+/// destination's servers first, the volume updated, the source's copies destroyed; the same key
+/// id and material all along.
+#[test]
+fn an_svms_keys_migrate_to_the_clusters_key_manager_and_back() {
+    let pki = TestPki::new();
+    let svm_kmip = ObjectServer::start(&pki);
+    let cluster_kmip = ObjectServer::start(&pki);
+    let keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let svm_km = create_key_manager(&keymgr, &pki, Some("svm1"), &[svm_kmip.address()]);
+    let cluster_km = create_key_manager(&keymgr, &pki, None, &[cluster_kmip.address()]);
+    for name in ["vol_a", "vol_b"] {
+        let body =
+            json!({ "name": name, "svm": { "name": "svm1" }, "encryption": { "enabled": true } });
+        let made = keymgr.post("/api/storage/volumes?return_timeout=30", &body);
+        assert_eq!(made.status, 201, "{made:?}");
+    }
+    let mut key_ids = svm_kmip.values("x-NETAPP-KeyId");
+    key_ids.sort();
+    assert_eq!(key_ids.len(), 2);
+    let key_manager_of = |name: &str| {
+        let listed = keymgr.get(&format!(
+            "/api/storage/volumes?name={name}&fields=encryption"
+        ));
+        listed.body["records"][0]["encryption"]["key_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let migrate = |from: &str, to: &str| {
+        keymgr.post(
+            &format!("/api/security/key-managers/{from}/migrate?return_timeout=30"),
+            &json!({ "uuid": to }),
+        )
+    };
+
+    let moved = migrate(&svm_km, &cluster_km);
+    assert_eq!(moved.status, 200, "{moved:?}");
+    assert_eq!(
+        moved.body["job"]["message"],
+        format!("Migrated 2 key(s) of SVM svm1 to key manager {cluster_km}.")
+    );
+    assert!(svm_kmip.values("x-NETAPP-KeyId").is_empty());
+    let mut on_cluster = cluster_kmip.values("x-NETAPP-KeyId");
+    on_cluster.sort();
+    assert_eq!(on_cluster, key_ids, "the same keys, by id");
+    assert!(key_ids.contains(&key_manager_of("vol_a")));
+    // The SVM's key manager holds nothing now; the cluster's does.
+    keymgr
+        .delete(&format!("/api/security/key-managers/{cluster_km}"))
+        .assert_error(409, "8");
+
+    let back = migrate(&cluster_km, &svm_km);
+    assert_eq!(back.status, 200, "{back:?}");
+    assert!(cluster_kmip.values("x-NETAPP-KeyId").is_empty());
+    let mut on_svm = svm_kmip.values("x-NETAPP-KeyId");
+    on_svm.sort();
+    assert_eq!(on_svm, key_ids);
+
+    // The refusals come before any job.
+    migrate(&svm_km, &svm_km).assert_error(400, "262197");
+    migrate(&svm_km, "11111111-2222-3333-4444-555555555555").assert_error(400, "262197");
+    keymgr
+        .post(
+            &format!("/api/security/key-managers/{svm_km}/migrate"),
+            &json!({}),
+        )
+        .assert_error(400, "262212");
+}

@@ -52,6 +52,7 @@ use super::{
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
     KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
+    VolumeKey,
 };
 use crate::domain::store::Changes;
 
@@ -528,6 +529,13 @@ impl VolumeStore for PostgresStore {
     async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
         self.write(Changed::Nothing, async |t, _| {
             volumes::delete_volume(t, uuid.as_str()).await
+        })
+        .await
+    }
+
+    async fn update_volume_key(&self, uuid: &VolumeId, key: VolumeKey) -> StoreResult<()> {
+        self.write(Changed::Nothing, async |t, _| {
+            volumes::update_volume_key(t, uuid.as_str(), &key).await
         })
         .await
     }

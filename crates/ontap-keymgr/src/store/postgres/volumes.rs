@@ -3,8 +3,10 @@
 use deadpool_postgres::Transaction;
 
 use super::{execute, exists, get, rows};
-use crate::domain::model::Volume;
-use crate::store::{LIST_VOLUMES, StoreError, StoreResult, VolumeColumns, volume_key_columns};
+use crate::domain::model::{Volume, VolumeKey};
+use crate::store::{
+    LIST_VOLUMES, StoreError, StoreResult, VolumeColumns, encode_stored_on, volume_key_columns,
+};
 
 pub(super) async fn list_volumes(t: &Transaction<'_>) -> StoreResult<Vec<Volume>> {
     let found = rows(t, LIST_VOLUMES, &[]).await?;
@@ -48,6 +50,28 @@ pub(super) async fn insert_volume(t: &Transaction<'_>, volume: &Volume) -> Store
     )
     .await?;
     Ok(())
+}
+
+pub(super) async fn update_volume_key(
+    t: &Transaction<'_>,
+    uuid: &str,
+    key: &VolumeKey,
+) -> StoreResult<()> {
+    let updated = execute(
+        t,
+        "UPDATE volumes SET key_id = $2, key_manager_uuid = $3, stored_on = $4 WHERE uuid = $1",
+        &[
+            &uuid,
+            &key.key_id,
+            &key.key_manager.as_str(),
+            &encode_stored_on(&key.stored_on),
+        ],
+    )
+    .await?;
+    match updated {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
 }
 
 pub(super) async fn delete_volume(t: &Transaction<'_>, uuid: &str) -> StoreResult<()> {

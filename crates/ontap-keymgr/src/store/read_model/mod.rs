@@ -26,6 +26,7 @@ use super::{
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, Job, KeyManager, KeyManagerConfig,
     KeyManagerId, KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, User, Volume, VolumeId,
+    VolumeKey,
 };
 use crate::domain::store::Changes;
 
@@ -257,6 +258,10 @@ impl VolumeStore for ReadModel {
 
     async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
         self.inner.delete_volume(uuid).await
+    }
+
+    async fn update_volume_key(&self, uuid: &VolumeId, key: VolumeKey) -> StoreResult<()> {
+        self.inner.update_volume_key(uuid, key).await
     }
 }
 

@@ -52,6 +52,7 @@ use crate::domain::model::Job as OntapJob;
 use crate::domain::model::{
     AuditRecord, AuthKey, Certificate, CertificateId, KeyManager, KeyManagerConfig, KeyManagerId,
     KeyServer, SecuritySettings, SharedCheck, Svm, SvmId, SvmRef, User, Volume, VolumeId,
+    VolumeKey,
 };
 use crate::domain::store::Changes;
 
@@ -503,6 +504,12 @@ impl VolumeStore for SqliteStore {
     async fn delete_volume(&self, uuid: &VolumeId) -> StoreResult<()> {
         let uuid = uuid.to_string();
         self.write(move |connection, _| volumes::delete_volume(connection, &uuid))
+            .await
+    }
+
+    async fn update_volume_key(&self, uuid: &VolumeId, key: VolumeKey) -> StoreResult<()> {
+        let uuid = uuid.to_string();
+        self.write(move |connection, _| volumes::update_volume_key(connection, &uuid, &key))
             .await
     }
 }

@@ -3,8 +3,10 @@
 use rusqlite::{Connection, params};
 
 use super::SqlResultExt;
-use crate::domain::model::Volume;
-use crate::store::{LIST_VOLUMES, StoreError, StoreResult, VolumeColumns, volume_key_columns};
+use crate::domain::model::{Volume, VolumeKey};
+use crate::store::{
+    LIST_VOLUMES, StoreError, StoreResult, VolumeColumns, encode_stored_on, volume_key_columns,
+};
 
 pub(super) fn list_volumes(connection: &Connection) -> StoreResult<Vec<Volume>> {
     let mut statement = connection.prepare_cached(LIST_VOLUMES).db()?;
@@ -51,6 +53,29 @@ pub(super) fn insert_volume(connection: &Connection, volume: &Volume) -> StoreRe
         )
         .db()?;
     Ok(())
+}
+
+pub(super) fn update_volume_key(
+    connection: &Connection,
+    uuid: &str,
+    key: &VolumeKey,
+) -> StoreResult<()> {
+    let updated = connection
+        .execute(
+            "UPDATE volumes SET key_id = ?2, key_manager_uuid = ?3, stored_on = ?4
+             WHERE uuid = ?1",
+            params![
+                uuid,
+                key.key_id,
+                key.key_manager.as_str(),
+                encode_stored_on(&key.stored_on)
+            ],
+        )
+        .db()?;
+    match updated {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn delete_volume(connection: &Connection, uuid: &str) -> StoreResult<()> {
