@@ -236,3 +236,123 @@ fn a_missing_certificate_and_unreadable_key_servers_have_their_codes() {
         .assert_error(500, "65536834");
     drop(keymgr);
 }
+
+/// A migration killed half way (SIGKILL while the destination server is slow) loses no key:
+/// every volume's key is on the servers of the key manager that claims it; the job ends as
+/// failed once its heartbeat is stale; running the migration again finishes it without a second
+/// copy of any key.
+#[test]
+fn a_migration_killed_half_way_loses_no_key_and_a_rerun_finishes_it() {
+    use test_support::kmip_server::{Faults, KmipObjectServer};
+    let pki = TestPki::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let start = || {
+        runtime.block_on(KmipObjectServer::start(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            &pki.ca.cert_pem,
+            Faults::default(),
+        ))
+    };
+    let (svm_kmip, cluster_kmip) = (start(), start());
+    let mut keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    let svm_km = create_key_manager(&keymgr, &pki, Some("svm1"), &[svm_kmip.address.to_string()]);
+    let cluster_km = create_key_manager(&keymgr, &pki, None, &[cluster_kmip.address.to_string()]);
+    const VOLUMES: usize = 6;
+    for i in 0..VOLUMES {
+        let body = json!({ "name": format!("vol_{i}"), "svm": { "name": "svm1" }, "encryption": { "enabled": true } });
+        let made = keymgr.post("/api/storage/volumes?return_timeout=30", &body);
+        assert_eq!(made.status, 201, "{made:?}");
+    }
+    let key_ids = |server: &KmipObjectServer| -> Vec<String> {
+        let mut ids: Vec<String> = server
+            .attributes()
+            .into_values()
+            .filter_map(|a| {
+                a.into_iter()
+                    .find(|(n, _)| n == "x-NETAPP-KeyId")
+                    .map(|(_, v)| v)
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let all_keys = key_ids(&svm_kmip);
+    assert_eq!(all_keys.len(), VOLUMES);
+
+    // Slow the destination, start the migration, and kill the service once two keys are copied.
+    cluster_kmip.set_delay(Duration::from_millis(300));
+    let accepted = keymgr.post(
+        &format!("/api/security/key-managers/{svm_km}/migrate"),
+        &json!({ "uuid": cluster_km }),
+    );
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let job = accepted.body["job"]["_links"]["self"]["href"]
+        .as_str()
+        .expect("job")
+        .to_string();
+    support::wait_until("two keys copied", Duration::from_secs(60), || {
+        cluster_kmip.len() >= 2
+    });
+    keymgr.signal("KILL");
+    keymgr.wait_for_exit();
+    cluster_kmip.set_delay(Duration::ZERO);
+    let restarted = Keymgr::start_in(&keymgr.data_dir, &[]);
+
+    // Nothing lost: each key is claimed by one key manager, whose server holds it.
+    let node = restarted.get("/api/cluster/nodes").body["records"][0]["uuid"]
+        .as_str()
+        .expect("node")
+        .to_string();
+    let claimed = |km: &str| -> Vec<String> {
+        let held = restarted.get(&format!(
+            "/api/security/key-managers/{km}/keys/{node}/key-ids?fields=key_id"
+        ));
+        held.body["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|r| r["key_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (on_svm, on_cluster) = (claimed(&svm_km), claimed(&cluster_km));
+    assert!(
+        !on_cluster.is_empty() && on_cluster.len() < VOLUMES,
+        "{on_cluster:?}"
+    );
+    let mut every: Vec<String> = on_svm.iter().chain(&on_cluster).cloned().collect();
+    every.sort();
+    assert_eq!(every, all_keys, "each key claimed once");
+    for key in &on_svm {
+        assert!(
+            key_ids(&svm_kmip).contains(key),
+            "{key} is on the SVM's server"
+        );
+    }
+    for key in &on_cluster {
+        assert!(
+            key_ids(&cluster_kmip).contains(key),
+            "{key} is on the cluster's server"
+        );
+    }
+
+    // The killed job ends as failed, once its heartbeat is stale.
+    let mut state = String::new();
+    support::wait_until("the killed job fails", Duration::from_secs(40), || {
+        let found = restarted.get(&job);
+        state = found.body["state"].as_str().unwrap_or("").to_string();
+        state == "failure"
+    });
+    assert_eq!(restarted.get(&job).body["code"], 262145);
+
+    // Running it again finishes it: every key on the cluster's server, once.
+    let rerun = restarted.post(
+        &format!("/api/security/key-managers/{svm_km}/migrate?return_timeout=60"),
+        &json!({ "uuid": cluster_km }),
+    );
+    assert_eq!(rerun.status, 200, "{rerun:?}");
+    assert!(key_ids(&svm_kmip).is_empty());
+    assert_eq!(key_ids(&cluster_kmip), all_keys, "no key twice");
+    drop(keymgr);
+}

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -41,6 +43,8 @@ struct Objects {
 pub struct KmipObjectServer {
     pub address: SocketAddr,
     objects: Arc<Mutex<Objects>>,
+    /// How long each answer waits (milliseconds): a slow server, changeable while it runs.
+    delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -68,15 +72,20 @@ impl KmipObjectServer {
         let address = listener.local_addr().expect("address");
         let acceptor = crate::responder::acceptor(cert_pem, key_pem, ca_pem);
         let shared = Arc::clone(&objects);
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let delays = Arc::clone(&delay_ms);
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let objects = Arc::clone(&shared);
+                let delays = Arc::clone(&delays);
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(socket).await else {
                         return;
                     };
                     while let Some(request) = read_message(&mut tls).await {
+                        let delay = Duration::from_millis(delays.load(Ordering::SeqCst));
+                        tokio::time::sleep(delay).await;
                         let reply = answer(&request, &objects, faults);
                         if tls.write_all(&reply.to_bytes()).await.is_err() {
                             return;
@@ -89,8 +98,15 @@ impl KmipObjectServer {
         KmipObjectServer {
             address,
             objects,
+            delay_ms,
             task,
         }
+    }
+
+    /// Makes every answer from now on wait `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(millis, Ordering::SeqCst);
     }
 
     /// How many keys it holds.

@@ -3,8 +3,10 @@
 //! [`MAX_RUNNING`] turns is free, and ends as `success` or `failure` with ONTAP's code and a
 //! message. Jobs are in the store, so every instance sharing it shows them; they are kept
 //! [`KEEP_SECONDS`] after they end, at most [`MAX_KEPT`]. A job that outlives [`TIME_LIMIT`]
-//! fails; one whose instance stopped is failed by the next look at the jobs once it could no
-//! longer be running — never left `running` for ever.
+//! fails. While a job is queued or running, its instance renews its heartbeat every
+//! [`HEARTBEAT`]; a job whose heartbeat is older than [`STALE_AFTER`] (its instance stopped,
+//! killed or restarted) is failed by the next look at the jobs, by any instance — never left
+//! `running` for ever.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +30,10 @@ pub const MAX_RUNNING: usize = 4;
 pub const MAX_UNFINISHED: usize = 64;
 /// A job that runs longer fails.
 pub const TIME_LIMIT: Duration = Duration::from_secs(120);
+/// How often a queued or running job's instance says it still has it.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A job whose heartbeat is older than this has no instance any more.
+pub const STALE_AFTER: Duration = Duration::from_secs(15);
 /// ONTAP's `return_timeout`: at most this many seconds.
 pub const MAX_RETURN_TIMEOUT: u64 = 120;
 
@@ -71,6 +77,7 @@ impl Jobs {
             code: 0,
             start_time: now(),
             end_time: None,
+            heartbeat: now(),
         };
         if let Err(error) = self.store.save_job(job.clone()).await {
             self.unfinished.fetch_sub(1, Ordering::SeqCst);
@@ -101,13 +108,13 @@ impl Jobs {
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
-    /// Fails the jobs no instance can still be running, and forgets those ended long ago.
+    /// Fails the jobs no instance is running any more, and forgets those ended long ago.
     async fn tidy(&self) -> Result<()> {
         let now = now();
-        let limit = i64::try_from(TIME_LIMIT.as_secs()).unwrap_or(i64::MAX);
+        let stale = i64::try_from(STALE_AFTER.as_secs()).unwrap_or(i64::MAX);
         self.store
             .fail_unfinished_jobs(
-                now - limit - 5,
+                now - stale,
                 "The job did not finish: the service stopped while it ran.",
                 INTERRUPTED,
                 now,
@@ -129,21 +136,46 @@ struct Run {
 }
 
 impl Run {
-    async fn run<W>(self, mut job: Job, work: W, ended: watch::Sender<Option<Job>>)
+    async fn run<W>(self, job: Job, work: W, ended: watch::Sender<Option<Job>>)
     where
         W: Future<Output = Result<String>> + Send + 'static,
     {
-        // The semaphore is never closed; without a turn the job runs rather than not at all.
-        let _turn = self.turns.acquire().await.ok();
-        job.state = JobState::Running;
-        self.save(&job).await;
-        let outcome = match tokio::time::timeout(TIME_LIMIT, work).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::Internal(format!(
-                "the job did not finish within {} seconds",
-                TIME_LIMIT.as_secs()
-            ))),
+        // What the job is now, renewed by the heartbeat while it waits and runs.
+        let current = std::sync::Mutex::new(job);
+        let snapshot = || current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let turns = Arc::clone(&self.turns);
+        let queued_then_run = async {
+            // The semaphore is never closed; without a turn the job runs rather than not at all.
+            let _turn = turns.acquire().await.ok();
+            let running = {
+                let mut job = current.lock().unwrap_or_else(|e| e.into_inner());
+                job.state = JobState::Running;
+                job.clone()
+            };
+            self.save(&running).await;
+            match tokio::time::timeout(TIME_LIMIT, work).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Error::Internal(format!(
+                    "the job did not finish within {} seconds",
+                    TIME_LIMIT.as_secs()
+                ))),
+            }
         };
+        tokio::pin!(queued_then_run);
+        let mut beats = tokio::time::interval(HEARTBEAT);
+        beats.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut queued_then_run => break outcome,
+                _ = beats.tick() => {
+                    let mut beat = snapshot();
+                    beat.heartbeat = now();
+                    current.lock().unwrap_or_else(|e| e.into_inner()).heartbeat = beat.heartbeat;
+                    self.save(&beat).await;
+                }
+            }
+        };
+        let mut job = snapshot();
         match outcome {
             Ok(message) => {
                 job.state = JobState::Success;
@@ -157,6 +189,7 @@ impl Run {
             }
         }
         job.end_time = Some(now());
+        job.heartbeat = now();
         self.save(&job).await;
         self.unfinished.fetch_sub(1, Ordering::SeqCst);
         let _ = ended.send(Some(job));

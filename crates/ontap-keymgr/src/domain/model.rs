@@ -410,6 +410,9 @@ pub struct Job {
     /// Seconds since the epoch.
     pub start_time: i64,
     pub end_time: Option<i64>,
+    /// When the instance running it last said it still does (seconds): a job whose instance
+    /// stopped stops being renewed.
+    pub heartbeat: i64,
 }
 
 /// A volume, as far as keys concern it: its name, SVM and size, and the key that encrypts it.

@@ -168,11 +168,11 @@ pub trait JobStore: Send + Sync + 'static {
     async fn save_job(&self, job: Job) -> StoreResult<()>;
     /// Every job kept, oldest first.
     async fn list_jobs(&self) -> StoreResult<Vec<Job>>;
-    /// Ends as failed, with `message` and `code`, every unfinished job started before
-    /// `started_before` (seconds): jobs no instance is running any more. Answers how many.
+    /// Ends as failed, with `message` and `code`, every unfinished job whose heartbeat is older
+    /// than `stale_before` (seconds): jobs no instance is running any more. Answers how many.
     async fn fail_unfinished_jobs(
         &self,
-        started_before: i64,
+        stale_before: i64,
         message: &str,
         code: u64,
         now: i64,

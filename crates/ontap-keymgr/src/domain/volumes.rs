@@ -225,6 +225,19 @@ impl Volumes {
                 }
             }
         }
+        // Copies a migration stopped half way left on the source, of keys it had moved.
+        let moved_before: Vec<String> = self
+            .volumes()
+            .await?
+            .into_iter()
+            .filter(|v| v.svm.uuid == svm.uuid)
+            .filter_map(|v| v.key.filter(|k| &k.key_manager == destination))
+            .map(|k| k.key_id)
+            .collect();
+        if let Err(error) = remove_copies(&from_connector, &from.servers, &moved_before).await {
+            failures.push(format!("the source's old copies: {error}"));
+            first_code.get_or_insert(error.code());
+        }
         if !failures.is_empty() {
             return Err(Error::KeysIncomplete {
                 action: "migrated",
@@ -385,6 +398,38 @@ impl Volumes {
         )
         .await
     }
+}
+
+/// Destroys every copy of these keys (found by key id, confirmed by attributes) on `servers`.
+async fn remove_copies(
+    connector: &kmip::Connector,
+    servers: &[super::model::KeyServer],
+    key_ids: &[String],
+) -> Result<()> {
+    if key_ids.is_empty() {
+        return Ok(());
+    }
+    for server in servers {
+        let credential = super::kmip_check::credential_of(server);
+        let mut session = connector
+            .connect(server.server.endpoint(), server.timeout.check_duration())
+            .await
+            .map_err(Error::Kmip)?;
+        let removed = async {
+            for key_id in key_ids {
+                let located =
+                    kmip::ontap::locate(&mut session, credential.as_ref(), key_id).await?;
+                for id in located.confirmed {
+                    kmip::ontap::destroy(&mut session, credential.as_ref(), &id).await?;
+                }
+            }
+            Ok::<_, kmip::Error>(())
+        }
+        .await;
+        session.close().await;
+        removed.map_err(Error::Kmip)?;
+    }
+    Ok(())
 }
 
 fn duplicate(name: &str) -> Error {

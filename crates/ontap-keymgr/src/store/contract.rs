@@ -605,6 +605,7 @@ pub(crate) async fn jobs_are_kept_failed_when_abandoned_and_pruned_when_old(stor
         code: 0,
         start_time,
         end_time,
+        heartbeat: start_time,
     };
     store.save_job(job("old", 100, None)).await.expect("save");
     store.save_job(job("new", 200, None)).await.expect("save");
@@ -625,7 +626,7 @@ pub(crate) async fn jobs_are_kept_failed_when_abandoned_and_pruned_when_old(stor
         ..job("new", 200, None)
     };
     store.save_job(ended.clone()).await.expect("update");
-    // Only unfinished jobs started before the bound are failed.
+    // Only unfinished jobs whose heartbeat is older than the bound are failed.
     let failed = store
         .fail_unfinished_jobs(150, "interrupted", 262145, 300)
         .await

@@ -13,10 +13,11 @@ fn code_of(code: u64) -> i64 {
 pub(super) async fn save_job(t: &Transaction<'_>, job: &Job) -> StoreResult<()> {
     execute(
         t,
-        "INSERT INTO jobs (uuid, description, state, message, code, start_time, end_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO jobs
+             (uuid, description, state, message, code, start_time, end_time, heartbeat)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (uuid) DO UPDATE SET description = $2, state = $3, message = $4,
-             code = $5, start_time = $6, end_time = $7",
+             code = $5, start_time = $6, end_time = $7, heartbeat = $8",
         &[
             &job.uuid,
             &job.description,
@@ -25,6 +26,7 @@ pub(super) async fn save_job(t: &Transaction<'_>, job: &Job) -> StoreResult<()> 
             &code_of(job.code),
             &job.start_time,
             &job.end_time,
+            &job.heartbeat,
         ],
     )
     .await?;
@@ -34,8 +36,8 @@ pub(super) async fn save_job(t: &Transaction<'_>, job: &Job) -> StoreResult<()> 
 pub(super) async fn list_jobs(t: &Transaction<'_>) -> StoreResult<Vec<Job>> {
     let found = rows(
         t,
-        "SELECT uuid, description, state, message, code, start_time, end_time FROM jobs
-         ORDER BY start_time, uuid",
+        "SELECT uuid, description, state, message, code, start_time, end_time, heartbeat
+         FROM jobs ORDER BY start_time, uuid",
         &[],
     )
     .await?;
@@ -51,6 +53,7 @@ pub(super) async fn list_jobs(t: &Transaction<'_>) -> StoreResult<Vec<Job>> {
                 code: u64::try_from(get::<i64>(r, 4)?).map_err(|_| corrupt("a job's code"))?,
                 start_time: get(r, 5)?,
                 end_time: get(r, 6)?,
+                heartbeat: get(r, 7)?,
             })
         })
         .collect()
@@ -58,7 +61,7 @@ pub(super) async fn list_jobs(t: &Transaction<'_>) -> StoreResult<Vec<Job>> {
 
 pub(super) async fn fail_unfinished_jobs(
     t: &Transaction<'_>,
-    started_before: i64,
+    stale_before: i64,
     message: &str,
     code: u64,
     now: i64,
@@ -66,8 +69,8 @@ pub(super) async fn fail_unfinished_jobs(
     let failed = execute(
         t,
         "UPDATE jobs SET state = 'failure', message = $2, code = $3, end_time = $4
-         WHERE state IN ('queued', 'running') AND start_time < $1",
-        &[&started_before, &message, &code_of(code), &now],
+         WHERE state IN ('queued', 'running') AND heartbeat < $1",
+        &[&stale_before, &message, &code_of(code), &now],
     )
     .await?;
     Ok(usize::try_from(failed).unwrap_or(usize::MAX))

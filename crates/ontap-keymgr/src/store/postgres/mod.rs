@@ -555,13 +555,13 @@ impl JobStore for PostgresStore {
 
     async fn fail_unfinished_jobs(
         &self,
-        started_before: i64,
+        stale_before: i64,
         message: &str,
         code: u64,
         now: i64,
     ) -> StoreResult<usize> {
         self.write(Changed::Nothing, async |t, _| {
-            jobs::fail_unfinished_jobs(t, started_before, message, code, now).await
+            jobs::fail_unfinished_jobs(t, stale_before, message, code, now).await
         })
         .await
     }

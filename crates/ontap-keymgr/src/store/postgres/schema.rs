@@ -46,7 +46,8 @@ CREATE TABLE jobs (
     message TEXT NOT NULL,
     code BIGINT NOT NULL,
     start_time BIGINT NOT NULL,
-    end_time BIGINT
+    end_time BIGINT,
+    heartbeat BIGINT NOT NULL
 );
 "#;
 

@@ -278,13 +278,13 @@ impl JobStore for ReadModel {
 
     async fn fail_unfinished_jobs(
         &self,
-        started_before: i64,
+        stale_before: i64,
         message: &str,
         code: u64,
         now: i64,
     ) -> StoreResult<usize> {
         self.inner
-            .fail_unfinished_jobs(started_before, message, code, now)
+            .fail_unfinished_jobs(stale_before, message, code, now)
             .await
     }
 

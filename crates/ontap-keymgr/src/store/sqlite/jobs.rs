@@ -9,10 +9,11 @@ use crate::store::StoreResult;
 pub(super) fn save_job(connection: &Connection, job: &Job) -> StoreResult<()> {
     connection
         .execute(
-            "INSERT INTO jobs (uuid, description, state, message, code, start_time, end_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO jobs
+                 (uuid, description, state, message, code, start_time, end_time, heartbeat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (uuid) DO UPDATE SET description = ?2, state = ?3, message = ?4,
-                 code = ?5, start_time = ?6, end_time = ?7",
+                 code = ?5, start_time = ?6, end_time = ?7, heartbeat = ?8",
             params![
                 job.uuid,
                 job.description,
@@ -20,7 +21,8 @@ pub(super) fn save_job(connection: &Connection, job: &Job) -> StoreResult<()> {
                 job.message,
                 i64::try_from(job.code).unwrap_or(i64::MAX),
                 job.start_time,
-                job.end_time
+                job.end_time,
+                job.heartbeat
             ],
         )
         .db()?;
@@ -30,8 +32,8 @@ pub(super) fn save_job(connection: &Connection, job: &Job) -> StoreResult<()> {
 pub(super) fn list_jobs(connection: &Connection) -> StoreResult<Vec<Job>> {
     let mut statement = connection
         .prepare_cached(
-            "SELECT uuid, description, state, message, code, start_time, end_time FROM jobs
-             ORDER BY start_time, uuid",
+            "SELECT uuid, description, state, message, code, start_time, end_time, heartbeat
+             FROM jobs ORDER BY start_time, uuid",
         )
         .db()?;
     let rows = statement
@@ -44,11 +46,13 @@ pub(super) fn list_jobs(connection: &Connection) -> StoreResult<Vec<Job>> {
                 row.get::<_, i64>(4)?,
                 row.get::<_, i64>(5)?,
                 row.get::<_, Option<i64>>(6)?,
+                row.get::<_, i64>(7)?,
             ))
         })
         .db()?;
     rows.map(|row| {
-        let (uuid, description, state, message, code, start_time, end_time) = row.db()?;
+        let (uuid, description, state, message, code, start_time, end_time, heartbeat) =
+            row.db()?;
         Ok(Job {
             uuid,
             description,
@@ -57,6 +61,7 @@ pub(super) fn list_jobs(connection: &Connection) -> StoreResult<Vec<Job>> {
             code: u64::try_from(code).map_err(|_| corrupt("a job's code"))?,
             start_time,
             end_time,
+            heartbeat,
         })
     })
     .collect()
@@ -64,7 +69,7 @@ pub(super) fn list_jobs(connection: &Connection) -> StoreResult<Vec<Job>> {
 
 pub(super) fn fail_unfinished_jobs(
     connection: &Connection,
-    started_before: i64,
+    stale_before: i64,
     message: &str,
     code: u64,
     now: i64,
@@ -72,9 +77,9 @@ pub(super) fn fail_unfinished_jobs(
     connection
         .execute(
             "UPDATE jobs SET state = 'failure', message = ?2, code = ?3, end_time = ?4
-             WHERE state IN ('queued', 'running') AND start_time < ?1",
+             WHERE state IN ('queued', 'running') AND heartbeat < ?1",
             params![
-                started_before,
+                stale_before,
                 message,
                 i64::try_from(code).unwrap_or(i64::MAX),
                 now

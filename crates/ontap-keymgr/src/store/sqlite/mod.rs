@@ -527,14 +527,14 @@ impl JobStore for SqliteStore {
 
     async fn fail_unfinished_jobs(
         &self,
-        started_before: i64,
+        stale_before: i64,
         message: &str,
         code: u64,
         now: i64,
     ) -> StoreResult<usize> {
         let message = message.to_string();
         self.write(move |connection, _| {
-            jobs::fail_unfinished_jobs(connection, started_before, &message, code, now)
+            jobs::fail_unfinished_jobs(connection, stale_before, &message, code, now)
         })
         .await
     }

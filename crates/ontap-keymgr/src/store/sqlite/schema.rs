@@ -49,7 +49,8 @@ CREATE TABLE jobs (
     message TEXT NOT NULL,
     code INTEGER NOT NULL,
     start_time INTEGER NOT NULL,
-    end_time INTEGER
+    end_time INTEGER,
+    heartbeat INTEGER NOT NULL
 ) STRICT;
 "#;
 
