@@ -711,3 +711,164 @@ fn without_a_terminal_passwords_come_from_the_environment() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("set KEYMGR_KMIP_PASSWORD"), "{stderr}");
 }
+
+/// `security key-manager key create|query|delete|migrate`, `external restore` and
+/// `volume create|show|delete -encrypt true`, against key servers that keep ONTAP's keys.
+#[test]
+fn keys_and_encrypted_volumes_through_ontaps_commands() {
+    use test_support::kmip_server::{Faults, KmipObjectServer};
+    let pki = TestPki::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let start = || {
+        runtime.block_on(KmipObjectServer::start(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            &pki.ca.cert_pem,
+            Faults::default(),
+        ))
+    };
+    let (cluster_kmip, svm_kmip) = (start(), start());
+    let keymgr = Keymgr::start();
+    create_svm(&keymgr, "svm1");
+    create_key_manager(&keymgr, &pki, None, &[cluster_kmip.address.to_string()]);
+    create_key_manager(&keymgr, &pki, Some("svm1"), &[svm_kmip.address.to_string()]);
+
+    let created = cli(
+        &keymgr,
+        &[
+            "security",
+            "key-manager",
+            "key",
+            "create",
+            "-key-tag",
+            "shelf-1",
+        ],
+    );
+    let line = created.assert_success().stdout.trim().to_string();
+    let key_id = line
+        .strip_prefix("Key ID: ")
+        .expect("Key ID: ...")
+        .to_string();
+    assert_eq!(key_id.len(), 80, "{line}");
+    assert_eq!(cluster_kmip.len(), 1);
+
+    let made = cli(
+        &keymgr,
+        &[
+            "volume", "create", "-vserver", "svm1", "-volume", "vol1", "-size", "100MB",
+            "-encrypt", "true",
+        ],
+    );
+    made.assert_success();
+    assert_eq!(svm_kmip.len(), 1);
+    let shown = cli(&keymgr, &["volume", "show", "-vserver", "svm1"]);
+    let rows = table(
+        &shown.assert_success().stdout,
+        &["Vserver", "Volume", "Size", "Encrypted", "Key ID"],
+    );
+    assert_eq!(
+        rows[0][..4],
+        ["svm1", "vol1", "104857600", "true"],
+        "{rows:?}"
+    );
+
+    let query = cli(&keymgr, &["security", "key-manager", "key", "query"]);
+    let rows = table(
+        &query.assert_success().stdout,
+        &[
+            "Node",
+            "Vserver",
+            "Key Manager",
+            "Key Type",
+            "Key ID",
+            "Key Tag",
+            "Restored",
+        ],
+    );
+    let types: Vec<&str> = rows.iter().map(|r| r[3].as_str()).collect();
+    assert!(
+        types.contains(&"NSE-AK") && types.contains(&"VEK"),
+        "{rows:?}"
+    );
+    let only_vek = cli(
+        &keymgr,
+        &[
+            "security",
+            "key-manager",
+            "key",
+            "query",
+            "-key-type",
+            "VEK",
+        ],
+    );
+    let rows = table(
+        &only_vek.assert_success().stdout,
+        &[
+            "Node",
+            "Vserver",
+            "Key Manager",
+            "Key Type",
+            "Key ID",
+            "Key Tag",
+            "Restored",
+        ],
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][1], "svm1");
+
+    let restored = cli(&keymgr, &["security", "key-manager", "external", "restore"]);
+    assert!(
+        restored
+            .assert_success()
+            .stdout
+            .starts_with("Restored 1 key(s)"),
+        "{restored:?}"
+    );
+
+    let cluster = cluster_name(&keymgr);
+    let migrated = cli(
+        &keymgr,
+        &[
+            "security",
+            "key-manager",
+            "key",
+            "migrate",
+            "-from-vserver",
+            "svm1",
+            "-to-vserver",
+            &cluster,
+        ],
+    );
+    assert!(
+        migrated
+            .assert_success()
+            .stdout
+            .starts_with("Migrated 1 key(s) of SVM svm1"),
+        "{migrated:?}"
+    );
+    assert_eq!((svm_kmip.len(), cluster_kmip.len()), (0, 2));
+
+    cli(
+        &keymgr,
+        &["volume", "delete", "-vserver", "svm1", "-volume", "vol1"],
+    )
+    .assert_success();
+    cli(
+        &keymgr,
+        &[
+            "security",
+            "key-manager",
+            "key",
+            "delete",
+            "-key-id",
+            &key_id,
+        ],
+    )
+    .assert_success();
+    assert!(cluster_kmip.is_empty());
+    cli(
+        &keymgr,
+        &["volume", "delete", "-vserver", "svm1", "-volume", "vol1"],
+    )
+    .assert_api_error("4");
+}

@@ -60,6 +60,13 @@ enum Command {
         #[command(subcommand)]
         command: ontap::SvmCommand,
     },
+    /// ONTAP's `volume` commands, minimal (encrypted volumes) against a running service.
+    Volume {
+        #[command(flatten)]
+        connection: ontap::Connection,
+        #[command(subcommand)]
+        command: ontap::VolumeCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +150,10 @@ pub async fn run(args: Args) -> ExitCode {
             connection,
             command,
         } => ontap::svm(&connection, &command),
+        Command::Volume {
+            connection,
+            command,
+        } => ontap::volume(&connection, &command),
     }
 }
 

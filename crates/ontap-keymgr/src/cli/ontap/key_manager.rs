@@ -18,6 +18,11 @@ pub enum KeyManagerCommand {
         #[command(subcommand)]
         command: ExternalCommand,
     },
+    /// The keys the key managers hold.
+    Key {
+        #[command(subcommand)]
+        command: super::keys::KeyCommand,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -38,6 +43,8 @@ pub enum ExternalCommand {
     Enable(EnableArgs),
     /// Remove a Vserver's external key manager.
     Disable(VserverArgs),
+    /// Read back from the key servers the keys this node lacks (a job; waits for it).
+    Restore(super::keys::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,7 +121,10 @@ pub struct EnableArgs {
 }
 
 pub fn run(client: &Client, command: &KeyManagerCommand) -> Result<(), Failure> {
-    let KeyManagerCommand::External { command } = command;
+    let command = match command {
+        KeyManagerCommand::External { command } => command,
+        KeyManagerCommand::Key { command } => return super::keys::run(client, command),
+    };
     match command {
         ExternalCommand::AddServers(args) => add_servers(client, args),
         ExternalCommand::ModifyServer(args) => modify_server(client, args),
@@ -123,6 +133,7 @@ pub fn run(client: &Client, command: &KeyManagerCommand) -> Result<(), Failure> 
         ExternalCommand::ShowStatus(args) => show_status(client, args),
         ExternalCommand::Enable(args) => enable(client, args),
         ExternalCommand::Disable(args) => disable(client, args),
+        ExternalCommand::Restore(args) => super::keys::restore(client, args),
     }
 }
 

@@ -9,10 +9,12 @@ mod certificate;
 mod client;
 mod failure;
 mod key_manager;
+mod keys;
 mod scope;
 mod secret;
 mod svm;
 mod table;
+mod volume;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 
 pub use client::Connection;
 pub use svm::SvmCommand;
+pub use volume::VolumeCommand;
 
 use client::Client;
 use failure::finish;
@@ -39,7 +42,7 @@ pub enum SecurityCommand {
 }
 
 /// The top-level commands whose options may be written ONTAP's way.
-const ONTAP_COMMANDS: [&str; 2] = ["security", "svm"];
+const ONTAP_COMMANDS: [&str; 3] = ["security", "svm", "volume"];
 
 pub fn security(connection: &Connection, command: &SecurityCommand) -> ExitCode {
     finish(
@@ -50,13 +53,17 @@ pub fn security(connection: &Connection, command: &SecurityCommand) -> ExitCode 
     )
 }
 
+pub fn volume(connection: &Connection, command: &VolumeCommand) -> ExitCode {
+    finish(Client::connect(connection).and_then(|client| volume::run(&client, command)))
+}
+
 pub fn svm(connection: &Connection, command: &SvmCommand) -> ExitCode {
     finish(Client::connect(connection).and_then(|client| svm::run(&client, command)))
 }
 
 /// The command line with ONTAP-style options (`-vserver`) turned into clap's (`--vserver`).
 ///
-/// Only for `security` and `svm` (the first word), only before a `--`, only for a dash followed
+/// Only for `security`, `svm` and `volume` (the first word), only before a `--`, only for a dash followed
 /// by a name of two or more characters (`-h` stays a short option, `-1` a number), and never for
 /// the value of the option before it: in `-username -bob`, `-bob` is the user's name.
 pub fn normalize<I, T>(args: I, command: &clap::Command) -> Vec<OsString>
