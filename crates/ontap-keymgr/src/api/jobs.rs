@@ -30,6 +30,8 @@ pub const JOB_SCHEMA: Schema = Schema {
         ("code", Type::Integer),
         ("start_time", Type::String),
         ("end_time", Type::String),
+        ("error.code", Type::String),
+        ("error.message", Type::String),
     ],
     expensive: &[],
     keys: &["uuid"],
@@ -76,6 +78,10 @@ fn job_json(job: &Job) -> Value {
     });
     if let Some(end) = job.end_time {
         record["end_time"] = rfc3339(end).into();
+    }
+    // A failed job carries ONTAP's error object too, its code a string as in error envelopes.
+    if job.state == JobState::Failure {
+        record["error"] = json!({ "code": job.code.to_string(), "message": job.message });
     }
     record
 }

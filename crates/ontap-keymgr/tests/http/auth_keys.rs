@@ -375,6 +375,8 @@ fn a_restore_fails_naming_the_key_server_it_could_not_read() {
     let job = ended_job(&keymgr, &href);
     assert_eq!(job["state"], "failure", "{job}");
     assert_eq!(job["code"], 65536852);
+    assert_eq!(job["error"]["code"], "65536852", "{job}");
+    assert_eq!(job["error"]["message"], job["message"]);
     assert!(
         job["message"].as_str().unwrap_or("").contains(&gone),
         "{job}"
