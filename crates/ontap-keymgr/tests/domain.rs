@@ -420,6 +420,82 @@ async fn accounts_keep_ontaps_names_passwords_and_one_admin_at_least() {
     assert_eq!(again, AdminBootstrap::Existing);
 }
 
+/// A flooded address: the credentials verified before are still served from it; an unverified
+/// attempt is throttled, even with a right password; another address is not concerned.
+#[tokio::test]
+async fn the_throttle_holds_back_only_unverified_attempts() {
+    let policy = LockoutPolicy {
+        max_failed_login_attempts: 0,
+        lockout_duration: Duration::from_secs(3_600),
+        max_failed_logins_per_address: 3,
+    };
+    let accounts = Accounts::new(fresh_store(), policy);
+    accounts
+        .bootstrap_admin(Some("admin-password"), false)
+        .await
+        .expect("admin");
+    accounts
+        .create_user("reader", "reader-password", Role::Readonly)
+        .await
+        .expect("reader");
+    let flooded: std::net::IpAddr = "127.0.0.2".parse().expect("address");
+    let other: std::net::IpAddr = "127.0.0.3".parse().expect("address");
+    let from = |address, name: &'static str, password: &'static str| {
+        let accounts = &accounts;
+        async move {
+            accounts
+                .authenticate(name, password, Some(address))
+                .await
+                .map_err(|f| f.refusal)
+        }
+    };
+    assert_eq!(
+        from(flooded, "admin", "admin-password").await,
+        Ok(Role::Admin)
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            from(flooded, "admin", "wrong-password").await,
+            Err(LoginRefusal::WrongPassword)
+        );
+    }
+    assert_eq!(
+        from(flooded, "admin", "wrong-password").await,
+        Err(LoginRefusal::AddressThrottled)
+    );
+    assert_eq!(
+        from(flooded, "reader", "reader-password").await,
+        Err(LoginRefusal::AddressThrottled),
+        "never verified"
+    );
+    assert_eq!(
+        from(flooded, "admin", "admin-password").await,
+        Ok(Role::Admin)
+    );
+    assert_eq!(
+        from(other, "reader", "reader-password").await,
+        Ok(Role::Readonly)
+    );
+    // A new password drops what was verified: the old one is no longer served, the new one
+    // is throttled until verified elsewhere.
+    accounts
+        .set_password("admin", "admin-password-2")
+        .await
+        .expect("new password");
+    assert_eq!(
+        from(flooded, "admin", "admin-password").await,
+        Err(LoginRefusal::AddressThrottled)
+    );
+    assert_eq!(
+        from(other, "admin", "admin-password-2").await,
+        Ok(Role::Admin)
+    );
+    assert_eq!(
+        from(flooded, "admin", "admin-password-2").await,
+        Ok(Role::Admin)
+    );
+}
+
 // The settings part, built alone.
 
 fn settings_over(store: &Arc<ReadModel>, version: &str) -> Settings {

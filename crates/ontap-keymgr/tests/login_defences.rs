@@ -158,17 +158,26 @@ fn an_account_locks_after_repeated_failures_and_unlocks_after_the_duration() {
 }
 
 #[test]
-fn an_address_that_keeps_failing_is_throttled() {
+fn an_address_that_keeps_failing_is_throttled_but_verified_credentials_pass() {
     let (_dir, keymgr) = start(&[]);
+    // The admin's credentials are verified (the start used them); a reader's never were.
+    assert_eq!(keymgr.get("/api/cluster").status, 200);
+    let reader = json!({ "name": "reader", "role": { "name": "readonly" }, "password": "reader-password-1" });
+    assert_eq!(keymgr.post("/api/security/accounts", &reader).status, 201);
     for i in 0..10 {
         let response =
             keymgr.request_as("admin", &format!("wrong-{i}"), "GET", "/api/cluster", None);
         assert_eq!(response.status, 401);
     }
-    // The next attempt from this address is refused without a verification, right or wrong.
-    let throttled = keymgr.get("/api/cluster");
-    throttled.assert_error(429, "6");
-    assert!(throttled.message().contains("retry in"), "{throttled:?}");
+    // The next unverified attempt from this address is refused without a verification, even a
+    // right password that was never verified...
+    let guess = keymgr.request_as("admin", "wrong-again", "GET", "/api/cluster", None);
+    guess.assert_error(429, "6");
+    assert!(guess.message().contains("retry in"), "{guess:?}");
+    let unverified = keymgr.request_as("reader", "reader-password-1", "GET", "/api/cluster", None);
+    unverified.assert_error(429, "6");
+    // ...while the credentials verified before are served from the same address.
+    assert_eq!(keymgr.get("/api/cluster").status, 200);
 }
 
 #[test]

@@ -136,6 +136,11 @@ impl Accounts {
 
     /// The role of a user whose password is right. Every refusal reads the same to the client
     /// (401, code 6), but for a throttled address (429) and a busy service (503).
+    ///
+    /// Credentials verified before are served whatever the address's failures: the throttle
+    /// holds back only unverified attempts, so a script with a stale password behind the same
+    /// NAT or CI runner never shuts out the working jobs. The look-up is a constant-time
+    /// comparison of a keyed hash, never an Argon2 run.
     pub async fn authenticate(
         &self,
         name: &str,
@@ -143,14 +148,14 @@ impl Accounts {
         address: Option<IpAddr>,
     ) -> std::result::Result<Role, LoginFailure> {
         let refuse = |refusal, error| LoginFailure { error, refusal };
+        if let Some(role) = self.credentials.lookup(name, password) {
+            return Ok(role);
+        }
         if let Some(retry_after) = address.and_then(|a| self.login.throttled(a)) {
             return Err(refuse(
                 LoginRefusal::AddressThrottled,
                 Error::LoginThrottled(retry_after),
             ));
-        }
-        if let Some(role) = self.credentials.lookup(name, password) {
-            return Ok(role);
         }
         let result = self.verify(name, password).await;
         match (&result, address) {

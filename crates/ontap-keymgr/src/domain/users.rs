@@ -10,6 +10,7 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::error::{Error, Result};
 use super::model::Role;
@@ -52,7 +53,8 @@ impl CredentialCache {
         let digest = self.digest(name, password);
         let verified = self.verified.lock().ok()?;
         let (role, known) = verified.get(name)?;
-        (*known == digest).then_some(*role)
+        // Constant time: how much of a guess matches must not show in how long it takes.
+        bool::from(known.ct_eq(&digest)).then_some(*role)
     }
 
     pub(super) fn forget(&self, name: &str) {
