@@ -29,6 +29,16 @@ pub struct Postgres {
 impl Postgres {
     /// Initializes a cluster and starts it; panics with the server's log when it cannot.
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// The same, speaking TLS (`ssl = on`) with this certificate and key (PEM): clients may
+    /// connect with or without TLS.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
@@ -48,6 +58,9 @@ impl Postgres {
                 "--no-sync",
             ],
         );
+        if let Some((cert_pem, key_pem)) = tls {
+            enable_tls(&data, cert_pem, key_pem);
+        }
         let mut postgres = Postgres {
             port: 0,
             bin,
@@ -254,6 +267,34 @@ fn bin_dir() -> PathBuf {
         .pop()
         .map(|(_, bin)| bin)
         .expect("PostgreSQL is not installed: scripts/setup-test-env.sh installs it")
+}
+
+/// Writes the server's certificate and key into the data dir (the key readable by the server's
+/// user only, as PostgreSQL demands) and turns TLS on.
+fn enable_tls(data: &Path, cert_pem: &str, key_pem: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(data.join("server.crt"), cert_pem).expect("server.crt");
+    std::fs::write(data.join("server.key"), key_pem).expect("server.key");
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("key permissions");
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .expect("postgresql.conf");
+    writeln!(
+        conf,
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+    )
+    .expect("ssl settings");
+    if running_as_root() {
+        for file in ["server.crt", "server.key"] {
+            run("chown", &["postgres:", &data.join(file).to_string_lossy()]);
+        }
+    }
 }
 
 fn running_as_root() -> bool {

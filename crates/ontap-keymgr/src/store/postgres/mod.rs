@@ -30,6 +30,7 @@ mod keys;
 mod objects;
 mod schema;
 mod settings;
+mod tls;
 mod users;
 mod volumes;
 
@@ -42,7 +43,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::secrets::SecretBox;
 use super::{
@@ -114,16 +115,12 @@ impl PostgresStore {
         secrets: SecretBox,
         cluster_uuid: &str,
     ) -> StoreResult<PostgresStore> {
-        let mut config: tokio_postgres::Config = url
+        let tls = tls::settings(url)?;
+        let mut config: tokio_postgres::Config = tls
+            .url
             .parse()
             .map_err(|e| StoreError::Backend(format!("invalid database URL: {e}")))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Backend(
-                "the database URL asks for TLS (sslmode=require), which this version does not \
-                 speak to PostgreSQL: reach it through a Unix socket or a trusted network"
-                    .into(),
-            ));
-        }
+        config.ssl_mode(tls::postgres_mode(tls.mode));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_LIMIT);
         }
@@ -133,7 +130,7 @@ impl PostgresStore {
         let description = describe(&config);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(&tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -309,10 +306,26 @@ fn db_error(error: tokio_postgres::Error) -> StoreError {
     }
     let io = std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
     if error.is_closed() || io {
-        StoreError::Unavailable(error.to_string())
+        StoreError::Unavailable(with_causes(&error))
     } else {
-        StoreError::Backend(error.to_string())
+        StoreError::Backend(with_causes(&error))
     }
+}
+
+/// An error with its causes: "error performing TLS handshake" alone does not say that the
+/// server's certificate failed verification.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 fn pool_error(error: PoolError) -> StoreError {

@@ -218,10 +218,83 @@ async fn a_change_commits_with_its_audit_record_or_not_at_all() {
     assert_eq!(names, ["svm0", "svm1"]);
 }
 
+/// PostgreSQL over TLS, started for the test with the test PKI's server certificate (it names
+/// 127.0.0.1 and localhost): `verify-full` and `verify-ca` with the right root certificate
+/// connect; another CA's root, a name the certificate does not hold (with `verify-full`) and a
+/// root file that is not there fail at open with the reason; `require` encrypts without one.
 #[tokio::test]
-async fn a_url_that_asks_for_tls_is_refused_with_the_reason() {
-    let error = open("postgres://keymgr@127.0.0.1:1/db?sslmode=require", KEY, "u")
-        .await
-        .expect_err("refused");
-    assert!(error.to_string().contains("sslmode=require"), "{error}");
+async fn tls_to_postgresql_is_verified_as_sslmode_says() {
+    let pki = test_support::pki::TestPki::new();
+    let server = Postgres::start_tls(&pki.server.cert_pem, &pki.server.key_pem);
+    let dir = tempfile::tempdir().expect("dir");
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, &pki.ca.cert_pem).expect("root");
+    let rogue = dir.path().join("rogue.pem");
+    std::fs::write(&rogue, &pki.rogue_ca.cert_pem).expect("rogue root");
+    let url = |host: &str, database: &str, query: &str| {
+        format!(
+            "postgres://keymgr@{host}:{}/{database}?{query}",
+            server.port
+        )
+    };
+    let with_root = |path: &std::path::Path, mode: &str| {
+        format!("sslmode={mode}&sslrootcert={}", path.display())
+    };
+    for (index, query) in [
+        with_root(&root, "verify-full"),
+        with_root(&root, "verify-ca"),
+        "sslmode=require".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let database = format!("tls{index}");
+        server.create_database(&database);
+        let store = open(&url("127.0.0.1", &database, query), KEY, "u")
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        store
+            .insert_svm(crate::domain::model::Svm {
+                uuid: SvmId::new_random(),
+                name: "over-tls".into(),
+            })
+            .await
+            .expect("a write over TLS");
+        let in_tls = server.psql(
+            &database,
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE s.ssl AND a.application_name = 'ontap-keymgr'",
+        );
+        assert_ne!(in_tls.trim(), "0", "{query}: the connections use TLS");
+    }
+    server.create_database("refused");
+    let refusals = [
+        (
+            url("127.0.0.1", "refused", &with_root(&rogue, "verify-full")),
+            "certificate",
+        ),
+        (
+            url(
+                "db.invalid",
+                "refused",
+                &format!("{}&hostaddr=127.0.0.1", with_root(&root, "verify-full")),
+            ),
+            "certificate",
+        ),
+        (
+            url(
+                "127.0.0.1",
+                "refused",
+                &with_root(&dir.path().join("missing.pem"), "verify-ca"),
+            ),
+            "sslrootcert",
+        ),
+    ];
+    for (refused, reason) in refusals {
+        let error = open(&refused, KEY, "u").await.expect_err("refused");
+        assert!(
+            error.to_string().to_lowercase().contains(reason),
+            "{refused}: {error}"
+        );
+    }
 }
