@@ -321,13 +321,7 @@ async fn round_trip_on(endpoint: &Endpoint) -> kmip::round_trip::RoundTrip {
 }
 
 fn object_server(faults: Faults) -> impl std::future::Future<Output = KmipObjectServer> {
-    let server = &pki().server;
-    KmipObjectServer::start(
-        &server.cert_pem,
-        &server.key_pem,
-        &pki().ca.cert_pem,
-        faults,
-    )
+    KmipObjectServer::start_for(pki(), faults)
 }
 
 /// PyKMIP cannot keep ONTAP's keys: it refuses ONTAP's custom attributes, and the round trip

@@ -719,14 +719,7 @@ fn keys_and_encrypted_volumes_through_ontaps_commands() {
     use test_support::kmip_server::{Faults, KmipObjectServer};
     let pki = TestPki::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let start = || {
-        runtime.block_on(KmipObjectServer::start(
-            &pki.server.cert_pem,
-            &pki.server.key_pem,
-            &pki.ca.cert_pem,
-            Faults::default(),
-        ))
-    };
+    let start = || runtime.block_on(KmipObjectServer::start_for(&pki, Faults::default()));
     let (cluster_kmip, svm_kmip) = (start(), start());
     let keymgr = Keymgr::start();
     create_svm(&keymgr, "svm1");

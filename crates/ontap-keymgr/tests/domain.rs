@@ -685,13 +685,7 @@ async fn jobs_run_a_few_at_once_and_refuse_beyond_their_bound() {
 #[tokio::test]
 async fn authentication_keys_stop_at_ontaps_limit() {
     let pki = TestPki::new();
-    let kmip = KmipObjectServer::start(
-        &pki.server.cert_pem,
-        &pki.server.key_pem,
-        &pki.ca.cert_pem,
-        Faults::default(),
-    )
-    .await;
+    let kmip = KmipObjectServer::start_for(&pki, Faults::default()).await;
     let store = fresh_store();
     let cluster = Arc::new(cluster_presenting("9.17.1"));
     let settings = Arc::new(settings_over(&store, "9.17.1"));

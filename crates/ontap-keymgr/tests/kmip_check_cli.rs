@@ -414,13 +414,7 @@ fn replication_is_checked_per_secondary_by_the_keys_id() {
 }
 
 async fn object_server(pki: &TestPki, faults: Faults) -> KmipObjectServer {
-    KmipObjectServer::start(
-        &pki.server.cert_pem,
-        &pki.server.key_pem,
-        &pki.ca.cert_pem,
-        faults,
-    )
-    .await
+    KmipObjectServer::start_for(pki, faults).await
 }
 
 /// An `openssl s_server` answers no KMIP: the check ends waiting for the KMIP response (65536852,

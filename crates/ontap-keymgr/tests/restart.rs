@@ -246,14 +246,7 @@ fn a_migration_killed_half_way_loses_no_key_and_a_rerun_finishes_it() {
     use test_support::kmip_server::{Faults, KmipObjectServer};
     let pki = TestPki::new();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let start = || {
-        runtime.block_on(KmipObjectServer::start(
-            &pki.server.cert_pem,
-            &pki.server.key_pem,
-            &pki.ca.cert_pem,
-            Faults::default(),
-        ))
-    };
+    let start = || runtime.block_on(KmipObjectServer::start_for(&pki, Faults::default()));
     let (svm_kmip, cluster_kmip) = (start(), start());
     let mut keymgr = Keymgr::start();
     create_svm(&keymgr, "svm1");

@@ -55,6 +55,17 @@ impl KmipObjectServer {
         Self::serving(objects, cert_pem, key_pem, ca_pem, faults).await
     }
 
+    /// The same with the test PKI's server certificate, trusting its CA: what most tests want.
+    pub async fn start_for(pki: &crate::pki::TestPki, faults: Faults) -> Self {
+        Self::start(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            &pki.ca.cert_pem,
+            faults,
+        )
+        .await
+    }
+
     /// Another server on the same objects, as a secondary that replicates at once.
     pub async fn replica(&self, cert_pem: &str, key_pem: &str, ca_pem: &str) -> Self {
         let objects = Arc::clone(&self.objects);

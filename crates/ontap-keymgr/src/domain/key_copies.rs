@@ -14,6 +14,17 @@ pub const AUTH_KEY_TYPE: &str = "nse_ak";
 /// What ONTAP's `x-NETAPP-KeyType` says of a volume key (its REST name).
 pub const VOLUME_KEY_TYPE: &str = "vek";
 
+/// A session with `server`, and the credential its requests carry.
+pub(super) async fn session_on(
+    connector: &kmip::Connector,
+    server: &KeyServer,
+) -> std::result::Result<(kmip::Session, Option<kmip::Credential>), kmip::Error> {
+    let session = connector
+        .connect(server.server.endpoint(), server.timeout.check_duration())
+        .await?;
+    Ok((session, credential_of(server)))
+}
+
 pub(super) fn configured<'a>(servers: &'a [KeyServer], address: &str) -> Option<&'a KeyServer> {
     servers.iter().find(|s| s.server.as_str() == address)
 }
@@ -25,11 +36,7 @@ pub(super) async fn register_on(
     server: &KeyServer,
     key: &OntapKey,
 ) -> Result<StoredOn> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await
-        .map_err(Error::Kmip)?;
+    let (mut session, credential) = session_on(connector, server).await.map_err(Error::Kmip)?;
     let stored = async {
         let id = ontap::register(&mut session, credential.as_ref(), key).await?;
         let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
@@ -59,10 +66,7 @@ pub(super) async fn destroy_on(
     server: &KeyServer,
     unique_identifier: &str,
 ) -> std::result::Result<(), kmip::Error> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await?;
+    let (mut session, credential) = session_on(connector, server).await?;
     let destroyed = ontap::destroy(&mut session, credential.as_ref(), unique_identifier).await;
     session.close().await;
     match destroyed {
@@ -98,10 +102,7 @@ pub(super) async fn read_material(
     server: &KeyServer,
     unique_identifier: &str,
 ) -> std::result::Result<Vec<u8>, kmip::Error> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await?;
+    let (mut session, credential) = session_on(connector, server).await?;
     let material = ontap::get(&mut session, credential.as_ref(), unique_identifier).await;
     session.close().await;
     material
@@ -115,11 +116,7 @@ pub(super) async fn copy_on(
     server: &KeyServer,
     key: &OntapKey,
 ) -> Result<StoredOn> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await
-        .map_err(Error::Kmip)?;
+    let (mut session, credential) = session_on(connector, server).await.map_err(Error::Kmip)?;
     let found = async {
         let located = ontap::locate(&mut session, credential.as_ref(), &key.key_id).await?;
         for id in located.confirmed {

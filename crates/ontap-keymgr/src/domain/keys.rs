@@ -18,9 +18,9 @@ use super::cluster::Cluster;
 use super::error::{Error, Result};
 use super::key_copies::{
     AUTH_KEY_TYPE, VOLUME_KEY_TYPE, configured, destroy_everywhere, destroy_on, register_on,
+    session_on,
 };
 use super::key_servers::find_server;
-use super::kmip_check::credential_of;
 use super::lookups::{self, ExternalKeyManager};
 use super::model::{AuthKey, KeyManagerId, KeyManagerKind, KeyServer, Secret, StoredOn, SvmRef};
 use super::settings::Settings;
@@ -458,11 +458,7 @@ async fn read_back(
     filter: &RestoreFilter,
     failures: &mut Vec<String>,
 ) -> Result<Vec<FoundOn>> {
-    let credential = credential_of(server);
-    let mut session = connector
-        .connect(server.server.endpoint(), server.timeout.check_duration())
-        .await
-        .map_err(Error::Kmip)?;
+    let (mut session, credential) = session_on(connector, server).await.map_err(Error::Kmip)?;
     let result = async {
         let (labelled, foreign) =
             ontap::locate_labelled(&mut session, credential.as_ref(), labels).await?;

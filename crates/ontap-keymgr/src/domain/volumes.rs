@@ -12,7 +12,7 @@ use super::cluster::Cluster;
 use super::error::{Error, Result};
 use super::key_copies::{
     VOLUME_KEY_TYPE, configured, copy_on, destroy_everywhere, destroy_on, read_material,
-    register_on,
+    register_on, session_on,
 };
 use super::limits::check_room;
 use super::lookups::{self, ExternalKeyManager};
@@ -410,11 +410,7 @@ async fn remove_copies(
         return Ok(());
     }
     for server in servers {
-        let credential = super::kmip_check::credential_of(server);
-        let mut session = connector
-            .connect(server.server.endpoint(), server.timeout.check_duration())
-            .await
-            .map_err(Error::Kmip)?;
+        let (mut session, credential) = session_on(connector, server).await.map_err(Error::Kmip)?;
         let removed = async {
             for key_id in key_ids {
                 let located =

@@ -3,12 +3,9 @@
 //! ONTAP's attributes) and on PyKMIP (which refuses them), curl-like requests and NetApp's own
 //! Python client.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use test_support::kmip_server::{Faults, KmipObjectServer};
 use test_support::pki::TestPki;
-use test_support::pykmip::python;
 
 use crate::support::{Keymgr, create_key_manager, create_svm, good_kmip};
 
@@ -22,14 +19,7 @@ impl ObjectServers {
     fn start(pki: &TestPki, count: usize) -> ObjectServers {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let servers = (0..count)
-            .map(|_| {
-                runtime.block_on(KmipObjectServer::start(
-                    &pki.server.cert_pem,
-                    &pki.server.key_pem,
-                    &pki.ca.cert_pem,
-                    Faults::default(),
-                ))
-            })
+            .map(|_| runtime.block_on(KmipObjectServer::start_for(pki, Faults::default())))
             .collect();
         ObjectServers {
             servers,
@@ -223,27 +213,11 @@ fn netapp_ontap_manages_authentication_keys() {
     let kmip = ObjectServers::start(&pki, 1);
     let keymgr = Keymgr::start();
     let key_manager = create_key_manager(&keymgr, &pki, None, &kmip.addresses());
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/auth_keys_client.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NETAPP_TEST_HOST", "127.0.0.1")
-        .env("NETAPP_TEST_PORT", keymgr.port.to_string())
-        .env("NETAPP_TEST_USER", &keymgr.user)
-        .env("NETAPP_TEST_PASSWORD", &keymgr.password)
-        .env("NETAPP_TEST_KEY_MANAGER", &key_manager)
-        .env("NETAPP_TEST_NODE", node_uuid(&keymgr))
-        .output()
-        .expect("run the client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        keymgr.log()
+    let node = node_uuid(&keymgr);
+    let stdout = crate::support::run_python_client(
+        &keymgr,
+        "auth_keys_client.py",
+        &[("KEY_MANAGER", &key_manager), ("NODE", &node)],
     );
     let key_id = stdout.lines().last().unwrap_or_default();
     assert_eq!(key_id.len(), 80, "{stdout}");

@@ -2,12 +2,9 @@
 //! test-support's KMIP object servers and on PyKMIP, jobs polled by curl-like requests and by
 //! NetApp's own Python client.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use test_support::kmip_server::{Faults, KmipObjectServer};
 use test_support::pki::TestPki;
-use test_support::pykmip::python;
 
 use crate::support::{Keymgr, create_key_manager, create_svm, good_kmip};
 
@@ -19,12 +16,7 @@ struct ObjectServer {
 impl ObjectServer {
     fn start(pki: &TestPki) -> ObjectServer {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let server = runtime.block_on(KmipObjectServer::start(
-            &pki.server.cert_pem,
-            &pki.server.key_pem,
-            &pki.ca.cert_pem,
-            Faults::default(),
-        ));
+        let server = runtime.block_on(KmipObjectServer::start_for(pki, Faults::default()));
         ObjectServer {
             server,
             _runtime: runtime,
@@ -236,27 +228,8 @@ fn netapp_ontap_creates_and_deletes_an_encrypted_volume() {
     let keymgr = Keymgr::start();
     create_svm(&keymgr, "svm1");
     create_key_manager(&keymgr, &pki, Some("svm1"), &[kmip.address()]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/volumes_client.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NETAPP_TEST_HOST", "127.0.0.1")
-        .env("NETAPP_TEST_PORT", keymgr.port.to_string())
-        .env("NETAPP_TEST_USER", &keymgr.user)
-        .env("NETAPP_TEST_PASSWORD", &keymgr.password)
-        .env("NETAPP_TEST_SVM", "svm1")
-        .output()
-        .expect("run the client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        keymgr.log()
-    );
+    let stdout =
+        crate::support::run_python_client(&keymgr, "volumes_client.py", &[("SVM", "svm1")]);
     assert_eq!(
         stdout.lines().last().unwrap_or_default().len(),
         80,

@@ -693,3 +693,35 @@ pub fn encoded(server: &str) -> String {
         .replace('[', "%5B")
         .replace(']', "%5D")
 }
+
+/// Runs a client of `tests/python/` (NetApp's own library, from the test virtualenv) against
+/// `keymgr`, with its address and credentials and `env` as `NETAPP_TEST_*` variables; answers
+/// its standard output, or fails the test with both outputs and the service's log.
+pub fn run_python_client(keymgr: &Keymgr, script: &str, env: &[(&str, &str)]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let mut command = Command::new(test_support::pykmip::python());
+    command
+        .arg(&script)
+        // `requests` lets these override `verify=False`.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NETAPP_TEST_HOST", "127.0.0.1")
+        .env("NETAPP_TEST_PORT", keymgr.port.to_string())
+        .env("NETAPP_TEST_USER", &keymgr.user)
+        .env("NETAPP_TEST_PASSWORD", &keymgr.password);
+    for (name, value) in env {
+        command.env(format!("NETAPP_TEST_{name}"), value);
+    }
+    let output = command.output().expect("run the client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        keymgr.log()
+    );
+    stdout
+}
