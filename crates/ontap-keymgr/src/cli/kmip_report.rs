@@ -498,8 +498,9 @@ fn milliseconds(duration: std::time::Duration) -> f64 {
 }
 
 /// KMIP operation names (KMIP 1.4, section 9.1.3.2.27), for the ones servers commonly list.
+/// KMIP's operations, 1.0 to 2.0 (KMIP 2.0, section 11.38), by value.
 fn operation_name(code: u32) -> String {
-    const NAMES: [&str; 0x23] = [
+    const NAMES: [&str; 0x36] = [
         "",
         "Create",
         "Create Key Pair",
@@ -535,12 +536,35 @@ fn operation_name(code: u32) -> String {
         "Decrypt",
         "Sign",
         "Signature Verify",
+        // KMIP 1.2
+        "MAC",
+        "MAC Verify",
+        "RNG Retrieve",
+        "RNG Seed",
+        "Hash",
+        "Create Split Key",
+        "Join Split Key",
+        // KMIP 1.4
+        "Import",
+        "Export",
+        // KMIP 2.0
+        "Log",
+        "Login",
+        "Logout",
+        "Delegated Login",
+        "Adjust Attribute",
+        "Set Attribute",
+        "Set Endpoint Role",
+        "PKCS#11",
+        "Interop",
+        "Re-Provision",
     ];
     enumeration_name(&NAMES, code)
 }
 
+/// KMIP's object types, 1.0 to 2.0, by value.
 fn object_type_name(code: u32) -> String {
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 0x0B] = [
         "",
         "Certificate",
         "Symmetric Key",
@@ -550,6 +574,10 @@ fn object_type_name(code: u32) -> String {
         "Template",
         "Secret Data",
         "Opaque Object",
+        // KMIP 1.2
+        "PGP Key",
+        // KMIP 2.0
+        "Certificate Request",
     ];
     enumeration_name(&NAMES, code)
 }
@@ -562,4 +590,33 @@ fn enumeration_name(names: &[&str], code: u32) -> String {
         .filter(|name| !name.is_empty())
         .map(|name| name.to_string())
         .unwrap_or_else(|| format!("0x{code:X}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation and object type of KMIP 1.0 to 2.0 is named; only unknown values are
+    /// shown as hex.
+    #[test]
+    fn kmip_operations_and_object_types_are_named_up_to_kmip_2_0() {
+        for (code, name) in [
+            (0x01, "Create"),
+            (0x1E, "Discover Versions"),
+            (0x23, "MAC"),
+            (0x29, "Join Split Key"),
+            (0x2A, "Import"),
+            (0x2B, "Export"),
+            (0x2C, "Log"),
+            (0x35, "Re-Provision"),
+        ] {
+            assert_eq!(operation_name(code), name);
+        }
+        assert!((0x01..=0x35).all(|code| !operation_name(code).starts_with("0x")));
+        assert_eq!(operation_name(0x36), "0x36");
+        assert_eq!(operation_name(0), "0x0");
+        assert_eq!(object_type_name(0x09), "PGP Key");
+        assert_eq!(object_type_name(0x0A), "Certificate Request");
+        assert_eq!(object_type_name(0x0B), "0xB");
+    }
 }
