@@ -567,6 +567,41 @@ async fn a_settings_change_is_stored_and_another_instance_reloads_it() {
     assert_eq!(here.tls_offer(), offer);
 }
 
+/// The parts a test of connectivity or keys builds alone over `store`, with the catalogue whose
+/// objects they read.
+struct Parts {
+    cluster: Arc<Cluster>,
+    settings: Arc<Settings>,
+    connectivity: Arc<Connectivity>,
+    catalogue: Catalogue,
+}
+
+impl Parts {
+    fn over(store: &Arc<ReadModel>) -> Parts {
+        let cluster = Arc::new(cluster_presenting("9.17.1"));
+        let settings = Arc::new(settings_over(store, "9.17.1"));
+        let connectivity = Arc::new(Connectivity::new(
+            Arc::clone(store) as _,
+            Arc::clone(store) as _,
+            Arc::clone(&cluster),
+            Arc::clone(&settings),
+            MonitorSettings::default(),
+        ));
+        let catalogue = Catalogue::new(
+            Arc::clone(store) as _,
+            Arc::clone(&cluster),
+            Arc::clone(&settings),
+            Arc::clone(&connectivity),
+        );
+        Parts {
+            cluster,
+            settings,
+            connectivity,
+            catalogue,
+        }
+    }
+}
+
 // The connectivity part, built alone over a catalogue's objects.
 
 #[tokio::test]
@@ -574,16 +609,8 @@ async fn a_monitor_round_sees_a_key_server_go_away_and_come_back() {
     let pki = TestPki::new();
     let kmip = responder(&pki).await;
     let store = fresh_store();
-    let cluster = Arc::new(cluster_presenting("9.17.1"));
-    let settings = Arc::new(settings_over(&store, "9.17.1"));
-    let connectivity = Arc::new(Connectivity::new(
-        Arc::clone(&store) as _,
-        Arc::clone(&store) as _,
-        Arc::clone(&cluster),
-        Arc::clone(&settings),
-        MonitorSettings::default(),
-    ));
-    let catalogue = Catalogue::new(store, cluster, settings, Arc::clone(&connectivity));
+    let parts = Parts::over(&store);
+    let (connectivity, catalogue) = (parts.connectivity, parts.catalogue);
     install_certificates(&catalogue, &pki).await;
     let key_manager = external_key_manager(&catalogue, &kmip).await;
     let servers = catalogue.key_servers(&key_manager).await.expect("servers");
@@ -687,21 +714,12 @@ async fn authentication_keys_stop_at_ontaps_limit() {
     let pki = TestPki::new();
     let kmip = KmipObjectServer::start_for(&pki, Faults::default()).await;
     let store = fresh_store();
-    let cluster = Arc::new(cluster_presenting("9.17.1"));
-    let settings = Arc::new(settings_over(&store, "9.17.1"));
-    let connectivity = Arc::new(Connectivity::new(
-        Arc::clone(&store) as _,
-        Arc::clone(&store) as _,
-        Arc::clone(&cluster),
-        Arc::clone(&settings),
-        MonitorSettings::default(),
-    ));
-    let catalogue = Catalogue::new(
-        Arc::clone(&store) as _,
-        Arc::clone(&cluster),
-        Arc::clone(&settings),
-        connectivity,
-    );
+    let Parts {
+        cluster,
+        settings,
+        catalogue,
+        ..
+    } = Parts::over(&store);
     install_certificates(&catalogue, &pki).await;
     let key_manager = catalogue
         .create_key_manager(NewKeyManager {

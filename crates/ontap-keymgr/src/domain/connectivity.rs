@@ -14,7 +14,7 @@ use super::check_cache::{CheckCache, CheckVersions, Epoch};
 use super::cluster::{Cluster, Node};
 use super::error::{Error, Result};
 use super::kmip_check::{Check, NegotiatedTls, State, check_servers};
-use super::lookups::{external_key_manager, key_manager_connector};
+use super::lookups::{external_connector, external_key_manager};
 use super::model::{CertificateId, CheckProblem, KeyManagerId, KeyServer};
 use super::monitor_connectors::MonitorConnectors;
 use super::settings::Settings;
@@ -182,13 +182,8 @@ impl Connectivity {
         Vec<CertificateId>,
     )> {
         let external = external_key_manager(&*self.store, &self.cluster, key_manager).await?;
-        let connector = key_manager_connector(
-            &*self.store,
-            &self.settings.tls_offer(),
-            &external.client_certificate,
-            &external.server_ca_certificates,
-        )
-        .await;
+        let connector =
+            external_connector(&*self.store, &self.settings.tls_offer(), &external).await;
         let certificates = std::iter::once(external.client_certificate)
             .chain(external.server_ca_certificates)
             .collect();

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
@@ -47,6 +47,8 @@ pub struct Jobs {
     store: Arc<dyn JobStore>,
     turns: Arc<Semaphore>,
     unfinished: Arc<AtomicUsize>,
+    /// When the jobs were last tidied (seconds): clients poll jobs, and tidying writes.
+    tidied: AtomicI64,
 }
 
 impl Jobs {
@@ -55,6 +57,7 @@ impl Jobs {
             store,
             turns: Arc::new(Semaphore::new(MAX_RUNNING)),
             unfinished: Arc::new(AtomicUsize::new(0)),
+            tidied: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -108,9 +111,20 @@ impl Jobs {
             .ok_or(Error::NotFound { target: "uuid" })
     }
 
-    /// Fails the jobs no instance is running any more, and forgets those ended long ago.
+    /// Fails the jobs no instance is running any more, and forgets those ended long ago; at most
+    /// once per heartbeat, however often clients poll.
     async fn tidy(&self) -> Result<()> {
         let now = now();
+        let every = i64::try_from(HEARTBEAT.as_secs()).unwrap_or(i64::MAX);
+        let last = self.tidied.load(Ordering::SeqCst);
+        if now.saturating_sub(last) < every
+            || self
+                .tidied
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return Ok(());
+        }
         let stale = i64::try_from(STALE_AFTER.as_secs()).unwrap_or(i64::MAX);
         self.store
             .fail_unfinished_jobs(

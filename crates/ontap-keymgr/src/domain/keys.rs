@@ -241,7 +241,14 @@ impl Keys {
     /// destroyed), then forgets it; a server that fails leaves the record, to be tried again.
     pub async fn delete_auth_key(&self, key_manager: &KeyManagerId, key_id: &str) -> Result<()> {
         let external = self.cluster_external(key_manager).await?;
-        let key = self.auth_key(key_manager, key_id).await?;
+        let key = self
+            .store
+            .list_auth_keys(key_manager)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(Error::NotFound { target: "key_id" })?;
         let connector = self.connector(&external).await?;
         for copy in &key.stored_on {
             let Some(server) = configured(&external.servers, &copy.server) else {
@@ -416,13 +423,7 @@ impl Keys {
     }
 
     async fn connector(&self, external: &ExternalKeyManager) -> Result<kmip::Connector> {
-        lookups::key_manager_connector(
-            &*self.objects,
-            &self.settings.tls_offer(),
-            &external.client_certificate,
-            &external.server_ca_certificates,
-        )
-        .await
+        lookups::external_connector(&*self.objects, &self.settings.tls_offer(), external).await
     }
 }
 

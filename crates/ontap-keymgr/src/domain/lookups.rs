@@ -74,6 +74,21 @@ pub async fn installed_certificates(
     Ok((client, cas))
 }
 
+/// How an external key manager reaches its key servers, offering `offer`.
+pub async fn external_connector(
+    store: &dyn ObjectStore,
+    offer: &kmip::TlsOffer,
+    external: &ExternalKeyManager,
+) -> Result<kmip::Connector> {
+    key_manager_connector(
+        store,
+        offer,
+        &external.client_certificate,
+        &external.server_ca_certificates,
+    )
+    .await
+}
+
 /// How the key manager with these certificates reaches its key servers, offering `offer`.
 pub async fn key_manager_connector(
     store: &dyn ObjectStore,

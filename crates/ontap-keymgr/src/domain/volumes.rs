@@ -73,7 +73,13 @@ impl Volumes {
 
     /// ONTAP's checks of a new volume, made before it becomes a job: its name, its size, the
     /// room left, a name free in its SVM, and a key manager for its key when encrypted.
-    pub async fn check_new(&self, new: &NewVolume) -> Result<u64> {
+    pub async fn check_new(&self, new: &NewVolume) -> Result<()> {
+        self.checked(new).await.map(|_| ())
+    }
+
+    /// The checks of [`Volumes::check_new`]: answers the volume's size and, when it is
+    /// encrypted, the key manager that is to keep its key.
+    async fn checked(&self, new: &NewVolume) -> Result<(u64, Option<ExternalKeyManager>)> {
         check_name(&new.name)?;
         let size = match new.size {
             None => MIN_SIZE,
@@ -93,16 +99,17 @@ impl Volumes {
         {
             return Err(duplicate(&new.name));
         }
-        if new.encrypted {
-            self.key_manager_for(&new.svm).await?;
-        }
-        Ok(size)
+        let key_manager = match new.encrypted {
+            true => Some(self.key_manager_for(&new.svm).await?),
+            false => None,
+        };
+        Ok((size, key_manager))
     }
 
     /// Creates the volume; an encrypted one gets its key stored on every key server first, all
     /// or none.
     pub async fn create(&self, new: NewVolume, uuid: VolumeId) -> Result<Volume> {
-        let size = self.check_new(&new).await?;
+        let (size, key_manager) = self.checked(&new).await?;
         let mut volume = Volume {
             uuid,
             name: new.name,
@@ -110,15 +117,11 @@ impl Volumes {
             size,
             key: None,
         };
-        let mut stored = None;
-        if new.encrypted {
-            let external = self.key_manager_for(&volume.svm).await?;
-            let key = self.store_key(&external, &volume).await?;
-            stored = Some(external);
-            volume.key = Some(key);
+        if let Some(external) = &key_manager {
+            volume.key = Some(self.store_key(external, &volume).await?);
         }
         if let Err(error) = self.store.insert_volume(volume.clone()).await {
-            if let (Some(external), Some(key)) = (&stored, &volume.key) {
+            if let (Some(external), Some(key)) = (&key_manager, &volume.key) {
                 let connector = self.connector(external).await?;
                 destroy_everywhere(&connector, &external.servers, &key.stored_on).await;
             }
@@ -165,6 +168,17 @@ impl Volumes {
         source: &KeyManagerId,
         destination: &KeyManagerId,
     ) -> Result<SvmRef> {
+        self.migration(source, destination)
+            .await
+            .map(|(svm, ..)| svm)
+    }
+
+    /// The checks of [`Volumes::check_migrate`]: answers the SVM and both key managers.
+    async fn migration(
+        &self,
+        source: &KeyManagerId,
+        destination: &KeyManagerId,
+    ) -> Result<(SvmRef, ExternalKeyManager, ExternalKeyManager)> {
         let from = lookups::external_key_manager(&*self.objects, &self.cluster, source).await?;
         let to = lookups::external_key_manager(&*self.objects, &self.cluster, destination)
             .await
@@ -176,7 +190,7 @@ impl Volumes {
                 other => other,
             })?;
         match (&from.key_manager.svm, &to.key_manager.svm) {
-            (Some(svm), None) | (None, Some(svm)) => Ok(svm.clone()),
+            (Some(svm), None) | (None, Some(svm)) => Ok((svm.clone(), from, to)),
             _ => Err(Error::InvalidValue {
                 field: "uuid".into(),
                 message: "Keys migrate between the cluster's key manager and an SVM's key \
@@ -195,9 +209,7 @@ impl Volumes {
         source: &KeyManagerId,
         destination: &KeyManagerId,
     ) -> Result<String> {
-        let svm = self.check_migrate(source, destination).await?;
-        let from = lookups::external_key_manager(&*self.objects, &self.cluster, source).await?;
-        let to = lookups::external_key_manager(&*self.objects, &self.cluster, destination).await?;
+        let (svm, from, to) = self.migration(source, destination).await?;
         if to.servers.is_empty() {
             return Err(Error::NoKeyServers(destination.to_string()));
         }
@@ -390,13 +402,7 @@ impl Volumes {
     }
 
     async fn connector(&self, external: &ExternalKeyManager) -> Result<kmip::Connector> {
-        lookups::key_manager_connector(
-            &*self.objects,
-            &self.settings.tls_offer(),
-            &external.client_certificate,
-            &external.server_ca_certificates,
-        )
-        .await
+        lookups::external_connector(&*self.objects, &self.settings.tls_offer(), external).await
     }
 }
 
